@@ -1,0 +1,276 @@
+//! Checkpoints and garbage collection, state transfer, retransmission and catch-up.
+
+use super::replica::Replica;
+use super::{Effect, Record, Timer};
+use crate::state::AppState;
+use crate::wire::{
+    Checkpoint, CheckpointCert, CommitCert, Fetch, Message, ReplicaId, Seq, Signed, StateRequest,
+    StateResponse, limits,
+};
+use phalanx_crypto::digest;
+
+/// Checkpoint votes kept per sender above our low water mark (bounds a Byzantine flood).
+const CHECKPOINTS_PER_SENDER: usize = 4;
+
+impl Replica {
+    /// After executing a multiple of K: snapshot, sign CHECKPOINT, broadcast.
+    pub(super) fn take_checkpoint(&mut self, seq: Seq) {
+        let snapshot = self.state.snapshot();
+        let d = digest(&snapshot);
+        self.snapshots.insert(seq, (d, snapshot));
+        self.out.push(Effect::Checkpoint { seq, state: d });
+        let c = self.sign(Checkpoint { epoch: self.epoch.number, seq, state: d });
+        self.out.push(Effect::Broadcast(Message::Checkpoint(c.clone())));
+        self.insert_checkpoint_vote(c);
+        self.check_stable(seq);
+    }
+
+    pub(super) fn on_checkpoint(&mut self, c: Signed<Checkpoint>) {
+        let seq = c.body.seq;
+        if seq <= self.stable.seq || seq % self.params.checkpoint_interval != 0 {
+            return;
+        }
+        if !self.verify_signed(&c) {
+            return;
+        }
+        self.insert_checkpoint_vote(c);
+        self.check_stable(seq);
+    }
+
+    fn insert_checkpoint_vote(&mut self, c: Signed<Checkpoint>) {
+        let (from, seq) = (c.from, c.body.seq);
+        if let Some(old) = self.checkpoint_votes.get(&seq).and_then(|m| m.get(&from)) {
+            if old.body.state != c.body.state {
+                let ev = crate::evidence::Evidence::CheckpointEquivocation(old.clone(), c);
+                self.report(ev);
+            }
+            return;
+        }
+        self.checkpoint_votes.entry(seq).or_default().insert(from, c);
+        let mine: Vec<Seq> = self
+            .checkpoint_votes
+            .iter()
+            .filter(|(_, m)| m.contains_key(&from))
+            .map(|(s, _)| *s)
+            .collect();
+        if mine.len() > CHECKPOINTS_PER_SENDER
+            && let Some(m) = self.checkpoint_votes.get_mut(&mine[0])
+        {
+            m.remove(&from);
+        }
+    }
+
+    /// A quorum of matching CHECKPOINTs makes a checkpoint stable. If we did not execute that
+    /// far, we are behind and fetch the state.
+    fn check_stable(&mut self, seq: Seq) {
+        let Some(votes) = self.checkpoint_votes.get(&seq) else { return };
+        let mut by_digest: std::collections::BTreeMap<_, Vec<_>> = Default::default();
+        for v in votes.values() {
+            by_digest.entry(v.body.state).or_default().push(v.clone());
+        }
+        let Some((state, proofs)) =
+            by_digest.into_iter().find(|(_, v)| v.len() >= self.quorum.quorum())
+        else {
+            return;
+        };
+        self.adopt_checkpoint(CheckpointCert { seq, state, proofs });
+    }
+
+    /// Makes a certified checkpoint ours: stable if our own snapshot matches, else fetch it.
+    pub(super) fn adopt_checkpoint(&mut self, cert: CheckpointCert) {
+        if cert.seq <= self.stable.seq {
+            return;
+        }
+        if self.snapshots.get(&cert.seq).is_some_and(|(d, _)| *d == cert.state) {
+            self.make_stable(cert);
+        } else if self.transfer_target.as_ref().is_none_or(|t| t.seq < cert.seq) {
+            // Give in-flight execution a moment unless the checkpoint is out of reach.
+            let far = cert.seq > self.last_executed + self.params.max_inflight;
+            self.transfer_target = Some(cert);
+            if far {
+                self.on_transfer_timer();
+            } else {
+                self.set_timer(Timer::StateTransfer, self.params.resend_interval_ms);
+            }
+        }
+    }
+
+    /// Stable: persist, advance the low water mark, garbage-collect below it.
+    fn make_stable(&mut self, cert: CheckpointCert) {
+        let seq = cert.seq;
+        let snapshot = self.snapshots.get(&seq).map(|(_, s)| s.clone()).unwrap_or_default();
+        self.out.push(Effect::Persist(Record::Stable { cert: cert.clone(), snapshot }));
+        self.out.push(Effect::Stable { seq, state: cert.state });
+        self.stable = cert;
+        self.log.retain(|s, _| *s > seq);
+        self.checkpoint_votes.retain(|s, _| *s > seq);
+        self.snapshots.retain(|s, _| *s >= seq);
+        self.signed.retain(|(_, _, s), _| *s > seq);
+        if self.transfer_target.as_ref().is_some_and(|t| t.seq <= seq) {
+            self.transfer_target = None;
+        }
+        self.next_seq = self.next_seq.max(seq + 1);
+        self.replay_buffered();
+        self.propose(false);
+    }
+
+    pub(super) fn on_transfer_timer(&mut self) {
+        let Some(cert) = self.transfer_target.clone() else { return };
+        if cert.seq <= self.last_executed {
+            // Execution got there on its own.
+            self.transfer_target = None;
+            self.check_stable(cert.seq);
+            return;
+        }
+        // Ask one signer at a time, rotating, so a faulty one cannot stall us.
+        let signers: Vec<ReplicaId> =
+            cert.proofs.iter().map(|p| p.from).filter(|f| *f != self.id).collect();
+        if !signers.is_empty() {
+            let to = signers[(self.transfer_attempt as usize) % signers.len()];
+            self.transfer_attempt += 1;
+            let req = self.sign(StateRequest { epoch: self.epoch.number, seq: cert.seq });
+            self.out.push(Effect::Send { to, msg: Message::StateRequest(req) });
+        }
+        self.set_timer(Timer::StateTransfer, self.params.resend_interval_ms);
+    }
+
+    pub(super) fn on_state_request(&mut self, r: Signed<StateRequest>) {
+        if self.stable.seq < r.body.seq || !self.verify_signed(&r) {
+            return;
+        }
+        self.send_state(r.from);
+    }
+
+    fn send_state(&mut self, to: ReplicaId) {
+        let Some((_, snapshot)) = self.snapshots.get(&self.stable.seq) else { return };
+        if self.stable.seq == 0 || snapshot.len() > limits::MAX_MESSAGE_BYTES / 2 {
+            return;
+        }
+        let resp = self.sign(StateResponse {
+            epoch: self.epoch.number,
+            cert: self.stable.clone(),
+            snapshot: snapshot.clone(),
+        });
+        self.out.push(Effect::Send { to, msg: Message::StateResponse(resp) });
+    }
+
+    /// A snapshot is installed only if its digest matches a certificate we verified ourselves.
+    pub(super) fn on_state_response(&mut self, r: Signed<StateResponse>) {
+        let cert = &r.body.cert;
+        if cert.seq <= self.last_executed || digest(&r.body.snapshot) != cert.state {
+            return;
+        }
+        let mut items = Vec::new();
+        let ok = self.with_ctx(|ctx, v| {
+            ctx.checkpoint_cert(cert, &mut items) && super::certs::all_valid(v, &items)
+        });
+        if !ok {
+            return;
+        }
+        let Ok(state) = AppState::restore(&r.body.snapshot) else { return };
+        let StateResponse { cert, snapshot, .. } = r.body;
+        self.state = state;
+        self.last_executed = cert.seq;
+        self.snapshots.insert(cert.seq, (cert.state, snapshot));
+        self.out.push(Effect::StateInstalled { seq: cert.seq, state: cert.state });
+        self.prune_pool();
+        self.make_stable(cert);
+        self.execute_ready();
+    }
+
+    /// Retransmit what we signed for undecided slots; ask for decided slots we are missing.
+    pub(super) fn on_resend_timer(&mut self) {
+        self.set_timer(Timer::Resend, self.params.resend_interval_ms);
+        if self.active {
+            let mut msgs = Vec::new();
+            for slot in self.log.range(self.stable.seq + 1..).map(|(_, s)| s) {
+                if slot.decided.is_some() {
+                    continue;
+                }
+                if let (Some(pp), Some(b)) = (&slot.pre_prepare, &slot.batch)
+                    && pp.from == self.id
+                {
+                    msgs.push(Message::PrePrepare(pp.clone(), b.clone()));
+                }
+                for v in slot.prepares.get(&self.id).into_iter().chain(slot.commits.get(&self.id)) {
+                    msgs.push(Message::Vote(v.clone()));
+                }
+            }
+            self.out.extend(msgs.into_iter().map(Effect::Broadcast));
+        } else {
+            self.broadcast_view_change();
+        }
+        if let Some((seq, (d, _))) = self.snapshots.iter().next_back()
+            && *seq > 0
+        {
+            let c = self.sign(Checkpoint { epoch: self.epoch.number, seq: *seq, state: *d });
+            self.out.push(Effect::Broadcast(Message::Checkpoint(c)));
+        }
+        // An idle replica probes one peer per tick (rotating): a peer that is ahead answers
+        // with commit certificates, its NEW-VIEW or its state, so a replica that restarted or
+        // missed the last messages of a burst catches up even when no new traffic arrives.
+        if self.last_executed == self.executed_at_last_tick {
+            self.send_fetch();
+        }
+        self.executed_at_last_tick = self.last_executed;
+    }
+
+    fn send_fetch(&mut self) {
+        let n = self.epoch.members.len() as u64;
+        if n < 2 {
+            return;
+        }
+        self.fetch_round += 1;
+        let to = ((self.id as u64 + 1 + self.fetch_round % (n - 1)) % n) as ReplicaId;
+        let f = self.sign(Fetch { epoch: self.epoch.number, after: self.last_executed, view: self.view });
+        self.out.push(Effect::Send { to, msg: Message::Fetch(f) });
+    }
+
+    /// Answer a catch-up request with commit certificates, or our stable state if the requester
+    /// is below our garbage-collected log.
+    pub(super) fn on_fetch(&mut self, f: Signed<Fetch>) {
+        if !self.verify_signed(&f) {
+            return;
+        }
+        let after = f.body.after;
+        if f.body.view < self.view
+            && let Some(nv) = self.last_new_view.clone()
+        {
+            self.out.push(Effect::Send { to: f.from, msg: Message::NewView(nv) });
+        }
+        if after < self.stable.seq {
+            self.send_state(f.from);
+        }
+        let from = after.max(self.stable.seq) + 1;
+        let certs: Vec<CommitCert> = self
+            .log
+            .range(from..=after + limits::MAX_FETCH)
+            .filter_map(|(_, s)| s.decided.clone())
+            .collect();
+        for c in certs {
+            self.out.push(Effect::Send { to: f.from, msg: Message::Committed(c) });
+        }
+    }
+
+    /// A decided slot proven by a quorum of COMMITs: execute it, in any view status.
+    pub(super) fn on_commit_cert(&mut self, c: CommitCert) {
+        let Some(first) = c.commits.first() else { return };
+        let seq = first.body.seq;
+        if seq <= self.last_executed || seq <= self.stable.seq || seq > self.high_mark() {
+            return;
+        }
+        if self.log.get(&seq).is_some_and(|s| s.decided.is_some()) {
+            return;
+        }
+        let valid = {
+            self.with_ctx(|ctx, v| ctx.commit_cert(&c, v))
+        };
+        if !valid {
+            return;
+        }
+        let slot = self.log.entry(seq).or_insert_with(|| super::slot::Slot::new(first.body.view));
+        slot.batch = Some(c.batch.clone());
+        slot.decided = Some(c);
+        self.execute_ready();
+    }
+}

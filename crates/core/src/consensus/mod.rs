@@ -1,0 +1,200 @@
+//! The PBFT replica as a pure state machine: `Replica::handle(now, input) -> Vec<Effect>`.
+//!
+//! - [`replica`]: the replica's state, input dispatch and the normal case
+//!   (pre-prepare, prepare, commit, execution in seq order).
+//! - [`view_change`]: VIEW-CHANGE / NEW-VIEW, including the pure re-proposal computation that
+//!   backups repeat to check the new primary.
+//! - [`checkpoint`]: checkpoints, garbage collection, state transfer and catch-up.
+//! - [`certs`]: verification of certificates carried inside messages.
+//! - [`pool`]: client requests waiting to be ordered, bounded per client.
+//! - [`slot`]: what a replica knows about one sequence number.
+
+pub mod certs;
+mod checkpoint;
+mod pool;
+mod replica;
+mod slot;
+mod view_change;
+
+pub use replica::{Replica, ReplicaStatus};
+pub use view_change::{NewViewPlan, plan_new_view};
+
+use crate::evidence::Evidence;
+use crate::quorum::{Quorum, QuorumError};
+use crate::state::Genesis;
+use crate::wire::{CheckpointCert, EpochNo, Message, ReplicaId, ReplyEntry, Seq, Signed, View};
+use phalanx_crypto::{BatchVerifier, Digest, PublicKey, SeededRng, VerifyItem};
+use serde::{Deserialize, Serialize};
+
+/// A member of an epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub name: String,
+    pub key: PublicKey,
+}
+
+/// One configuration of the cluster: who votes, and how many may be faulty. Replica `i` is
+/// `members[i]`. Every signed message names its epoch so that reconfiguration needs no redesign.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Epoch {
+    pub number: EpochNo,
+    pub members: Vec<Member>,
+    pub f: usize,
+}
+
+impl Epoch {
+    pub fn quorum(&self) -> Result<Quorum, QuorumError> {
+        Quorum::new(self.members.len(), self.f)
+    }
+
+    pub fn keys(&self) -> Vec<PublicKey> {
+        self.members.iter().map(|m| m.key).collect()
+    }
+
+    /// The primary of view `v`: the v-th member, round robin.
+    pub fn primary(&self, view: View) -> ReplicaId {
+        (view % self.members.len() as u64) as ReplicaId
+    }
+}
+
+/// Protocol parameters; every replica of a cluster uses the same values.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    /// K: a checkpoint every K sequence numbers.
+    pub checkpoint_interval: u64,
+    /// L: sequence numbers accepted above the low water mark h (H = h + L, default 2K).
+    pub log_window: u64,
+    /// Instances the primary runs concurrently (proposed but not yet executed).
+    pub max_inflight: u64,
+    /// A batch is cut when this many requests wait...
+    pub batch_size: usize,
+    /// ...or when the oldest has waited this long.
+    pub batch_delay_ms: u64,
+    /// A backup that waits longer than this for a request starts a view change; doubled on each
+    /// consecutive failed view.
+    pub view_change_timeout_ms: u64,
+    /// Period for retransmitting one's own votes of undecided slots (lossy networks).
+    pub resend_interval_ms: u64,
+    /// A backup rejects a fresh batch whose timestamp is further than this from its clock.
+    pub max_clock_skew_ms: u64,
+    /// Requests waiting in the pool, in total and per client.
+    pub max_pending: usize,
+    pub max_pending_per_client: usize,
+    /// Messages from one sender kept for a later view or above the high water mark.
+    pub max_buffered_per_sender: usize,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            checkpoint_interval: 100,
+            log_window: 200,
+            max_inflight: 50,
+            batch_size: 64,
+            batch_delay_ms: 2,
+            view_change_timeout_ms: 1000,
+            resend_interval_ms: 500,
+            max_clock_skew_ms: 30_000,
+            max_pending: 100_000,
+            max_pending_per_client: 16,
+            max_buffered_per_sender: 1024,
+        }
+    }
+}
+
+/// Everything a replica needs to start.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    pub cluster_id: Digest,
+    pub epoch: Epoch,
+    pub params: Params,
+    pub genesis: Genesis,
+}
+
+/// Timers a replica asks its host for. Setting a timer replaces the pending one of that kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Timer {
+    /// Primary: cut a partial batch.
+    Batch,
+    /// A request has waited; check whether the primary is stalling.
+    Request,
+    /// The view change to a target view has not completed in time.
+    ViewChange,
+    /// Retransmit own votes for undecided slots; ask for missing commits.
+    Resend,
+    /// A stable checkpoint above our execution did not get executed locally: fetch its state.
+    StateTransfer,
+}
+
+/// What the host feeds the replica.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// A message from the network or a client, not yet verified.
+    Message(Message),
+    Timeout(Timer),
+}
+
+/// What a replica durably records before acting on it, so a restart never equivocates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    /// The replica entered this view.
+    View(View),
+    /// The replica started changing to this view: it no longer takes part in earlier ones.
+    ViewChange(View),
+    /// A pre-prepare this replica signed (primary).
+    PrePrepare(Signed<crate::wire::PrePrepare>),
+    /// A PREPARE or COMMIT this replica signed.
+    Vote(Signed<crate::wire::Vote>),
+    /// A stable checkpoint and the snapshot it certifies.
+    Stable { cert: CheckpointCert, snapshot: Vec<u8> },
+}
+
+/// What a replica asks its host to do.
+#[derive(Clone, Debug)]
+pub enum Effect {
+    Send { to: ReplicaId, msg: Message },
+    Broadcast(Message),
+    /// Deliver a signed batch reply to these clients.
+    Reply { clients: Vec<PublicKey>, reply: Signed<crate::wire::Reply> },
+    SetTimer { timer: Timer, after_ms: u64 },
+    CancelTimer(Timer),
+    /// Durably record this before any message sent after it leaves the process.
+    Persist(Record),
+    /// A committed batch was executed at `seq` with these results (in batch order; stale
+    /// requests have no entry).
+    Executed { seq: Seq, batch: crate::wire::Batch, entries: Vec<ReplyEntry> },
+    /// The state jumped to a certified snapshot (state transfer).
+    StateInstalled { seq: Seq, state: Digest },
+    /// This replica took a checkpoint of its state after executing `seq`.
+    Checkpoint { seq: Seq, state: Digest },
+    /// A checkpoint became stable.
+    Stable { seq: Seq, state: Digest },
+    /// Entered a new view.
+    ViewEntered { view: View, primary: ReplicaId },
+    /// Provable misbehaviour observed.
+    Evidence(Evidence),
+}
+
+/// Signature checking, supplied by the host: the node verifies in batches on worker threads and
+/// caches verdicts; the simulator memoises across replicas. Verdicts must equal single
+/// verification under ZIP 215 (see `phalanx_crypto::BatchVerifier`).
+pub trait SignatureVerifier: Send {
+    fn verify(&mut self, items: &[VerifyItem]) -> Vec<bool>;
+}
+
+/// The default verifier: batch verification with a seeded CSPRNG for the coefficients.
+pub struct DirectVerifier {
+    rng: SeededRng,
+}
+
+impl DirectVerifier {
+    pub fn new(seed: [u8; 32]) -> Self {
+        DirectVerifier { rng: SeededRng::new(seed) }
+    }
+}
+
+impl SignatureVerifier for DirectVerifier {
+    fn verify(&mut self, items: &[VerifyItem]) -> Vec<bool> {
+        BatchVerifier::verify(&mut self.rng, items)
+    }
+}

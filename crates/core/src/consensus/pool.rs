@@ -1,0 +1,133 @@
+//! Client requests that were verified and wait to be ordered and executed. Bounded in total and
+//! per client, so a flooding client cannot grow an honest replica's memory.
+
+use crate::wire::ClientRequest;
+use phalanx_crypto::{Digest, PublicKey};
+use std::collections::BTreeMap;
+
+struct Entry {
+    req: ClientRequest,
+    arrival_ms: u64,
+    order: u64,
+    proposed: bool,
+}
+
+pub(crate) enum Added {
+    New,
+    AlreadyPending,
+    /// The pool (or this client's share of it) is full.
+    Full,
+    /// Accepted, but the client already has a different request with this nonce pending.
+    Conflict(ClientRequest),
+}
+
+#[derive(Default)]
+pub(crate) struct Pool {
+    entries: BTreeMap<Digest, Entry>,
+    /// Not-yet-proposed requests in arrival order.
+    unproposed: BTreeMap<u64, Digest>,
+    by_client: BTreeMap<PublicKey, Vec<(u64, Digest)>>,
+    next_order: u64,
+}
+
+impl Pool {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn contains(&self, d: &Digest) -> bool {
+        self.entries.contains_key(d)
+    }
+
+    pub fn unproposed(&self) -> usize {
+        self.unproposed.len()
+    }
+
+    pub fn add(
+        &mut self,
+        req: ClientRequest,
+        d: Digest,
+        now: u64,
+        max_total: usize,
+        max_per_client: usize,
+    ) -> Added {
+        if self.entries.contains_key(&d) {
+            return Added::AlreadyPending;
+        }
+        let mine = self.by_client.get(&req.body.client).map_or(0, Vec::len);
+        if self.entries.len() >= max_total || mine >= max_per_client {
+            return Added::Full;
+        }
+        let conflict = self.by_client.get(&req.body.client).and_then(|v| {
+            v.iter()
+                .filter(|(n, _)| *n == req.body.nonce)
+                .filter_map(|(_, od)| self.entries.get(od))
+                .find(|e| e.req.op_digest() != req.op_digest())
+                .map(|e| e.req.clone())
+        });
+        let order = self.next_order;
+        self.next_order += 1;
+        self.by_client.entry(req.body.client).or_default().push((req.body.nonce, d));
+        self.entries.insert(d, Entry { req, arrival_ms: now, order, proposed: false });
+        self.unproposed.insert(order, d);
+        match conflict {
+            Some(other) => Added::Conflict(other),
+            None => Added::New,
+        }
+    }
+
+    /// Takes up to `max` unproposed requests, oldest first, and marks them proposed.
+    pub fn take_batch(&mut self, max: usize) -> Vec<ClientRequest> {
+        let mut out = Vec::with_capacity(max.min(self.unproposed.len()));
+        while out.len() < max {
+            let Some((_, d)) = self.unproposed.pop_first() else { break };
+            if let Some(e) = self.entries.get_mut(&d) {
+                e.proposed = true;
+                out.push(e.req.clone());
+            }
+        }
+        out
+    }
+
+    pub fn mark_proposed(&mut self, d: &Digest) {
+        if let Some(e) = self.entries.get_mut(d) {
+            e.proposed = true;
+            self.unproposed.remove(&e.order);
+        }
+    }
+
+    /// After a view change nothing counts as proposed until the new view re-proposes it, and
+    /// every request gets a fresh timeout.
+    pub fn reset(&mut self, now: u64) {
+        for (d, e) in self.entries.iter_mut() {
+            e.arrival_ms = now;
+            if e.proposed {
+                e.proposed = false;
+                self.unproposed.insert(e.order, *d);
+            }
+        }
+    }
+
+    /// Drops the client's requests with nonces up to `nonce`: executed, or superseded.
+    pub fn remove_upto(&mut self, client: &PublicKey, nonce: u64) {
+        let Some(list) = self.by_client.get_mut(client) else { return };
+        list.retain(|(n, d)| {
+            if *n <= nonce {
+                if let Some(e) = self.entries.remove(d) {
+                    self.unproposed.remove(&e.order);
+                }
+                false
+            } else {
+                true
+            }
+        });
+        if list.is_empty() {
+            self.by_client.remove(client);
+        }
+    }
+
+    /// Arrival time of the oldest request still waiting to execute.
+    pub fn oldest_arrival(&self) -> Option<u64> {
+        self.entries.values().map(|e| e.arrival_ms).min()
+    }
+}

@@ -1,0 +1,693 @@
+//! The replica: its state, input dispatch and the normal case of PBFT.
+
+use super::certs::{CertContext, all_valid};
+use super::pool::{Added, Pool};
+use super::slot::Slot;
+use super::{Config, Effect, Epoch, Input, Params, Record, SignatureVerifier, Timer};
+use crate::evidence::Evidence;
+use crate::quorum::Quorum;
+use crate::state::{AppState, Execution};
+use crate::wire::{
+    Batch, Body, CheckpointCert, ClientRequest, Message, Phase, PrePrepare, Reply, ReplicaId,
+    ReplyEntry, Seq, Signed, View, ViewChange, Vote,
+};
+use phalanx_crypto::{Digest, Keypair, PublicKey};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Where the replica stands, for hosts and dashboards.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    pub id: ReplicaId,
+    pub epoch: u64,
+    pub view: View,
+    pub primary: ReplicaId,
+    /// False while changing to `view_change_target`.
+    pub active: bool,
+    pub view_change_target: View,
+    pub last_executed: Seq,
+    pub stable_checkpoint: Seq,
+    pub state_digest: Digest,
+    pub pending_requests: usize,
+}
+
+pub struct Replica {
+    pub(super) id: ReplicaId,
+    pub(super) key: Keypair,
+    pub(super) cluster: Digest,
+    pub(super) epoch: Epoch,
+    pub(super) quorum: Quorum,
+    pub(super) params: Params,
+    pub(super) verifier: Box<dyn SignatureVerifier>,
+    pub(super) genesis_state: Digest,
+    pub(super) now: u64,
+    pub(super) out: Vec<Effect>,
+
+    // Views.
+    pub(super) view: View,
+    pub(super) active: bool,
+    pub(super) vc_target: View,
+    /// Consecutive failed views: the view-change timeout doubles with each.
+    pub(super) vc_failures: u32,
+    pub(super) vc_timer_armed: bool,
+    /// The latest valid VIEW-CHANGE from each member (one per sender bounds memory).
+    pub(super) view_changes: BTreeMap<ReplicaId, Signed<ViewChange>>,
+    /// The NEW-VIEW that started our current view, for peers that missed it.
+    pub(super) last_new_view: Option<Signed<crate::wire::NewView>>,
+
+    // The log.
+    pub(super) log: BTreeMap<Seq, Slot>,
+    pub(super) next_seq: Seq,
+    pub(super) last_executed: Seq,
+    /// What this replica signed per (kind, view, seq): it never signs a second digest.
+    pub(super) signed: BTreeMap<(u8, View, Seq), Digest>,
+    /// Messages for a later view or above the high water mark, per sender, bounded.
+    pub(super) future: BTreeMap<ReplicaId, VecDeque<Message>>,
+
+    // Checkpoints and state.
+    pub(super) state: AppState,
+    pub(super) stable: CheckpointCert,
+    /// Own checkpoints (digest, snapshot) not yet garbage-collected, including the stable one.
+    pub(super) snapshots: BTreeMap<Seq, (Digest, Vec<u8>)>,
+    pub(super) checkpoint_votes: BTreeMap<Seq, BTreeMap<ReplicaId, Signed<crate::wire::Checkpoint>>>,
+    /// A certified checkpoint above our execution that we are fetching.
+    pub(super) transfer_target: Option<CheckpointCert>,
+    pub(super) transfer_attempt: u64,
+
+    // Clients.
+    pub(super) pool: Pool,
+    pub(super) request_timer_armed: bool,
+    pub(super) batch_timer_armed: bool,
+
+    // Catch-up.
+    pub(super) executed_at_last_tick: Seq,
+    pub(super) fetch_round: u64,
+
+    pub(super) evidence_seen: BTreeSet<Digest>,
+}
+
+impl Replica {
+    /// A fresh replica at genesis.
+    pub fn new(id: ReplicaId, key: Keypair, config: Config, verifier: Box<dyn SignatureVerifier>) -> Self {
+        let quorum = config.epoch.quorum().expect("the cluster configuration was validated");
+        let state = AppState::from_genesis(&config.genesis);
+        let genesis_state = state.digest();
+        let mut snapshots = BTreeMap::new();
+        snapshots.insert(0, (genesis_state, state.snapshot()));
+        Replica {
+            id,
+            key,
+            cluster: config.cluster_id,
+            epoch: config.epoch,
+            quorum,
+            params: config.params,
+            verifier,
+            genesis_state,
+            now: 0,
+            out: Vec::new(),
+            view: 0,
+            active: true,
+            vc_target: 0,
+            vc_failures: 0,
+            vc_timer_armed: false,
+            view_changes: BTreeMap::new(),
+            last_new_view: None,
+            log: BTreeMap::new(),
+            next_seq: 1,
+            last_executed: 0,
+            signed: BTreeMap::new(),
+            future: BTreeMap::new(),
+            state,
+            stable: CheckpointCert { seq: 0, state: genesis_state, proofs: Vec::new() },
+            snapshots,
+            checkpoint_votes: BTreeMap::new(),
+            transfer_target: None,
+            transfer_attempt: 0,
+            pool: Pool::default(),
+            request_timer_armed: false,
+            batch_timer_armed: false,
+            executed_at_last_tick: 0,
+            fetch_round: 0,
+            evidence_seen: BTreeSet::new(),
+        }
+    }
+
+    /// A replica restarted from what it persisted: its stable checkpoint and snapshot, the views
+    /// it entered, and everything it signed (so it never signs a conflicting message).
+    pub fn recover(
+        id: ReplicaId,
+        key: Keypair,
+        config: Config,
+        verifier: Box<dyn SignatureVerifier>,
+        records: &[Record],
+    ) -> Self {
+        let mut r = Replica::new(id, key, config, verifier);
+        for rec in records {
+            match rec {
+                Record::View(v) => {
+                    if *v >= r.view {
+                        r.view = *v;
+                        r.active = true;
+                        r.vc_target = r.vc_target.max(*v);
+                    }
+                }
+                Record::ViewChange(v) => {
+                    if *v > r.vc_target {
+                        r.vc_target = *v;
+                    }
+                }
+                Record::PrePrepare(pp) => {
+                    let b = &pp.body;
+                    r.signed.insert((b.kind() as u8, b.view, b.seq), b.digest);
+                }
+                Record::Vote(v) => {
+                    let b = &v.body;
+                    r.signed.insert((b.kind() as u8, b.view, b.seq), b.digest);
+                }
+                Record::Stable { cert, snapshot } => {
+                    if cert.seq > r.stable.seq
+                        && let Ok(state) = AppState::restore(snapshot)
+                        && state.digest() == cert.state
+                    {
+                        r.state = state;
+                        r.last_executed = cert.seq;
+                        r.snapshots = BTreeMap::from([(cert.seq, (cert.state, snapshot.clone()))]);
+                        r.stable = cert.clone();
+                    }
+                }
+            }
+        }
+        if r.vc_target > r.view {
+            r.active = false;
+        }
+        let h = r.stable.seq;
+        r.signed.retain(|(_, _, seq), _| *seq > h);
+        r.next_seq = r.signed.keys().filter(|k| k.0 == 2).map(|k| k.2 + 1).max().unwrap_or(h + 1).max(h + 1);
+        r
+    }
+
+    /// Arms the periodic timer; call once after `new` or `recover`.
+    pub fn start(&mut self, now: u64) -> Vec<Effect> {
+        self.now = now;
+        self.set_timer(Timer::Resend, self.params.resend_interval_ms);
+        if !self.active {
+            self.broadcast_view_change();
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    pub fn handle(&mut self, now: u64, input: Input) -> Vec<Effect> {
+        self.now = self.now.max(now);
+        match input {
+            Input::Message(m) => self.on_message(m),
+            Input::Timeout(t) => self.on_timeout(t),
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    // ----- accessors -----
+
+    pub fn id(&self) -> ReplicaId {
+        self.id
+    }
+    pub fn view(&self) -> View {
+        self.view
+    }
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+    pub fn last_executed(&self) -> Seq {
+        self.last_executed
+    }
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+    pub fn stable_seq(&self) -> Seq {
+        self.stable.seq
+    }
+    pub fn stable_cert(&self) -> &CheckpointCert {
+        &self.stable
+    }
+    pub fn primary(&self) -> ReplicaId {
+        self.epoch.primary(self.view)
+    }
+    pub fn is_primary(&self) -> bool {
+        self.primary() == self.id
+    }
+    pub fn log_len(&self) -> usize {
+        self.log.len()
+    }
+    pub fn buffered(&self) -> usize {
+        self.future.values().map(VecDeque::len).sum()
+    }
+    pub fn status(&self) -> ReplicaStatus {
+        ReplicaStatus {
+            id: self.id,
+            epoch: self.epoch.number,
+            view: self.view,
+            primary: self.primary(),
+            active: self.active,
+            view_change_target: self.vc_target,
+            last_executed: self.last_executed,
+            stable_checkpoint: self.stable.seq,
+            state_digest: self.state.digest(),
+            pending_requests: self.pool.len(),
+        }
+    }
+
+    // ----- helpers shared by the other modules -----
+
+    pub(super) fn low_mark(&self) -> Seq {
+        self.stable.seq
+    }
+    pub(super) fn high_mark(&self) -> Seq {
+        self.stable.seq + self.params.log_window
+    }
+
+    /// Runs `f` with the certificate context of our epoch and our signature verifier.
+    pub(super) fn with_ctx<R>(
+        &mut self,
+        f: impl FnOnce(&CertContext<'_>, &mut dyn SignatureVerifier) -> R,
+    ) -> R {
+        let ctx = CertContext {
+            cluster: &self.cluster,
+            epoch: &self.epoch,
+            quorum: self.quorum,
+            params: &self.params,
+            genesis_state: self.genesis_state,
+        };
+        f(&ctx, self.verifier.as_mut())
+    }
+
+    pub(super) fn set_timer(&mut self, timer: Timer, after_ms: u64) {
+        self.out.push(Effect::SetTimer { timer, after_ms });
+    }
+
+    pub(super) fn sign<T: Body>(&self, body: T) -> Signed<T> {
+        Signed::sign(body, self.id, &self.key, &self.cluster)
+    }
+
+    /// Checks one signed message from a member of the current epoch.
+    pub(super) fn verify_signed<T: Body>(&mut self, m: &Signed<T>) -> bool {
+        if m.body.epoch() != self.epoch.number || m.from == self.id {
+            return false;
+        }
+        let Some(member) = self.epoch.members.get(m.from as usize) else { return false };
+        let item = m.verify_item(member.key, &self.cluster);
+        all_valid(self.verifier.as_mut(), &[item])
+    }
+
+    pub(super) fn report(&mut self, ev: Evidence) {
+        if self.evidence_seen.insert(ev.id()) {
+            self.out.push(Effect::Evidence(ev));
+        }
+    }
+
+    /// Keeps a message we cannot use yet (later view, above the window), bounded per sender.
+    pub(super) fn buffer(&mut self, from: ReplicaId, m: Message) {
+        if from as usize >= self.epoch.members.len() || from == self.id {
+            return;
+        }
+        let q = self.future.entry(from).or_default();
+        if q.len() >= self.params.max_buffered_per_sender {
+            q.pop_front();
+        }
+        q.push_back(m);
+    }
+
+    /// Re-handles buffered messages after the view or the window moved.
+    pub(super) fn replay_buffered(&mut self) {
+        let buffered = std::mem::take(&mut self.future);
+        for (_, q) in buffered {
+            for m in q {
+                self.on_message(m);
+            }
+        }
+    }
+
+    /// Records what we are about to sign; refuses to sign a second digest for one slot.
+    pub(super) fn may_sign(&mut self, kind: u8, view: View, seq: Seq, d: Digest) -> bool {
+        match self.signed.get(&(kind, view, seq)) {
+            Some(old) => *old == d,
+            None => {
+                self.signed.insert((kind, view, seq), d);
+                true
+            }
+        }
+    }
+
+    pub(super) fn slot(&mut self, seq: Seq) -> &mut Slot {
+        let view = self.view;
+        let s = self.log.entry(seq).or_insert_with(|| Slot::new(view));
+        s.enter_view(view);
+        s
+    }
+
+    // ----- dispatch -----
+
+    pub(super) fn on_message(&mut self, m: Message) {
+        match m {
+            Message::Request(r) => self.on_request(r),
+            Message::PrePrepare(pp, b) => self.on_pre_prepare(pp, b),
+            Message::Vote(v) => self.on_vote(v),
+            Message::Checkpoint(c) => self.on_checkpoint(c),
+            Message::ViewChange(vc) => self.on_view_change(vc),
+            Message::NewView(nv) => self.on_new_view(nv),
+            Message::StateRequest(r) => self.on_state_request(r),
+            Message::StateResponse(r) => self.on_state_response(r),
+            Message::Fetch(f) => self.on_fetch(f),
+            Message::Committed(c) => self.on_commit_cert(c),
+        }
+    }
+
+    fn on_timeout(&mut self, t: Timer) {
+        match t {
+            Timer::Batch => {
+                self.batch_timer_armed = false;
+                self.propose(true);
+            }
+            Timer::Request => self.on_request_timer(),
+            Timer::ViewChange => self.on_view_change_timer(),
+            Timer::Resend => self.on_resend_timer(),
+            Timer::StateTransfer => self.on_transfer_timer(),
+        }
+    }
+
+    // ----- clients -----
+
+    fn on_request(&mut self, r: ClientRequest) {
+        if crate::wire::check_limits(&Message::Request(r.clone())).is_err() {
+            return;
+        }
+        if let Some(rec) = self.state.clients.get(&r.body.client).cloned() {
+            if r.body.nonce < rec.nonce {
+                return;
+            }
+            if r.body.nonce == rec.nonce {
+                // Already executed: answer from the reply cache (a retransmission).
+                if rec.op == r.op_digest() && self.verify_request(&r) {
+                    let entry = ReplyEntry {
+                        client: r.body.client,
+                        nonce: rec.nonce,
+                        op: rec.op,
+                        outcome: rec.outcome,
+                    };
+                    let reply = self.sign(Reply {
+                        epoch: self.epoch.number,
+                        view: self.view,
+                        seq: rec.seq,
+                        entries: vec![entry],
+                    });
+                    self.out.push(Effect::Reply { clients: vec![r.body.client], reply });
+                }
+                return;
+            }
+        }
+        let d = r.digest();
+        if self.pool.contains(&d) || !self.verify_request(&r) {
+            return;
+        }
+        let added = self.pool.add(
+            r.clone(),
+            d,
+            self.now,
+            self.params.max_pending,
+            self.params.max_pending_per_client,
+        );
+        match added {
+            Added::Full | Added::AlreadyPending => return,
+            Added::Conflict(other) => self.report(Evidence::DoubleSpend(other, r)),
+            Added::New => {}
+        }
+        if !self.request_timer_armed {
+            self.request_timer_armed = true;
+            self.set_timer(Timer::Request, self.params.view_change_timeout_ms);
+        }
+        self.propose(false);
+    }
+
+    fn verify_request(&mut self, r: &ClientRequest) -> bool {
+        let item = r.verify_item(&self.cluster);
+        all_valid(self.verifier.as_mut(), &[item])
+    }
+
+    /// A backup that waited too long for its oldest request suspects the primary.
+    fn on_request_timer(&mut self) {
+        self.request_timer_armed = false;
+        if !self.active {
+            return;
+        }
+        let Some(oldest) = self.pool.oldest_arrival() else { return };
+        let timeout = self.params.view_change_timeout_ms;
+        let waited = self.now.saturating_sub(oldest);
+        if waited >= timeout {
+            self.start_view_change(self.view + 1);
+        } else {
+            self.request_timer_armed = true;
+            self.set_timer(Timer::Request, timeout - waited);
+        }
+    }
+
+    // ----- primary -----
+
+    /// Cuts batches while the window allows: full batches at once, a partial one when `force`
+    /// (the batch delay expired).
+    pub(super) fn propose(&mut self, force: bool) {
+        if !self.active || !self.is_primary() || self.transfer_target.is_some() {
+            return;
+        }
+        loop {
+            let limit = self.high_mark().min(self.last_executed + self.params.max_inflight);
+            let waiting = self.pool.unproposed();
+            if self.next_seq > limit || waiting == 0 {
+                return;
+            }
+            if waiting < self.params.batch_size && !force {
+                if !self.batch_timer_armed {
+                    self.batch_timer_armed = true;
+                    self.set_timer(Timer::Batch, self.params.batch_delay_ms);
+                }
+                return;
+            }
+            let requests = self.pool.take_batch(self.params.batch_size);
+            let batch = Batch { timestamp_ms: self.now, requests };
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.send_pre_prepare(seq, batch);
+        }
+    }
+
+    pub(super) fn send_pre_prepare(&mut self, seq: Seq, batch: Batch) {
+        let d = batch.digest();
+        if !self.may_sign(2, self.view, seq, d) {
+            return;
+        }
+        let pp = self.sign(PrePrepare { epoch: self.epoch.number, view: self.view, seq, digest: d });
+        self.out.push(Effect::Persist(Record::PrePrepare(pp.clone())));
+        self.out.push(Effect::Broadcast(Message::PrePrepare(pp.clone(), batch.clone())));
+        let slot = self.slot(seq);
+        slot.pre_prepare = Some(pp);
+        slot.batch = Some(batch);
+        self.advance(seq);
+    }
+
+    // ----- backups -----
+
+    /// Where a message for (view, seq) stands relative to our view and window.
+    fn placement(&self, view: View, seq: Seq) -> Placement {
+        if seq <= self.low_mark() || view < self.view {
+            Placement::Stale
+        } else if view > self.view || !self.active || seq > self.high_mark() {
+            Placement::Early
+        } else {
+            Placement::Now
+        }
+    }
+
+    fn on_pre_prepare(&mut self, pp: Signed<PrePrepare>, batch: Batch) {
+        let b = &pp.body;
+        if b.epoch != self.epoch.number || pp.from != self.epoch.primary(b.view) || pp.from == self.id {
+            return;
+        }
+        match self.placement(b.view, b.seq) {
+            Placement::Stale => return,
+            Placement::Early => return self.buffer(pp.from, Message::PrePrepare(pp, batch)),
+            Placement::Now => {}
+        }
+        if batch.digest() != b.digest || !self.verify_signed(&pp) {
+            return;
+        }
+        let seq = b.seq;
+        if let Some(old) = self.slot(seq).pre_prepare.clone() {
+            if old.body.digest != pp.body.digest {
+                self.report(Evidence::ProposalEquivocation(old, pp));
+                self.start_view_change(self.view + 1);
+            }
+            return;
+        }
+        // Every request must carry its client's valid signature; verify those we have not seen.
+        let unseen: Vec<_> = batch
+            .requests
+            .iter()
+            .filter(|r| !self.pool.contains(&r.digest()))
+            .map(|r| r.verify_item(&self.cluster))
+            .collect();
+        if !all_valid(self.verifier.as_mut(), &unseen) {
+            self.report(Evidence::InvalidProposal(pp, batch));
+            self.start_view_change(self.view + 1);
+            return;
+        }
+        if batch.timestamp_ms.abs_diff(self.now) > self.params.max_clock_skew_ms {
+            return;
+        }
+        self.accept_pre_prepare(pp, batch);
+    }
+
+    /// Stores a verified pre-prepare and votes PREPARE for it (backups only).
+    pub(super) fn accept_pre_prepare(&mut self, pp: Signed<PrePrepare>, batch: Batch) {
+        let seq = pp.body.seq;
+        for r in &batch.requests {
+            self.pool.mark_proposed(&r.digest());
+        }
+        let d = pp.body.digest;
+        let slot = self.slot(seq);
+        slot.pre_prepare = Some(pp);
+        if slot.decided.is_none() {
+            slot.batch = Some(batch);
+        }
+        if !self.is_primary() {
+            self.send_vote(Phase::Prepare, seq, d);
+        }
+        self.advance(seq);
+    }
+
+    pub(super) fn send_vote(&mut self, phase: Phase, seq: Seq, d: Digest) {
+        let vote = Vote { phase, epoch: self.epoch.number, view: self.view, seq, digest: d };
+        if !self.may_sign(vote.kind() as u8, self.view, seq, d) {
+            return;
+        }
+        let vote = self.sign(vote);
+        self.out.push(Effect::Persist(Record::Vote(vote.clone())));
+        self.out.push(Effect::Broadcast(Message::Vote(vote.clone())));
+        let slot = self.slot(seq);
+        match phase {
+            Phase::Prepare => slot.sent_prepare = true,
+            Phase::Commit => slot.sent_commit = true,
+        }
+        slot.insert_vote(vote);
+    }
+
+    fn on_vote(&mut self, v: Signed<Vote>) {
+        let b = &v.body;
+        if b.epoch != self.epoch.number || v.from == self.id {
+            return;
+        }
+        // The primary's pre-prepare is its prepare; a PREPARE from it is never counted.
+        if b.phase == Phase::Prepare && v.from == self.epoch.primary(b.view) {
+            return;
+        }
+        match self.placement(b.view, b.seq) {
+            Placement::Stale => return,
+            Placement::Early => return self.buffer(v.from, Message::Vote(v)),
+            Placement::Now => {}
+        }
+        if !self.verify_signed(&v) {
+            return;
+        }
+        let seq = b.seq;
+        if let Some(ev) = self.slot(seq).insert_vote(v) {
+            self.report(ev);
+        }
+        self.advance(seq);
+    }
+
+    /// Moves a slot forward: prepared → COMMIT; committed-local → execute in order.
+    pub(super) fn advance(&mut self, seq: Seq) {
+        let primary = self.epoch.primary(self.view);
+        let (need_p, need_c) = (self.quorum.prepares(), self.quorum.quorum());
+        let Some(slot) = self.log.get_mut(&seq) else { return };
+        let Some(d) = slot.digest() else { return };
+        if !slot.sent_commit && slot.matching(Phase::Prepare, Some(primary)) >= need_p {
+            let cert = crate::wire::PreparedCert {
+                pre_prepare: slot.pre_prepare.clone().expect("digest implies a pre-prepare"),
+                prepares: slot.matching_votes(Phase::Prepare, Some(primary)),
+                batch: slot.batch.clone().unwrap_or_default(),
+            };
+            if cert.batch.digest() == d {
+                slot.prepared = Some(cert);
+            }
+            self.send_vote(Phase::Commit, seq, d);
+        }
+        let Some(slot) = self.log.get_mut(&seq) else { return };
+        if slot.decided.is_none()
+            && slot.sent_commit
+            && slot.matching(Phase::Commit, None) >= need_c
+            && let Some(batch) = slot.batch.clone()
+        {
+            let commits = slot.matching_votes(Phase::Commit, None);
+            slot.decided = Some(crate::wire::CommitCert { commits, batch });
+            self.execute_ready();
+        }
+    }
+
+    /// Executes decided slots strictly in sequence order.
+    pub(super) fn execute_ready(&mut self) {
+        while let Some(batch) = self
+            .log
+            .get(&(self.last_executed + 1))
+            .and_then(|s| s.decided.as_ref())
+            .map(|c| c.batch.clone())
+        {
+            self.execute(self.last_executed + 1, batch);
+        }
+    }
+
+    fn execute(&mut self, seq: Seq, batch: Batch) {
+        let mut entries = Vec::new();
+        let mut clients = Vec::new();
+        for req in &batch.requests {
+            let client = req.body.client;
+            match self.state.execute(seq, req) {
+                Execution::Executed(outcome) | Execution::Duplicate(outcome) => {
+                    entries.push(ReplyEntry { client, nonce: req.body.nonce, op: req.op_digest(), outcome });
+                    clients.push(client);
+                }
+                Execution::Stale => {}
+            }
+            if let Some(n) = self.state.last_nonce(&client) {
+                self.pool.remove_upto(&client, n);
+            }
+        }
+        self.last_executed = seq;
+        self.vc_failures = 0;
+        self.out.push(Effect::Executed { seq, batch, entries: entries.clone() });
+        if !entries.is_empty() {
+            clients.sort();
+            clients.dedup();
+            let reply = self.sign(Reply { epoch: self.epoch.number, view: self.view, seq, entries });
+            self.out.push(Effect::Reply { clients, reply });
+        }
+        if seq % self.params.checkpoint_interval == 0 {
+            self.take_checkpoint(seq);
+        }
+        if self.pool.len() == 0 && self.request_timer_armed {
+            self.request_timer_armed = false;
+            self.out.push(Effect::CancelTimer(Timer::Request));
+        }
+        self.propose(false);
+    }
+
+    /// Clients whose requests wait in the pool but are already executed (after a state jump).
+    pub(super) fn prune_pool(&mut self) {
+        let clients: Vec<(PublicKey, u64)> =
+            self.state.clients.iter().map(|(k, r)| (*k, r.nonce)).collect();
+        for (k, n) in clients {
+            self.pool.remove_upto(&k, n);
+        }
+    }
+}
+
+enum Placement {
+    Stale,
+    Early,
+    Now,
+}

@@ -1,0 +1,88 @@
+//! What one replica knows about one sequence number.
+
+use crate::evidence::Evidence;
+use crate::wire::{Batch, CommitCert, Phase, PrePrepare, PreparedCert, ReplicaId, Signed, View, Vote};
+use phalanx_crypto::Digest;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Slot {
+    /// The view the votes below belong to.
+    pub view: View,
+    pub pre_prepare: Option<Signed<PrePrepare>>,
+    pub batch: Option<Batch>,
+    /// One vote per sender for `view`; counted only where the digest matches the pre-prepare.
+    pub prepares: BTreeMap<ReplicaId, Signed<Vote>>,
+    pub commits: BTreeMap<ReplicaId, Signed<Vote>>,
+    pub sent_prepare: bool,
+    pub sent_commit: bool,
+    /// The highest-view prepared certificate this replica holds for the slot (kept across views:
+    /// a later VIEW-CHANGE must carry it).
+    pub prepared: Option<PreparedCert>,
+    /// The decided batch digest and its commit certificate.
+    pub decided: Option<CommitCert>,
+}
+
+impl Slot {
+    pub fn new(view: View) -> Self {
+        Slot { view, ..Default::default() }
+    }
+
+    /// Moves the slot to a later view: votes and the proposal of the old view no longer count.
+    pub fn enter_view(&mut self, view: View) {
+        if view > self.view {
+            self.view = view;
+            self.pre_prepare = None;
+            if self.decided.is_none() {
+                self.batch = None;
+            }
+            self.prepares.clear();
+            self.commits.clear();
+            self.sent_prepare = false;
+            self.sent_commit = false;
+        }
+    }
+
+    pub fn digest(&self) -> Option<Digest> {
+        self.pre_prepare.as_ref().map(|p| p.body.digest)
+    }
+
+    /// Records a vote, one per sender. A second vote from the same sender for a different
+    /// digest is equivocation: the first is kept and both are returned as evidence.
+    pub fn insert_vote(&mut self, vote: Signed<Vote>) -> Option<Evidence> {
+        let map = match vote.body.phase {
+            Phase::Prepare => &mut self.prepares,
+            Phase::Commit => &mut self.commits,
+        };
+        match map.get(&vote.from) {
+            Some(old) if old.body.digest != vote.body.digest => {
+                Some(Evidence::VoteEquivocation(old.clone(), vote))
+            }
+            Some(_) => None,
+            None => {
+                map.insert(vote.from, vote);
+                None
+            }
+        }
+    }
+
+    /// Distinct senders whose vote matches the pre-prepare's digest. `exclude` is the primary for
+    /// prepares: its pre-prepare is its vote and a PREPARE from it never counts.
+    pub fn matching(&self, phase: Phase, exclude: Option<ReplicaId>) -> usize {
+        let Some(d) = self.digest() else { return 0 };
+        let map = match phase {
+            Phase::Prepare => &self.prepares,
+            Phase::Commit => &self.commits,
+        };
+        map.values().filter(|v| v.body.digest == d && Some(v.from) != exclude).count()
+    }
+
+    pub fn matching_votes(&self, phase: Phase, exclude: Option<ReplicaId>) -> Vec<Signed<Vote>> {
+        let Some(d) = self.digest() else { return Vec::new() };
+        let map = match phase {
+            Phase::Prepare => &self.prepares,
+            Phase::Commit => &self.commits,
+        };
+        map.values().filter(|v| v.body.digest == d && Some(v.from) != exclude).cloned().collect()
+    }
+}

@@ -1,0 +1,266 @@
+//! View change: VIEW-CHANGE, the f+1 rule, NEW-VIEW and its recomputation by backups.
+
+use super::replica::Replica;
+use super::{Effect, Record, Timer};
+use crate::quorum::Quorum;
+use crate::wire::{
+    Batch, CheckpointCert, Message, NewView, PrePrepare, ReplicaId, Seq, Signed, View, ViewChange,
+};
+use phalanx_crypto::Digest;
+use std::collections::BTreeMap;
+
+/// What a NEW-VIEW must contain, computed from a quorum of valid VIEW-CHANGEs: the highest
+/// stable checkpoint among them and, for every seq between it and the highest prepared seq, the
+/// batch of the highest-view prepared certificate, or the null batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewViewPlan {
+    pub stable: CheckpointCert,
+    pub proposals: Vec<(Seq, Digest, Batch)>,
+}
+
+/// Pure: the new primary runs it to build NEW-VIEW, every backup runs it again to check it.
+pub fn plan_new_view(view_changes: &[Signed<ViewChange>]) -> Option<NewViewPlan> {
+    let stable = view_changes.iter().map(|vc| &vc.body.stable).max_by_key(|c| c.seq)?.clone();
+    let mut best: BTreeMap<Seq, (View, Digest, &Batch)> = BTreeMap::new();
+    for vc in view_changes {
+        for p in &vc.body.prepared {
+            let pp = &p.pre_prepare.body;
+            if pp.seq <= stable.seq {
+                continue;
+            }
+            let better = best.get(&pp.seq).is_none_or(|(v, _, _)| pp.view > *v);
+            if better {
+                best.insert(pp.seq, (pp.view, pp.digest, &p.batch));
+            }
+        }
+    }
+    let max_seq = best.keys().next_back().copied().unwrap_or(stable.seq);
+    let proposals = (stable.seq + 1..=max_seq)
+        .map(|seq| match best.get(&seq) {
+            Some((_, d, b)) => (seq, *d, (*b).clone()),
+            None => {
+                let null = Batch::null();
+                (seq, null.digest(), null)
+            }
+        })
+        .collect();
+    Some(NewViewPlan { stable, proposals })
+}
+
+impl Replica {
+    /// Stops taking part in the current view and asks for `target`.
+    pub(super) fn start_view_change(&mut self, target: View) {
+        if target <= self.view || (!self.active && target <= self.vc_target) {
+            return;
+        }
+        self.active = false;
+        self.vc_target = target;
+        self.vc_timer_armed = false;
+        self.out.push(Effect::Persist(Record::ViewChange(target)));
+        for t in [Timer::Request, Timer::Batch, Timer::ViewChange] {
+            self.out.push(Effect::CancelTimer(t));
+        }
+        self.request_timer_armed = false;
+        self.batch_timer_armed = false;
+        self.broadcast_view_change();
+        self.check_view_change_quorum();
+    }
+
+    /// Signs and broadcasts VIEW-CHANGE(vc_target) with our current certificates. Rebuilt on
+    /// each retransmission so that it carries our latest stable checkpoint.
+    pub(super) fn broadcast_view_change(&mut self) {
+        let h = self.stable.seq;
+        let prepared = self
+            .log
+            .range(h + 1..)
+            .filter_map(|(_, s)| s.prepared.clone())
+            .filter(|p| p.pre_prepare.body.view < self.vc_target)
+            .collect();
+        let vc = self.sign(ViewChange {
+            epoch: self.epoch.number,
+            new_view: self.vc_target,
+            stable: self.stable.clone(),
+            prepared,
+        });
+        self.view_changes.insert(self.id, vc.clone());
+        self.out.push(Effect::Broadcast(Message::ViewChange(vc)));
+    }
+
+    pub(super) fn on_view_change(&mut self, vc: Signed<ViewChange>) {
+        let w = vc.body.new_view;
+        if w <= self.view || vc.from == self.id {
+            return;
+        }
+        // Keep only the highest view each member asked for: memory stays O(n).
+        if self.view_changes.get(&vc.from).is_some_and(|old| old.body.new_view > w) {
+            return;
+        }
+        let valid = {
+            self.with_ctx(|ctx, v| ctx.view_change(&vc, v))
+        };
+        if !valid {
+            return;
+        }
+        self.view_changes.insert(vc.from, vc);
+        self.apply_weak_rule();
+        self.check_view_change_quorum();
+    }
+
+    /// f+1 members asking for views above ours include an honest one: join the smallest.
+    fn apply_weak_rule(&mut self) {
+        let current = if self.active { self.view } else { self.vc_target };
+        let mut higher: Vec<View> = self
+            .view_changes
+            .iter()
+            .filter(|(id, _)| **id != self.id)
+            .map(|(_, vc)| vc.body.new_view)
+            .filter(|w| *w > current)
+            .collect();
+        if higher.len() >= self.quorum.weak() {
+            higher.sort_unstable();
+            self.start_view_change(higher[0]);
+        }
+    }
+
+    fn view_changes_for(&self, w: View) -> Vec<Signed<ViewChange>> {
+        self.view_changes.values().filter(|vc| vc.body.new_view == w).cloned().collect()
+    }
+
+    /// With a quorum for our target: arm the timer (backups) or send NEW-VIEW (its primary).
+    pub(super) fn check_view_change_quorum(&mut self) {
+        if self.active {
+            return;
+        }
+        let w = self.vc_target;
+        let vcs = self.view_changes_for(w);
+        if vcs.len() < self.quorum.quorum() {
+            return;
+        }
+        if !self.vc_timer_armed {
+            // Started only once a quorum wants this view, so a lone replica does not run ahead.
+            self.vc_timer_armed = true;
+            let timeout = self.params.view_change_timeout_ms << self.vc_failures.min(16);
+            self.set_timer(Timer::ViewChange, timeout);
+        }
+        if self.epoch.primary(w) != self.id {
+            return;
+        }
+        let mut chosen = vcs;
+        chosen.sort_by_key(|vc| vc.from);
+        chosen.truncate(self.quorum.quorum());
+        let Some(plan) = plan_new_view(&chosen) else { return };
+        let mut pre_prepares = Vec::with_capacity(plan.proposals.len());
+        for (seq, d, _) in &plan.proposals {
+            if !self.may_sign(2, w, *seq, *d) {
+                return;
+            }
+            let pp = self.sign(PrePrepare { epoch: self.epoch.number, view: w, seq: *seq, digest: *d });
+            self.out.push(Effect::Persist(Record::PrePrepare(pp.clone())));
+            pre_prepares.push(pp);
+        }
+        let nv = self.sign(NewView { epoch: self.epoch.number, view: w, view_changes: chosen, pre_prepares });
+        self.out.push(Effect::Broadcast(Message::NewView(nv.clone())));
+        self.enter_view(nv, plan);
+    }
+
+    pub(super) fn on_view_change_timer(&mut self) {
+        self.vc_timer_armed = false;
+        if !self.active {
+            self.vc_failures += 1;
+            self.start_view_change(self.vc_target + 1);
+        }
+    }
+
+    pub(super) fn on_new_view(&mut self, nv: Signed<NewView>) {
+        let w = nv.body.view;
+        if w <= self.view || (!self.active && w < self.vc_target) {
+            return;
+        }
+        if nv.from != self.epoch.primary(w) || !self.verify_signed(&nv) {
+            return;
+        }
+        let Some(plan) = self.check_new_view(&nv) else {
+            // A NEW-VIEW that does not follow from its own view changes: its primary is faulty.
+            self.start_view_change(w + 1);
+            return;
+        };
+        self.enter_view(nv, plan);
+    }
+
+    /// Verifies every VIEW-CHANGE inside and recomputes the re-proposals.
+    fn check_new_view(&mut self, nv: &Signed<NewView>) -> Option<NewViewPlan> {
+        let w = nv.body.view;
+        let mut senders: Vec<ReplicaId> = Vec::new();
+        for vc in &nv.body.view_changes {
+            if vc.body.new_view != w || senders.contains(&vc.from) {
+                return None;
+            }
+            senders.push(vc.from);
+            let ok = {
+                self.with_ctx(|ctx, v| ctx.view_change(vc, v))
+            };
+            if !ok {
+                return None;
+            }
+        }
+        if senders.len() < self.quorum.quorum() {
+            return None;
+        }
+        let plan = plan_new_view(&nv.body.view_changes)?;
+        let pps = &nv.body.pre_prepares;
+        if pps.len() != plan.proposals.len() {
+            return None;
+        }
+        let mut items = Vec::with_capacity(pps.len());
+        for (pp, (seq, d, _)) in pps.iter().zip(&plan.proposals) {
+            let b = &pp.body;
+            if pp.from != nv.from || b.epoch != self.epoch.number || b.view != w || b.seq != *seq || b.digest != *d {
+                return None;
+            }
+            items.push(pp.verify_item(self.epoch.members[pp.from as usize].key, &self.cluster));
+        }
+        super::certs::all_valid(self.verifier.as_mut(), &items).then_some(plan)
+    }
+
+    /// Enters view `w` as NEW-VIEW `nv` says: adopt its checkpoint, take its re-proposals as the
+    /// pre-prepares of the new view, and let the new primary continue after them.
+    fn enter_view(&mut self, nv: Signed<NewView>, plan: NewViewPlan) {
+        let w = nv.body.view;
+        self.last_new_view = Some(nv.clone());
+        self.view = w;
+        self.vc_target = w;
+        self.active = true;
+        self.vc_timer_armed = false;
+        self.out.push(Effect::CancelTimer(Timer::ViewChange));
+        self.out.push(Effect::Persist(Record::View(w)));
+        self.view_changes.retain(|_, vc| vc.body.new_view > w);
+
+        if plan.stable.seq > self.stable.seq {
+            self.adopt_checkpoint(plan.stable.clone());
+        }
+        let max_seq = plan.proposals.last().map_or(plan.stable.seq, |(s, _, _)| *s);
+        // Slots above the re-proposals were never prepared by a quorum: forget them.
+        self.log.retain(|seq, _| *seq <= max_seq);
+        self.pool.reset(self.now);
+        let h = self.stable.seq;
+        for (pp, (seq, _, batch)) in nv.body.pre_prepares.into_iter().zip(plan.proposals) {
+            if seq > h {
+                self.slot(seq).enter_view(w);
+                self.accept_pre_prepare(pp, batch);
+            }
+        }
+        self.next_seq = (max_seq + 1).max(self.stable.seq + 1);
+        self.out.push(Effect::ViewEntered { view: w, primary: self.primary() });
+        if self.pool.len() > 0 {
+            self.request_timer_armed = true;
+            self.set_timer(Timer::Request, self.params.view_change_timeout_ms);
+        }
+        self.replay_buffered();
+        self.propose(true);
+    }
+
+    /// The quorum sizes (for tests).
+    pub fn quorum(&self) -> Quorum {
+        self.quorum
+    }
+}

@@ -1,0 +1,149 @@
+//! Provable misbehaviour: self-contained objects anyone holding the epoch's keys can verify.
+
+use crate::wire::{
+    Batch, Checkpoint, ClientRequest, PrePrepare, ReplicaId, Signed, Vote, to_bytes,
+};
+use phalanx_crypto::{Digest, PublicKey, digest, verify_one};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Evidence {
+    /// Two signed PRE-PREPAREs for one (epoch, view, seq) with different digests.
+    ProposalEquivocation(Signed<PrePrepare>, Signed<PrePrepare>),
+    /// Two signed PREPAREs (or two COMMITs) from one member for one slot, different digests.
+    VoteEquivocation(Signed<Vote>, Signed<Vote>),
+    /// Two signed CHECKPOINTs for one (epoch, seq) with different state digests.
+    CheckpointEquivocation(Signed<Checkpoint>, Signed<Checkpoint>),
+    /// A signed pre-prepare whose batch holds a request with an invalid client signature.
+    InvalidProposal(Signed<PrePrepare>, Batch),
+    /// Two requests signed by one client with the same nonce and different content.
+    DoubleSpend(ClientRequest, ClientRequest),
+}
+
+/// Who the evidence accuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Culprit {
+    Member(ReplicaId),
+    Client(PublicKey),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EvidenceError {
+    #[error("the two messages are not from the same signer")]
+    DifferentSigners,
+    #[error("the two messages are for different slots")]
+    DifferentSlots,
+    #[error("the two messages do not conflict")]
+    NoConflict,
+    #[error("signer {0} is not a member of the epoch")]
+    UnknownSigner(ReplicaId),
+    #[error("a signature in the evidence is invalid")]
+    BadSignature,
+    #[error("the proposal's batch does not match its digest")]
+    BatchMismatch,
+    #[error("every request in the proposal is validly signed")]
+    ProposalValid,
+}
+
+impl Evidence {
+    pub fn culprit(&self) -> Culprit {
+        match self {
+            Evidence::ProposalEquivocation(a, _) => Culprit::Member(a.from),
+            Evidence::VoteEquivocation(a, _) => Culprit::Member(a.from),
+            Evidence::CheckpointEquivocation(a, _) => Culprit::Member(a.from),
+            Evidence::InvalidProposal(p, _) => Culprit::Member(p.from),
+            Evidence::DoubleSpend(a, _) => Culprit::Client(a.body.client),
+        }
+    }
+
+    pub fn fault_type(&self) -> &'static str {
+        match self {
+            Evidence::ProposalEquivocation(..) => "proposal-equivocation",
+            Evidence::VoteEquivocation(..) => "vote-equivocation",
+            Evidence::CheckpointEquivocation(..) => "checkpoint-equivocation",
+            Evidence::InvalidProposal(..) => "invalid-proposal",
+            Evidence::DoubleSpend(..) => "double-spend",
+        }
+    }
+
+    /// Canonical identity, for deduplication.
+    pub fn id(&self) -> Digest {
+        digest(&to_bytes(self))
+    }
+
+    /// Checks the evidence against the members' keys of its epoch (`members[i]` is replica i).
+    pub fn verify(&self, cluster: &Digest, members: &[PublicKey]) -> Result<(), EvidenceError> {
+        let key = |id: ReplicaId| {
+            members.get(id as usize).copied().ok_or(EvidenceError::UnknownSigner(id))
+        };
+        let check = |item: phalanx_crypto::VerifyItem| {
+            if verify_one(&item.key, &item.message, &item.signature) {
+                Ok(())
+            } else {
+                Err(EvidenceError::BadSignature)
+            }
+        };
+        match self {
+            Evidence::ProposalEquivocation(a, b) => {
+                pair_shape(a.from, b.from, a.body.digest != b.body.digest)?;
+                let (x, y) = (&a.body, &b.body);
+                if (x.epoch, x.view, x.seq) != (y.epoch, y.view, y.seq) {
+                    return Err(EvidenceError::DifferentSlots);
+                }
+                check(a.verify_item(key(a.from)?, cluster))?;
+                check(b.verify_item(key(b.from)?, cluster))
+            }
+            Evidence::VoteEquivocation(a, b) => {
+                pair_shape(a.from, b.from, a.body.digest != b.body.digest)?;
+                let (x, y) = (&a.body, &b.body);
+                if (x.phase, x.epoch, x.view, x.seq) != (y.phase, y.epoch, y.view, y.seq) {
+                    return Err(EvidenceError::DifferentSlots);
+                }
+                check(a.verify_item(key(a.from)?, cluster))?;
+                check(b.verify_item(key(b.from)?, cluster))
+            }
+            Evidence::CheckpointEquivocation(a, b) => {
+                pair_shape(a.from, b.from, a.body.state != b.body.state)?;
+                if (a.body.epoch, a.body.seq) != (b.body.epoch, b.body.seq) {
+                    return Err(EvidenceError::DifferentSlots);
+                }
+                check(a.verify_item(key(a.from)?, cluster))?;
+                check(b.verify_item(key(b.from)?, cluster))
+            }
+            Evidence::InvalidProposal(p, batch) => {
+                if batch.digest() != p.body.digest {
+                    return Err(EvidenceError::BatchMismatch);
+                }
+                check(p.verify_item(key(p.from)?, cluster))?;
+                let all_valid = batch.requests.iter().all(|r| {
+                    let it = r.verify_item(cluster);
+                    verify_one(&it.key, &it.message, &it.signature)
+                });
+                if all_valid { Err(EvidenceError::ProposalValid) } else { Ok(()) }
+            }
+            Evidence::DoubleSpend(a, b) => {
+                if a.body.client != b.body.client {
+                    return Err(EvidenceError::DifferentSigners);
+                }
+                if a.body.nonce != b.body.nonce {
+                    return Err(EvidenceError::DifferentSlots);
+                }
+                if a.op_digest() == b.op_digest() {
+                    return Err(EvidenceError::NoConflict);
+                }
+                check(a.verify_item(cluster))?;
+                check(b.verify_item(cluster))
+            }
+        }
+    }
+}
+
+fn pair_shape(a: ReplicaId, b: ReplicaId, conflict: bool) -> Result<(), EvidenceError> {
+    if a != b {
+        return Err(EvidenceError::DifferentSigners);
+    }
+    if !conflict {
+        return Err(EvidenceError::NoConflict);
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! The replicated application: applied to committed batches in order, identically everywhere.
+
+mod ledger;
+
+pub use ledger::{Account, Genesis, GenesisAccount};
+
+use crate::wire::{ClientRequest, Outcome, RejectReason, Seq, decode_value, to_bytes};
+use phalanx_crypto::{Digest, PublicKey, digest};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The last request executed for a client: answers retransmissions and catches nonce reuse.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRecord {
+    pub nonce: u64,
+    pub op: Digest,
+    pub seq: Seq,
+    pub outcome: Outcome,
+}
+
+/// Counters that are part of the replicated state (so every replica reports the same).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub applied: u64,
+    pub rejected: BTreeMap<RejectReason, u64>,
+}
+
+impl Counters {
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+}
+
+/// What executing one request did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Execution {
+    /// A new nonce: the operation ran (applied or rejected with a reason).
+    Executed(Outcome),
+    /// The same operation again: nothing changes; the stored outcome is the answer.
+    Duplicate(Outcome),
+    /// An older nonce than the client's last: dropped without an answer.
+    Stale,
+}
+
+/// Everything replicated, in canonical (BTree) order so its encoding and digest are deterministic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppState {
+    pub accounts: BTreeMap<String, Account>,
+    pub clients: BTreeMap<PublicKey, ClientRecord>,
+    pub counters: Counters,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt snapshot: {0}")]
+pub struct SnapshotError(pub String);
+
+impl AppState {
+    pub fn from_genesis(genesis: &Genesis) -> Self {
+        let accounts = genesis
+            .accounts
+            .iter()
+            .map(|a| (a.name.clone(), Account { owner: a.owner, balance: a.balance }))
+            .collect();
+        AppState { accounts, clients: BTreeMap::new(), counters: Counters::default() }
+    }
+
+    /// Executes one ordered request at `seq`. Deterministic: depends only on the state and the
+    /// request, never on the replica.
+    pub fn execute(&mut self, seq: Seq, req: &ClientRequest) -> Execution {
+        let op_digest = req.op_digest();
+        if let Some(rec) = self.clients.get(&req.body.client) {
+            if req.body.nonce < rec.nonce {
+                return Execution::Stale;
+            }
+            if req.body.nonce == rec.nonce {
+                if rec.op == op_digest {
+                    return Execution::Duplicate(rec.outcome);
+                }
+                // Client equivocation: a second, different operation under a used nonce.
+                return Execution::Executed(self.reject(RejectReason::ReusedNonce));
+            }
+        }
+        let outcome = match self.apply(req) {
+            Ok(()) => {
+                self.counters.applied += 1;
+                Outcome::Applied
+            }
+            Err(reason) => self.reject(reason),
+        };
+        self.clients.insert(
+            req.body.client,
+            ClientRecord { nonce: req.body.nonce, op: op_digest, seq, outcome },
+        );
+        Execution::Executed(outcome)
+    }
+
+    fn reject(&mut self, reason: RejectReason) -> Outcome {
+        *self.counters.rejected.entry(reason).or_default() += 1;
+        Outcome::Rejected(reason)
+    }
+
+    fn apply(&mut self, req: &ClientRequest) -> Result<(), RejectReason> {
+        match &req.body.op {
+            crate::wire::Operation::Transfer { from, to, amount } => {
+                ledger::transfer(&mut self.accounts, &req.body.client, from, to, *amount)
+            }
+        }
+    }
+
+    /// The client's last executed nonce, if any.
+    pub fn last_nonce(&self, client: &PublicKey) -> Option<u64> {
+        self.clients.get(client).map(|r| r.nonce)
+    }
+
+    pub fn total_balance(&self) -> u128 {
+        self.accounts.values().map(|a| a.balance as u128).sum()
+    }
+
+    /// Canonical encoding: what checkpoints certify and state transfer ships.
+    pub fn snapshot(&self) -> Vec<u8> {
+        to_bytes(self)
+    }
+
+    pub fn digest(&self) -> Digest {
+        digest(&self.snapshot())
+    }
+
+    pub fn restore(bytes: &[u8]) -> Result<Self, SnapshotError> {
+        decode_value(bytes).map_err(|e| SnapshotError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,529 @@
+//! Every message Phalanx sends, its one canonical encoding (postcard over types without hash
+//! maps) and total decoding: any byte string yields a message or an error, never a panic.
+
+use phalanx_crypto::{Digest, Keypair, PublicKey, Signature, VerifyItem, digest, signing_bytes};
+use serde::{Deserialize, Serialize};
+
+pub type ReplicaId = u32;
+pub type Seq = u64;
+pub type View = u64;
+pub type EpochNo = u64;
+
+/// Hard limits on what we accept from anyone. Checked after decoding, before any work.
+pub mod limits {
+    /// One frame on the wire (a state-transfer snapshot is the largest message).
+    pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
+    pub const MAX_BATCH_REQUESTS: usize = 4096;
+    pub const MAX_ACCOUNT_NAME: usize = 64;
+    /// Certificates carry at most one signed message per member.
+    pub const MAX_MEMBERS: usize = 1024;
+    /// A view change carries at most one prepared certificate per slot of the log window.
+    pub const MAX_PREPARED_CERTS: usize = 4096;
+    pub const MAX_FETCH: u64 = 32;
+}
+
+/// Message kinds, part of the signed domain so a signature for one kind never verifies as another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum Kind {
+    Request = 1,
+    PrePrepare = 2,
+    Prepare = 3,
+    Commit = 4,
+    Checkpoint = 5,
+    ViewChange = 6,
+    NewView = 7,
+    StateRequest = 8,
+    StateResponse = 9,
+    Reply = 10,
+    Fetch = 11,
+}
+
+/// A body that can be signed: it names its kind and its epoch.
+pub trait Body: Serialize {
+    fn kind(&self) -> Kind;
+    fn epoch(&self) -> EpochNo;
+}
+
+/// Canonical bytes of any wire value.
+pub fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).expect("postcard serialization of in-memory values cannot fail")
+}
+
+/// A body signed by a replica (`from` is its index in the epoch's member list).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signed<T> {
+    pub body: T,
+    pub from: ReplicaId,
+    pub sig: Signature,
+}
+
+impl<T: Body> Signed<T> {
+    pub fn sign(body: T, from: ReplicaId, key: &Keypair, cluster: &Digest) -> Self {
+        let sig = key.sign(&Self::bytes_of(&body, cluster));
+        Signed { body, from, sig }
+    }
+
+    fn bytes_of(body: &T, cluster: &Digest) -> Vec<u8> {
+        signing_bytes(cluster, body.epoch(), body.kind() as u8, &to_bytes(body))
+    }
+
+    /// What to hand to a verifier: the signature is checked over the re-encoded decoded body, so
+    /// it vouches for the fields we act on, whatever bytes carried them.
+    pub fn verify_item(&self, key: PublicKey, cluster: &Digest) -> VerifyItem {
+        VerifyItem { key, message: Self::bytes_of(&self.body, cluster), signature: self.sig }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client side
+
+/// A replicated operation. New state machines add variants here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Operation {
+    Transfer { from: String, to: String, amount: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestBody {
+    pub client: PublicKey,
+    pub nonce: u64,
+    pub op: Operation,
+}
+
+impl Body for RequestBody {
+    fn kind(&self) -> Kind {
+        Kind::Request
+    }
+    /// Clients are not members of an epoch; their requests stay valid across reconfigurations.
+    fn epoch(&self) -> EpochNo {
+        0
+    }
+}
+
+/// An operation signed by its client's key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientRequest {
+    pub body: RequestBody,
+    pub sig: Signature,
+}
+
+impl ClientRequest {
+    pub fn sign(body: RequestBody, key: &Keypair, cluster: &Digest) -> Self {
+        let sig = key.sign(&signing_bytes(cluster, 0, Kind::Request as u8, &to_bytes(&body)));
+        ClientRequest { body, sig }
+    }
+
+    pub fn verify_item(&self, cluster: &Digest) -> VerifyItem {
+        VerifyItem {
+            key: self.body.client,
+            message: signing_bytes(cluster, 0, Kind::Request as u8, &to_bytes(&self.body)),
+            signature: self.sig,
+        }
+    }
+
+    /// Identity of the signed bytes (includes the signature encoding).
+    pub fn digest(&self) -> Digest {
+        digest(&to_bytes(self))
+    }
+
+    /// Identity of what the client asked for, independent of how the signature is encoded.
+    pub fn op_digest(&self) -> Digest {
+        digest(&to_bytes(&self.body))
+    }
+}
+
+/// An ordered batch of requests with the primary's proposed timestamp.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Batch {
+    pub timestamp_ms: u64,
+    pub requests: Vec<ClientRequest>,
+}
+
+impl Batch {
+    /// The null batch that fills a gap after a view change.
+    pub fn null() -> Self {
+        Batch::default()
+    }
+
+    pub fn digest(&self) -> Digest {
+        digest(&to_bytes(self))
+    }
+}
+
+/// Why the state machine refused an operation; identical on every honest replica.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
+pub enum RejectReason {
+    /// The source account cannot cover the amount.
+    Overdraft,
+    /// The request is not signed by the key that owns the source account.
+    BadSignature,
+    /// The client already used this nonce for a different operation (a double-spend attempt).
+    ReusedNonce,
+    /// The source or destination account does not exist.
+    UnknownAccount,
+    /// Zero amount, or a transfer to the same account.
+    InvalidAmount,
+}
+
+impl RejectReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RejectReason::Overdraft => "overdraft",
+            RejectReason::BadSignature => "bad-signature",
+            RejectReason::ReusedNonce => "reused-nonce",
+            RejectReason::UnknownAccount => "unknown-account",
+            RejectReason::InvalidAmount => "invalid-amount",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    Applied,
+    Rejected(RejectReason),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyEntry {
+    pub client: PublicKey,
+    pub nonce: u64,
+    pub op: Digest,
+    pub outcome: Outcome,
+}
+
+/// One signed acknowledgement per executed batch (not per transaction): a client accepts its
+/// entry once f+1 distinct replicas sent matching replies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    pub epoch: EpochNo,
+    pub view: View,
+    pub seq: Seq,
+    pub entries: Vec<ReplyEntry>,
+}
+
+impl Body for Reply {
+    fn kind(&self) -> Kind {
+        Kind::Reply
+    }
+    fn epoch(&self) -> EpochNo {
+        self.epoch
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replica to replica
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrePrepare {
+    pub epoch: EpochNo,
+    pub view: View,
+    pub seq: Seq,
+    pub digest: Digest,
+}
+
+impl Body for PrePrepare {
+    fn kind(&self) -> Kind {
+        Kind::PrePrepare
+    }
+    fn epoch(&self) -> EpochNo {
+        self.epoch
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Phase {
+    Prepare,
+    Commit,
+}
+
+/// A PREPARE or COMMIT vote for (epoch, view, seq, digest).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vote {
+    pub phase: Phase,
+    pub epoch: EpochNo,
+    pub view: View,
+    pub seq: Seq,
+    pub digest: Digest,
+}
+
+impl Body for Vote {
+    fn kind(&self) -> Kind {
+        match self.phase {
+            Phase::Prepare => Kind::Prepare,
+            Phase::Commit => Kind::Commit,
+        }
+    }
+    fn epoch(&self) -> EpochNo {
+        self.epoch
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub epoch: EpochNo,
+    pub seq: Seq,
+    pub state: Digest,
+}
+
+impl Body for Checkpoint {
+    fn kind(&self) -> Kind {
+        Kind::Checkpoint
+    }
+    fn epoch(&self) -> EpochNo {
+        self.epoch
+    }
+}
+
+/// A quorum of matching signed CHECKPOINTs (empty for the genesis checkpoint at seq 0).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointCert {
+    pub seq: Seq,
+    pub state: Digest,
+    pub proofs: Vec<Signed<Checkpoint>>,
+}
+
+/// Proof that a batch prepared at a replica: the primary's pre-prepare, 2f matching prepares from
+/// distinct backups, and the batch itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreparedCert {
+    pub pre_prepare: Signed<PrePrepare>,
+    pub prepares: Vec<Signed<Vote>>,
+    pub batch: Batch,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewChange {
+    pub epoch: EpochNo,
+    pub new_view: View,
+    pub stable: CheckpointCert,
+    pub prepared: Vec<PreparedCert>,
+}
+
+impl Body for ViewChange {
+    fn kind(&self) -> Kind {
+        Kind::ViewChange
+    }
+    fn epoch(&self) -> EpochNo {
+        self.epoch
+    }
+}
+
+/// The new primary's proof of its view: a quorum of VIEW-CHANGEs and, for every slot between
+/// their highest stable checkpoint and highest prepared seq, its signed re-proposal. Backups
+/// recompute the re-proposals from the view changes and reject a NEW-VIEW that differs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewView {
+    pub epoch: EpochNo,
+    pub view: View,
+    pub view_changes: Vec<Signed<ViewChange>>,
+    pub pre_prepares: Vec<Signed<PrePrepare>>,
+}
+
+impl Body for NewView {
+    fn kind(&self) -> Kind {
+        Kind::NewView
+    }
+    fn epoch(&self) -> EpochNo {
+        self.epoch
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateRequest {
+    pub epoch: EpochNo,
+    pub seq: Seq,
+}
+
+impl Body for StateRequest {
+    fn kind(&self) -> Kind {
+        Kind::StateRequest
+    }
+    fn epoch(&self) -> EpochNo {
+        self.epoch
+    }
+}
+
+/// A snapshot with the certificate that proves its digest; self-verifying.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateResponse {
+    pub epoch: EpochNo,
+    pub cert: CheckpointCert,
+    pub snapshot: Vec<u8>,
+}
+
+impl Body for StateResponse {
+    fn kind(&self) -> Kind {
+        Kind::StateResponse
+    }
+    fn epoch(&self) -> EpochNo {
+        self.epoch
+    }
+}
+
+/// "Send me commit certificates for the slots after `after`": how a replica that lost messages
+/// catches up without waiting for the next checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fetch {
+    pub epoch: EpochNo,
+    pub after: Seq,
+    /// The requester's view: a responder in a later view also sends the NEW-VIEW that started
+    /// it, so a restarted or isolated replica can rejoin without waiting for another view change.
+    pub view: View,
+}
+
+impl Body for Fetch {
+    fn kind(&self) -> Kind {
+        Kind::Fetch
+    }
+    fn epoch(&self) -> EpochNo {
+        self.epoch
+    }
+}
+
+/// A quorum of matching COMMITs and the batch they commit: proof that the slot is decided.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitCert {
+    pub commits: Vec<Signed<Vote>>,
+    pub batch: Batch,
+}
+
+/// Everything that travels between replicas, and from clients to replicas.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    Request(ClientRequest),
+    PrePrepare(Signed<PrePrepare>, Batch),
+    Vote(Signed<Vote>),
+    Checkpoint(Signed<Checkpoint>),
+    ViewChange(Signed<ViewChange>),
+    NewView(Signed<NewView>),
+    StateRequest(Signed<StateRequest>),
+    StateResponse(Signed<StateResponse>),
+    Fetch(Signed<Fetch>),
+    Committed(CommitCert),
+}
+
+impl Message {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::Request(_) => "request",
+            Message::PrePrepare(..) => "pre-prepare",
+            Message::Vote(v) if v.body.phase == Phase::Prepare => "prepare",
+            Message::Vote(_) => "commit",
+            Message::Checkpoint(_) => "checkpoint",
+            Message::ViewChange(_) => "view-change",
+            Message::NewView(_) => "new-view",
+            Message::StateRequest(_) => "state-request",
+            Message::StateResponse(_) => "state-response",
+            Message::Fetch(_) => "fetch",
+            Message::Committed(_) => "commit-certificate",
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding untrusted bytes
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    #[error("message of {0} bytes exceeds the {max} byte limit", max = limits::MAX_MESSAGE_BYTES)]
+    TooLarge(usize),
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("{0} trailing bytes after the message")]
+    TrailingBytes(usize),
+    #[error("message exceeds a limit: {0}")]
+    Limit(&'static str),
+}
+
+pub fn encode(msg: &Message) -> Vec<u8> {
+    to_bytes(msg)
+}
+
+/// Decodes untrusted bytes into a message whose collections are within limits. Never panics.
+pub fn decode(bytes: &[u8]) -> Result<Message, WireError> {
+    decode_value::<Message>(bytes).and_then(|m| {
+        check_limits(&m)?;
+        Ok(m)
+    })
+}
+
+/// Total decoding of any wire value: size-checked, no trailing bytes.
+pub fn decode_value<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
+    if bytes.len() > limits::MAX_MESSAGE_BYTES {
+        return Err(WireError::TooLarge(bytes.len()));
+    }
+    let (value, rest) =
+        postcard::take_from_bytes::<T>(bytes).map_err(|e| WireError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(WireError::TrailingBytes(rest.len()));
+    }
+    Ok(value)
+}
+
+fn check_batch(b: &Batch) -> Result<(), WireError> {
+    if b.requests.len() > limits::MAX_BATCH_REQUESTS {
+        return Err(WireError::Limit("too many requests in a batch"));
+    }
+    b.requests.iter().try_for_each(check_request)
+}
+
+fn check_request(r: &ClientRequest) -> Result<(), WireError> {
+    match &r.body.op {
+        Operation::Transfer { from, to, .. } => {
+            if from.len() > limits::MAX_ACCOUNT_NAME || to.len() > limits::MAX_ACCOUNT_NAME {
+                return Err(WireError::Limit("account name too long"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_cert(c: &CheckpointCert) -> Result<(), WireError> {
+    if c.proofs.len() > limits::MAX_MEMBERS {
+        return Err(WireError::Limit("too many checkpoint proofs"));
+    }
+    Ok(())
+}
+
+fn check_view_change(vc: &ViewChange) -> Result<(), WireError> {
+    check_cert(&vc.stable)?;
+    if vc.prepared.len() > limits::MAX_PREPARED_CERTS {
+        return Err(WireError::Limit("too many prepared certificates"));
+    }
+    for p in &vc.prepared {
+        if p.prepares.len() > limits::MAX_MEMBERS {
+            return Err(WireError::Limit("too many prepares in a certificate"));
+        }
+        check_batch(&p.batch)?;
+    }
+    Ok(())
+}
+
+/// Collection limits the type system cannot express.
+pub fn check_limits(m: &Message) -> Result<(), WireError> {
+    match m {
+        Message::Request(r) => check_request(r),
+        Message::PrePrepare(_, b) => check_batch(b),
+        Message::ViewChange(vc) => check_view_change(&vc.body),
+        Message::NewView(nv) => {
+            if nv.body.view_changes.len() > limits::MAX_MEMBERS
+                || nv.body.pre_prepares.len() > limits::MAX_PREPARED_CERTS
+            {
+                return Err(WireError::Limit("new-view too large"));
+            }
+            nv.body.view_changes.iter().try_for_each(|vc| check_view_change(&vc.body))
+        }
+        Message::StateResponse(s) => check_cert(&s.body.cert),
+        Message::Committed(c) => {
+            if c.commits.len() > limits::MAX_MEMBERS {
+                return Err(WireError::Limit("too many commits in a certificate"));
+            }
+            check_batch(&c.batch)
+        }
+        Message::Vote(_)
+        | Message::Checkpoint(_)
+        | Message::StateRequest(_)
+        | Message::Fetch(_) => Ok(()),
+    }
+}

@@ -1,0 +1,271 @@
+//! Byzantine strategies. A faulty agent runs a real replica; its strategies rewrite what that
+//! replica sends (and add actions of their own). Faulty agents share a blackboard so that they
+//! can collude, as real attackers would.
+
+use crate::config::Behaviour;
+use phalanx_core::wire::{
+    Batch, CheckpointCert, ClientRequest, Message, Operation, Phase, PrePrepare, PreparedCert,
+    ReplicaId, RequestBody, Signed, ViewChange, Vote,
+};
+use phalanx_crypto::{Digest, Keypair, digest};
+use rand::RngExt;
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// What colluding faulty agents know: for each (view, seq) the two digests their primary
+/// proposed to the two halves of the honest agents.
+#[derive(Default)]
+pub struct Blackboard {
+    pub split: BTreeMap<(u64, u64), (Digest, Digest)>,
+}
+
+/// A message leaving a faulty agent for one recipient, with extra delay.
+pub struct Outgoing {
+    pub to: ReplicaId,
+    pub msg: Message,
+    pub extra_delay_ms: u64,
+}
+
+pub struct Strategy {
+    pub id: ReplicaId,
+    pub behaviours: BTreeSet<Behaviour>,
+    key: Keypair,
+    cluster: Digest,
+    n: usize,
+    /// Virtual time at which a `crash` agent stops for good.
+    pub crash_at: Option<u64>,
+    history: VecDeque<Message>,
+    /// Account this agent may double-spend from, and its next nonce.
+    pub account: String,
+    nonce: u64,
+    /// Requests this agent fabricated with invalid signatures (must never execute).
+    pub forged_requests: Vec<Digest>,
+}
+
+const HISTORY: usize = 256;
+
+impl Strategy {
+    pub fn new(
+        id: ReplicaId,
+        behaviours: BTreeSet<Behaviour>,
+        key: Keypair,
+        cluster: Digest,
+        n: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let crash_at =
+            behaviours.contains(&Behaviour::Crash).then(|| rng.random_range(100..3000u64));
+        Strategy {
+            id,
+            behaviours,
+            key,
+            cluster,
+            n,
+            crash_at,
+            history: VecDeque::new(),
+            account: format!("agent-{id}"),
+            nonce: 1 << 40,
+            forged_requests: Vec::new(),
+        }
+    }
+
+    fn has(&self, b: Behaviour) -> bool {
+        self.behaviours.contains(&b)
+    }
+
+    pub fn crashed(&self, now: u64) -> bool {
+        self.crash_at.is_some_and(|t| now >= t)
+    }
+
+    pub fn remember(&mut self, m: &Message) {
+        if self.has(Behaviour::Replay) {
+            if self.history.len() >= HISTORY {
+                self.history.pop_front();
+            }
+            self.history.push_back(m.clone());
+        }
+    }
+
+    /// Rewrites one message the honest replica inside wants to send to `recipients`.
+    pub fn rewrite(
+        &mut self,
+        msg: Message,
+        recipients: &[ReplicaId],
+        rng: &mut ChaCha8Rng,
+        board: &mut Blackboard,
+    ) -> Vec<Outgoing> {
+        if self.has(Behaviour::Silent) {
+            return Vec::new();
+        }
+        self.remember(&msg);
+        if self.has(Behaviour::Censor) && matches!(msg, Message::PrePrepare(..)) {
+            return Vec::new();
+        }
+        let msg = match msg {
+            Message::PrePrepare(pp, b) if self.has(Behaviour::InvalidProposal) && rng.random_bool(0.5) => {
+                self.invalid_proposal(pp, b)
+            }
+            Message::ViewChange(vc) if self.has(Behaviour::ForgeViewChange) => {
+                Message::ViewChange(self.forge_view_change(vc.body.new_view, vc.body.stable))
+            }
+            m => m,
+        };
+        let mut out = Vec::with_capacity(recipients.len());
+        for &to in recipients {
+            let mut m = msg.clone();
+            if self.has(Behaviour::Equivocate) {
+                m = self.equivocate(m, to, board);
+                // Now and then show one recipient both versions of a vote: provable evidence.
+                if let Message::Vote(v) = &m
+                    && to % 3 == 0
+                    && rng.random_bool(0.2)
+                {
+                    let mut other = v.body.clone();
+                    other.digest = digest(&rng.random::<u64>().to_le_bytes());
+                    let other = Signed::sign(other, self.id, &self.key, &self.cluster);
+                    out.push(Outgoing { to, msg: Message::Vote(other), extra_delay_ms: 0 });
+                }
+            }
+            if self.has(Behaviour::CorruptSignatures) && rng.random_bool(0.5) {
+                corrupt(&mut m);
+            }
+            let extra_delay_ms = if self.has(Behaviour::Delay) { rng.random_range(0..400) } else { 0 };
+            out.push(Outgoing { to, msg: m, extra_delay_ms });
+        }
+        out
+    }
+
+    /// Sends each half of the agents a different version: even ids get A, odd ids get B.
+    fn equivocate(&mut self, m: Message, to: ReplicaId, board: &mut Blackboard) -> Message {
+        match m {
+            Message::PrePrepare(pp, batch) if pp.from == self.id => {
+                let key = (pp.body.view, pp.body.seq);
+                let mut alt = batch.clone();
+                alt.requests.reverse();
+                alt.timestamp_ms += 1;
+                let alt_d = alt.digest();
+                board.split.insert(key, (pp.body.digest, alt_d));
+                if to % 2 == 0 {
+                    Message::PrePrepare(pp, batch)
+                } else {
+                    let body = PrePrepare { digest: alt_d, ..pp.body };
+                    Message::PrePrepare(Signed::sign(body, self.id, &self.key, &self.cluster), alt)
+                }
+            }
+            Message::Vote(v) => {
+                let (a, b) = match board.split.get(&(v.body.view, v.body.seq)) {
+                    Some(pair) => *pair,
+                    None => (v.body.digest, digest(&v.body.seq.to_le_bytes())),
+                };
+                let want = if to % 2 == 0 { a } else { b };
+                if want == v.body.digest {
+                    Message::Vote(v)
+                } else {
+                    let body = Vote { digest: want, ..v.body };
+                    Message::Vote(Signed::sign(body, self.id, &self.key, &self.cluster))
+                }
+            }
+            m => m,
+        }
+    }
+
+    /// Slips a request with a broken client signature into the batch and re-signs the proposal.
+    fn invalid_proposal(&mut self, pp: Signed<PrePrepare>, mut batch: Batch) -> Message {
+        let Some(first) = batch.requests.first().cloned() else {
+            return Message::PrePrepare(pp, batch);
+        };
+        let mut forged = first;
+        forged.body.nonce = forged.body.nonce.wrapping_add(1 << 50);
+        self.forged_requests.push(forged.digest());
+        batch.requests.push(forged);
+        let body = PrePrepare { digest: batch.digest(), ..pp.body };
+        Message::PrePrepare(Signed::sign(body, self.id, &self.key, &self.cluster), batch)
+    }
+
+    /// A VIEW-CHANGE whose prepared certificate is made up: prepares "from" other agents that
+    /// this agent signed itself.
+    pub fn forge_view_change(&self, new_view: u64, stable: CheckpointCert) -> Signed<ViewChange> {
+        let batch = Batch { timestamp_ms: new_view, requests: Vec::new() };
+        let seq = stable.seq + 1;
+        let view = new_view.saturating_sub(1);
+        let pp = PrePrepare { epoch: 0, view, seq, digest: batch.digest() };
+        let pre_prepare = Signed::sign(pp, self.id, &self.key, &self.cluster);
+        let prepares = (0..self.n as ReplicaId)
+            .filter(|i| *i != self.id)
+            .map(|i| {
+                let v = Vote { phase: Phase::Prepare, epoch: 0, view, seq, digest: batch.digest() };
+                let mut s = Signed::sign(v, self.id, &self.key, &self.cluster);
+                s.from = i;
+                s
+            })
+            .collect();
+        let cert = PreparedCert { pre_prepare, prepares, batch };
+        let vc = ViewChange { epoch: 0, new_view, stable, prepared: vec![cert] };
+        Signed::sign(vc, self.id, &self.key, &self.cluster)
+    }
+
+    /// Periodic actions of its own: replays, forged view changes, double spends.
+    pub fn tick(
+        &mut self,
+        view: u64,
+        stable: CheckpointCert,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        if self.has(Behaviour::Silent) {
+            return out;
+        }
+        let others: Vec<ReplicaId> = (0..self.n as ReplicaId).filter(|i| *i != self.id).collect();
+        if self.has(Behaviour::Replay) && !self.history.is_empty() {
+            for _ in 0..4 {
+                let m = self.history[rng.random_range(0..self.history.len())].clone();
+                let to = others[rng.random_range(0..others.len())];
+                out.push(Outgoing { to, msg: m, extra_delay_ms: 0 });
+            }
+        }
+        if self.has(Behaviour::ForgeViewChange) {
+            let vc = self.forge_view_change(view + 1, stable);
+            for &to in &others {
+                out.push(Outgoing { to, msg: Message::ViewChange(vc.clone()), extra_delay_ms: 0 });
+            }
+        }
+        if self.has(Behaviour::DoubleSpend) && rng.random_bool(0.3) {
+            self.nonce += 1;
+            let mk = |to: &str, amount: u64| {
+                let op = Operation::Transfer { from: self.account.clone(), to: to.into(), amount };
+                let body = RequestBody { client: self.key.public(), nonce: self.nonce, op };
+                ClientRequest::sign(body, &self.key, &self.cluster)
+            };
+            let (a, b) = (mk("client-0", 7), mk("client-1", 7));
+            for to in 0..self.n as ReplicaId {
+                let m = if to % 2 == 0 { a.clone() } else { b.clone() };
+                out.push(Outgoing { to, msg: Message::Request(m), extra_delay_ms: 0 });
+                // Some agents see both: a provable double spend.
+                if to % 3 == 0 {
+                    out.push(Outgoing { to, msg: Message::Request(b.clone()), extra_delay_ms: 0 });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Flips one bit of the outermost signature of a message.
+fn corrupt(m: &mut Message) {
+    match m {
+        Message::Request(r) => r.sig.s[0] ^= 1,
+        Message::PrePrepare(p, _) => p.sig.s[0] ^= 1,
+        Message::Vote(v) => v.sig.s[0] ^= 1,
+        Message::Checkpoint(c) => c.sig.s[0] ^= 1,
+        Message::ViewChange(v) => v.sig.s[0] ^= 1,
+        Message::NewView(v) => v.sig.s[0] ^= 1,
+        Message::StateRequest(r) => r.sig.s[0] ^= 1,
+        Message::StateResponse(r) => r.sig.s[0] ^= 1,
+        Message::Fetch(f) => f.sig.s[0] ^= 1,
+        Message::Committed(c) => {
+            if let Some(v) = c.commits.first_mut() {
+                v.sig.s[0] ^= 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,616 @@
+//! The simulated world: virtual time, one seeded RNG, an event queue, a faulty network, the
+//! replicas (honest and Byzantine), the clients, and the checker run after every step.
+
+use crate::byzantine::{Blackboard, Outgoing, Strategy};
+use crate::clients::{CLIENT_BALANCE, Clients};
+use crate::config::{Behaviour, NetProfile, SimConfig};
+use crate::disk::Disk;
+use crate::invariants::Checker;
+use crate::verifier::{Cache, MemoVerifier};
+use crate::Report;
+use phalanx_core::consensus::{Config, Effect, Epoch, Input, Member, Params, Replica, SignatureVerifier, Timer};
+use phalanx_core::evidence::Culprit;
+use phalanx_core::quorum::Quorum;
+use phalanx_core::state::{Genesis, GenesisAccount};
+use phalanx_core::wire::{Message, Reply, ReplicaId, Signed};
+use phalanx_crypto::{Keypair, PublicKey, digest};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, BinaryHeap};
+
+const TIMERS: usize = 5;
+const CLIENT_RETRY_MS: u64 = 1000;
+const BYZ_TICK_MS: u64 = 300;
+const SETTLE_MS: u64 = 5000;
+
+fn timer_index(t: Timer) -> usize {
+    match t {
+        Timer::Batch => 0,
+        Timer::Request => 1,
+        Timer::ViewChange => 2,
+        Timer::Resend => 3,
+        Timer::StateTransfer => 4,
+    }
+}
+
+enum Event {
+    Deliver { to: ReplicaId, msg: Message },
+    Reply { from: ReplicaId, reply: Signed<Reply> },
+    Timer { node: ReplicaId, timer: Timer, generation: u64 },
+    ClientSubmit { client: usize },
+    ClientRetry { client: usize, nonce: u64 },
+    ByzTick { node: ReplicaId },
+    Crash { node: ReplicaId },
+    Restart { node: ReplicaId },
+    Partition { side: Vec<bool> },
+    Heal,
+}
+
+struct Scheduled {
+    at: u64,
+    order: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.order) == (o.at, o.order)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scheduled {
+    /// Earliest first out of a max-heap.
+    fn cmp(&self, o: &Self) -> Ordering {
+        (o.at, o.order).cmp(&(self.at, self.order))
+    }
+}
+
+struct Node {
+    key: Keypair,
+    replica: Option<Replica>,
+    strategy: Option<Strategy>,
+    disk: Disk,
+    generations: [u64; TIMERS],
+    last_executed: u64,
+}
+
+pub struct World {
+    cfg: SimConfig,
+    rng: ChaCha8Rng,
+    now: u64,
+    order: u64,
+    queue: BinaryHeap<Scheduled>,
+    nodes: Vec<Node>,
+    config: Config,
+    cache: Cache,
+    client_verifier: MemoVerifier,
+    clients: Clients,
+    checker: Checker,
+    board: Blackboard,
+    faulty: BTreeSet<ReplicaId>,
+    byzantine_keys: BTreeSet<PublicKey>,
+    partition: Option<Vec<bool>>,
+    messages: u64,
+    evidence: u64,
+    max_view: u64,
+    restart_pending: usize,
+    verbose: bool,
+    pub trace: Vec<String>,
+}
+
+impl World {
+    pub fn new(cfg: SimConfig, verbose: bool) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+        let n = cfg.nodes;
+        let f = Quorum::max_faults(n);
+        let cluster = digest(format!("phalanx-sim/{}", cfg.seed).as_bytes());
+        let key_for = |role: &str, i: usize| {
+            Keypair::from_seed(*digest(format!("{}/{role}/{i}", cfg.seed).as_bytes()).as_bytes())
+        };
+        let agent_keys: Vec<Keypair> = (0..n).map(|i| key_for("agent", i)).collect();
+        let client_keys: Vec<Keypair> = (0..cfg.clients).map(|i| key_for("client", i)).collect();
+        let mut accounts: Vec<GenesisAccount> = client_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| GenesisAccount { name: Clients::name(i), owner: k.public(), balance: CLIENT_BALANCE })
+            .collect();
+        accounts.extend(agent_keys.iter().enumerate().map(|(i, k)| GenesisAccount {
+            name: format!("agent-{i}"),
+            owner: k.public(),
+            balance: 1_000,
+        }));
+        let members = agent_keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| Member { name: format!("bft-agent-{}", i + 1), key: k.public() })
+            .collect();
+        let k = cfg.checkpoint_interval;
+        let params = Params {
+            checkpoint_interval: k,
+            log_window: 2 * k,
+            max_inflight: k,
+            batch_size: 8,
+            batch_delay_ms: 2,
+            view_change_timeout_ms: 1000,
+            resend_interval_ms: 300,
+            ..Params::default()
+        };
+        let genesis = Genesis { accounts };
+        let checker = Checker::new(
+            &genesis.accounts.iter().map(|a| (a.name.clone(), a.owner, a.balance)).collect::<Vec<_>>(),
+        );
+        let config = Config { cluster_id: cluster, epoch: Epoch { number: 0, members, f }, params, genesis };
+
+        // Who is faulty, and how.
+        let faulty: BTreeSet<ReplicaId> = match &cfg.faulty_ids {
+            Some(ids) => ids.iter().map(|i| *i as ReplicaId).collect(),
+            None => {
+                let mut ids: Vec<ReplicaId> = (0..n as ReplicaId).collect();
+                for i in (1..ids.len()).rev() {
+                    ids.swap(i, rng.random_range(0..=i));
+                }
+                ids.into_iter().take(cfg.faulty).collect()
+            }
+        };
+        let cache: Cache = Default::default();
+        let mut nodes = Vec::with_capacity(n);
+        for (i, key) in agent_keys.into_iter().enumerate() {
+            let id = i as ReplicaId;
+            let strategy = (faulty.contains(&id) && !cfg.behaviours.is_empty()).then(|| {
+                let mut set = BTreeSet::new();
+                let k = rng.random_range(1..=cfg.behaviours.len().min(3));
+                while set.len() < k {
+                    set.insert(cfg.behaviours[rng.random_range(0..cfg.behaviours.len())]);
+                }
+                Strategy::new(id, set, key.clone(), cluster, n, &mut rng)
+            });
+            let verifier = Box::new(MemoVerifier::new(cache.clone(), cfg.seed ^ i as u64));
+            let replica = Replica::new(id, key.clone(), config.clone(), verifier);
+            nodes.push(Node {
+                key,
+                replica: Some(replica),
+                strategy,
+                disk: Disk::default(),
+                generations: [0; TIMERS],
+                last_executed: 0,
+            });
+        }
+        let byzantine_keys = faulty.iter().map(|i| nodes[*i as usize].key.public()).collect();
+        let clients = Clients::new(client_keys, cfg.txs, f, cluster);
+        let client_verifier = MemoVerifier::new(cache.clone(), !cfg.seed);
+        let mut w = World {
+            cfg,
+            rng,
+            now: 0,
+            order: 0,
+            queue: BinaryHeap::new(),
+            nodes,
+            config,
+            cache,
+            client_verifier,
+            clients,
+            checker,
+            board: Blackboard::default(),
+            faulty,
+            byzantine_keys,
+            partition: None,
+            messages: 0,
+            evidence: 0,
+            max_view: 0,
+            restart_pending: 0,
+            verbose,
+            trace: Vec::new(),
+        };
+        w.schedule_faults();
+        w
+    }
+
+    fn log(&mut self, line: String) {
+        if self.verbose {
+            self.trace.push(format!("[{:>7}ms] {line}", self.now));
+        }
+    }
+
+    fn push(&mut self, after: u64, event: Event) {
+        self.order += 1;
+        self.queue.push(Scheduled { at: self.now + after, order: self.order, event });
+    }
+
+    fn schedule_faults(&mut self) {
+        let n = self.cfg.nodes;
+        let honest: Vec<ReplicaId> = (0..n as ReplicaId).filter(|i| !self.faulty.contains(i)).collect();
+        if self.cfg.crash_restart && !honest.is_empty() && self.rng.random_bool(0.5) {
+            let node = honest[self.rng.random_range(0..honest.len())];
+            let at = self.rng.random_range(200..1500);
+            let down = self.rng.random_range(300..3000);
+            self.restart_pending += 1;
+            self.push(at, Event::Crash { node });
+            self.push(at + down, Event::Restart { node });
+        }
+        if self.cfg.net == NetProfile::Partition {
+            let mut t = 0;
+            for _ in 0..3 {
+                t += self.rng.random_range(300..2000);
+                let isolated = self.rng.random_range(1..=n / 2);
+                let mut side = vec![false; n];
+                for _ in 0..isolated {
+                    side[self.rng.random_range(0..n)] = true;
+                }
+                let heal = self.rng.random_range(1000..5000);
+                self.push(t, Event::Partition { side });
+                self.push(t + heal, Event::Heal);
+                t += heal;
+            }
+        }
+        for i in 0..n {
+            if self.nodes[i].strategy.is_some() {
+                self.push(BYZ_TICK_MS, Event::ByzTick { node: i as ReplicaId });
+            }
+        }
+    }
+
+    fn link_up(&self, a: ReplicaId, b: ReplicaId) -> bool {
+        match &self.partition {
+            Some(side) => side[a as usize] == side[b as usize],
+            None => true,
+        }
+    }
+
+    fn latency(&mut self) -> Option<u64> {
+        match self.cfg.net {
+            NetProfile::Lossy => {
+                if self.rng.random_bool(0.05) {
+                    None
+                } else {
+                    Some(self.rng.random_range(1..50))
+                }
+            }
+            _ => Some(self.rng.random_range(1..10)),
+        }
+    }
+
+    /// Puts a replica-to-replica message on the network.
+    fn send(&mut self, from: ReplicaId, to: ReplicaId, msg: Message, extra: u64) {
+        if from == to || !self.link_up(from, to) {
+            return;
+        }
+        self.messages += 1;
+        let Some(d) = self.latency() else { return };
+        if self.cfg.net == NetProfile::Lossy && self.rng.random_bool(0.02) {
+            let later = d + extra + self.rng.random_range(1..30);
+            self.push(later, Event::Deliver { to, msg: msg.clone() });
+        }
+        self.push(d + extra, Event::Deliver { to, msg });
+    }
+
+    fn client_broadcast(&mut self, req: phalanx_core::wire::ClientRequest) {
+        for to in 0..self.cfg.nodes as ReplicaId {
+            self.messages += 1;
+            if let Some(d) = self.latency() {
+                self.push(d, Event::Deliver { to, msg: Message::Request(req.clone()) });
+            }
+        }
+    }
+
+    pub fn run(mut self) -> Report {
+        let started = std::time::Instant::now();
+        for i in 0..self.nodes.len() {
+            let effects = self.nodes[i].replica.as_mut().map(|r| r.start(0)).unwrap_or_default();
+            self.apply_effects(i as ReplicaId, effects);
+        }
+        for c in 0..self.cfg.clients {
+            let at = self.rng.random_range(0..20);
+            self.push(at, Event::ClientSubmit { client: c });
+        }
+        let mut finish_at: Option<u64> = None;
+        let mut liveness = None;
+        while let Some(s) = self.queue.pop() {
+            self.now = s.at;
+            if finish_at.is_some_and(|t| self.now > t) {
+                break;
+            }
+            if self.now > self.cfg.deadline_ms {
+                liveness = Some(format!(
+                    "{} of {} transfers not accepted by t={}ms",
+                    self.clients.unfinished(),
+                    self.cfg.txs,
+                    self.cfg.deadline_ms
+                ));
+                break;
+            }
+            self.step(s.event);
+            if finish_at.is_none() && self.clients.done() && self.restart_pending == 0 && self.partition.is_none() {
+                finish_at = Some(self.now + SETTLE_MS);
+            }
+        }
+        if liveness.is_none() && !self.clients.done() {
+            liveness = Some(format!("{} transfers not accepted and nothing left to do", self.clients.unfinished()));
+        }
+        if liveness.is_none() {
+            liveness = self.convergence();
+        }
+        self.checker.finish();
+        let mut lat = self.clients.latencies.clone();
+        lat.sort_unstable();
+        Report {
+            seed: self.cfg.seed,
+            committed: self.clients.committed,
+            rejected: self.clients.rejected,
+            messages: self.messages,
+            virtual_ms: self.now,
+            latency_p50_ms: lat.get(lat.len() / 2).copied().unwrap_or(0),
+            safety_violations: std::mem::take(&mut self.checker.violations),
+            liveness_failure: liveness,
+            evidence: self.evidence,
+            max_view: self.max_view,
+            faulty: self
+                .nodes
+                .iter()
+                .filter_map(|n| n.strategy.as_ref())
+                .map(|s| (s.id, s.behaviours.iter().copied().collect()))
+                .collect(),
+            wall_ms: started.elapsed().as_millis() as u64,
+            replay: self.cfg.replay_command(),
+            trace: std::mem::take(&mut self.trace),
+        }
+    }
+
+    /// After the settle time every honest live replica has executed as far as the others.
+    fn convergence(&self) -> Option<String> {
+        let honest: Vec<(usize, u64)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.faulty.contains(&(*i as ReplicaId)))
+            .filter_map(|(i, n)| n.replica.as_ref().map(|r| (i, r.last_executed())))
+            .collect();
+        let max = honest.iter().map(|h| h.1).max()?;
+        honest
+            .iter()
+            .find(|h| h.1 < max)
+            .map(|(i, s)| format!("honest replica {i} stuck at seq {s}; others reached {max}"))
+    }
+
+    fn step(&mut self, event: Event) {
+        match event {
+            Event::Deliver { to, msg } => {
+                let node = &mut self.nodes[to as usize];
+                if let Some(s) = node.strategy.as_mut() {
+                    if s.crashed(self.now) {
+                        return;
+                    }
+                    s.remember(&msg);
+                }
+                self.input(to, Input::Message(msg));
+            }
+            Event::Timer { node, timer, generation } => {
+                if self.nodes[node as usize].generations[timer_index(timer)] == generation {
+                    if self.nodes[node as usize].strategy.as_ref().is_some_and(|s| s.crashed(self.now)) {
+                        return;
+                    }
+                    self.input(node, Input::Timeout(timer));
+                }
+            }
+            Event::Reply { from, reply } => {
+                let key = self.config.epoch.members[from as usize].key;
+                let item = reply.verify_item(key, &self.config.cluster_id);
+                if !self.client_verifier.verify(&[item])[0] {
+                    return;
+                }
+                for a in self.clients.on_reply(from, &reply.body, self.now) {
+                    self.checker.accepted(self.now, a.key, a.nonce, a.op, a.outcome);
+                    let think = self.rng.random_range(0..5);
+                    self.push(think, Event::ClientSubmit { client: a.client });
+                }
+            }
+            Event::ClientSubmit { client } => {
+                let now = self.now;
+                if let Some(req) = self.clients.next_request(client, now, &mut self.rng) {
+                    let nonce = req.body.nonce;
+                    self.client_broadcast(req);
+                    self.push(CLIENT_RETRY_MS, Event::ClientRetry { client, nonce });
+                }
+            }
+            Event::ClientRetry { client, nonce } => {
+                if let Some(req) = self.clients.outstanding(client, nonce) {
+                    self.client_broadcast(req);
+                    self.push(CLIENT_RETRY_MS, Event::ClientRetry { client, nonce });
+                }
+            }
+            Event::ByzTick { node } => self.byzantine_tick(node),
+            Event::Crash { node } => {
+                self.log(format!("crash replica {node}"));
+                let n = &mut self.nodes[node as usize];
+                n.replica = None;
+                for g in n.generations.iter_mut() {
+                    *g += 1;
+                }
+            }
+            Event::Restart { node } => {
+                self.log(format!("restart replica {node} from disk"));
+                self.restart_pending -= 1;
+                let n = &self.nodes[node as usize];
+                let verifier = Box::new(MemoVerifier::new(self.cache.clone(), self.cfg.seed ^ 0xabc));
+                let mut r = Replica::recover(node, n.key.clone(), self.config.clone(), verifier, n.disk.records());
+                let effects = r.start(self.now);
+                let n = &mut self.nodes[node as usize];
+                n.last_executed = r.last_executed();
+                n.replica = Some(r);
+                self.apply_effects(node, effects);
+            }
+            Event::Partition { side } => {
+                self.log(format!("partition {side:?}"));
+                self.partition = Some(side);
+            }
+            Event::Heal => {
+                self.log("partition healed".into());
+                self.partition = None;
+            }
+        }
+    }
+
+    fn input(&mut self, node: ReplicaId, input: Input) {
+        let now = self.now;
+        let Some(r) = self.nodes[node as usize].replica.as_mut() else { return };
+        let effects = r.handle(now, input);
+        self.apply_effects(node, effects);
+        self.check_bounds(node);
+    }
+
+    fn byzantine_tick(&mut self, node: ReplicaId) {
+        let i = node as usize;
+        let (view, stable) = match &self.nodes[i].replica {
+            Some(r) => (r.view(), r.stable_cert().clone()),
+            None => return,
+        };
+        let now = self.now;
+        let Some(s) = self.nodes[i].strategy.as_mut() else { return };
+        if s.crashed(now) {
+            return;
+        }
+        let out = s.tick(view, stable, &mut self.rng);
+        for o in out {
+            if let Message::Request(_) = &o.msg {
+                self.messages += 1;
+                if let Some(d) = self.latency() {
+                    self.push(d, Event::Deliver { to: o.to, msg: o.msg });
+                }
+            } else {
+                self.send(node, o.to, o.msg, o.extra_delay_ms);
+            }
+        }
+        self.push(BYZ_TICK_MS, Event::ByzTick { node });
+    }
+
+    fn apply_effects(&mut self, node: ReplicaId, effects: Vec<Effect>) {
+        let i = node as usize;
+        let honest = !self.faulty.contains(&node);
+        let n = self.cfg.nodes as ReplicaId;
+        for e in effects {
+            match e {
+                Effect::Send { to, msg } => self.emit(node, msg, vec![to]),
+                Effect::Broadcast(msg) => self.emit(node, msg, (0..n).filter(|j| *j != node).collect()),
+                Effect::Reply { reply, .. } => {
+                    if self.nodes[i].strategy.as_ref().is_some_and(|s| s.behaviours.contains(&Behaviour::Silent)) {
+                        continue;
+                    }
+                    self.messages += 1;
+                    if let Some(d) = self.latency() {
+                        self.push(d, Event::Reply { from: node, reply });
+                    }
+                }
+                Effect::SetTimer { timer, after_ms } => {
+                    let g = &mut self.nodes[i].generations[timer_index(timer)];
+                    *g += 1;
+                    let generation = *g;
+                    self.push(after_ms, Event::Timer { node, timer, generation });
+                }
+                Effect::CancelTimer(timer) => self.nodes[i].generations[timer_index(timer)] += 1,
+                Effect::Persist(rec) => self.nodes[i].disk.write(rec),
+                Effect::Executed { seq, batch, entries } => {
+                    if !honest {
+                        continue;
+                    }
+                    let last = self.nodes[i].last_executed;
+                    if seq != last + 1 {
+                        self.checker.violations.push(format!(
+                            "t={}ms: exactly-once: replica {node} executed seq {seq} after {last}",
+                            self.now
+                        ));
+                    }
+                    self.nodes[i].last_executed = seq;
+                    let r = self.nodes[i].replica.as_ref().expect("a replica that executes exists");
+                    let total = r.state().total_balance();
+                    self.checker.executed(self.now, i, seq, &batch, &entries, total);
+                }
+                Effect::Checkpoint { seq, state } | Effect::Stable { seq, state } => {
+                    if honest {
+                        self.checker.checkpoint(self.now, i, seq, state);
+                    }
+                }
+                Effect::StateInstalled { seq, state } => {
+                    if !honest {
+                        continue;
+                    }
+                    self.log(format!("replica {node} installed state at seq {seq}"));
+                    let last = self.nodes[i].last_executed;
+                    if seq <= last {
+                        self.checker.violations.push(format!(
+                            "t={}ms: state transfer moved replica {node} back from {last} to {seq}",
+                            self.now
+                        ));
+                    }
+                    self.nodes[i].last_executed = seq;
+                    self.checker.checkpoint(self.now, i, seq, state);
+                }
+                Effect::ViewEntered { view, primary } => {
+                    if honest {
+                        self.log(format!("replica {node} entered view {view} (primary {primary})"));
+                        self.max_view = self.max_view.max(view);
+                    }
+                }
+                Effect::Evidence(ev) => {
+                    if !honest {
+                        continue;
+                    }
+                    self.evidence += 1;
+                    self.log(format!("replica {node} reports {}", ev.fault_type()));
+                    let keys: Vec<PublicKey> = self.config.epoch.members.iter().map(|m| m.key).collect();
+                    if let Err(e) = ev.verify(&self.config.cluster_id, &keys) {
+                        self.checker.violations.push(format!("t={}ms: replica {node} emitted invalid evidence: {e}", self.now));
+                    }
+                    let guilty = match ev.culprit() {
+                        Culprit::Member(m) => self.faulty.contains(&m),
+                        Culprit::Client(k) => self.byzantine_keys.contains(&k),
+                    };
+                    if !guilty {
+                        self.checker.violations.push(format!(
+                            "t={}ms: false accusation: replica {node} accused an honest party of {}",
+                            self.now,
+                            ev.fault_type()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends what a replica wants to send, through its Byzantine strategy if it has one.
+    fn emit(&mut self, node: ReplicaId, msg: Message, to: Vec<ReplicaId>) {
+        let i = node as usize;
+        if let Some(mut s) = self.nodes[i].strategy.take() {
+            let forged_before = s.forged_requests.len();
+            let out: Vec<Outgoing> = s.rewrite(msg, &to, &mut self.rng, &mut self.board);
+            self.checker.forged.extend(s.forged_requests[forged_before..].iter().copied());
+            self.nodes[i].strategy = Some(s);
+            for o in out {
+                self.send(node, o.to, o.msg, o.extra_delay_ms);
+            }
+        } else {
+            for t in to {
+                self.send(node, t, msg.clone(), 0);
+            }
+        }
+    }
+
+    /// Whatever peers send, an honest replica's memory stays bounded.
+    fn check_bounds(&mut self, node: ReplicaId) {
+        if self.faulty.contains(&node) {
+            return;
+        }
+        let Some(r) = self.nodes[node as usize].replica.as_ref() else { return };
+        let p = &self.config.params;
+        let log_cap = 2 * p.log_window as usize + 64;
+        let buf_cap = self.cfg.nodes * p.max_buffered_per_sender;
+        if r.log_len() > log_cap || r.buffered() > buf_cap {
+            let (l, b) = (r.log_len(), r.buffered());
+            self.checker.violations.push(format!("t={}ms: memory: replica {node} holds {l} slots, {b} buffered", self.now));
+        }
+    }
+}
