@@ -99,7 +99,8 @@ pub struct World {
     messages: u64,
     evidence: u64,
     max_view: u64,
-    restart_pending: usize,
+    /// When the last scheduled network fault or restart is over.
+    faults_end: u64,
     verbose: bool,
     pub trace: Vec<String>,
 }
@@ -203,7 +204,7 @@ impl World {
             messages: 0,
             evidence: 0,
             max_view: 0,
-            restart_pending: 0,
+            faults_end: 0,
             verbose,
             trace: Vec::new(),
         };
@@ -229,9 +230,9 @@ impl World {
             let node = honest[self.rng.random_range(0..honest.len())];
             let at = self.rng.random_range(200..1500);
             let down = self.rng.random_range(300..3000);
-            self.restart_pending += 1;
             self.push(at, Event::Crash { node });
             self.push(at + down, Event::Restart { node });
+            self.faults_end = self.faults_end.max(at + down);
         }
         if self.cfg.net == NetProfile::Partition {
             let mut t = 0;
@@ -247,6 +248,7 @@ impl World {
                 self.push(t + heal, Event::Heal);
                 t += heal;
             }
+            self.faults_end = self.faults_end.max(t);
         }
         for i in 0..n {
             if self.nodes[i].strategy.is_some() {
@@ -325,8 +327,9 @@ impl World {
                 break;
             }
             self.step(s.event);
-            if finish_at.is_none() && self.clients.done() && self.restart_pending == 0 && self.partition.is_none() {
-                finish_at = Some(self.now + SETTLE_MS);
+            if finish_at.is_none() && self.clients.done() {
+                // Convergence is judged once the network is stable again.
+                finish_at = Some(self.now.max(self.faults_end) + SETTLE_MS);
             }
         }
         if liveness.is_none() && !self.clients.done() {
@@ -434,7 +437,6 @@ impl World {
             }
             Event::Restart { node } => {
                 self.log(format!("restart replica {node} from disk"));
-                self.restart_pending -= 1;
                 let n = &self.nodes[node as usize];
                 let verifier = Box::new(MemoVerifier::new(self.cache.clone(), self.cfg.seed ^ 0xabc));
                 let mut r = Replica::recover(node, n.key.clone(), self.config.clone(), verifier, n.disk.records());
@@ -512,7 +514,12 @@ impl World {
                     self.push(after_ms, Event::Timer { node, timer, generation });
                 }
                 Effect::CancelTimer(timer) => self.nodes[i].generations[timer_index(timer)] += 1,
-                Effect::Persist(rec) => self.nodes[i].disk.write(rec),
+                Effect::Persist(rec) => {
+                    if let phalanx_core::consensus::Record::ViewChange(v) = &rec {
+                        self.log(format!("replica {node} asks for view {v}"));
+                    }
+                    self.nodes[i].disk.write(rec)
+                }
                 Effect::Executed { seq, batch, entries } => {
                     if !honest {
                         continue;

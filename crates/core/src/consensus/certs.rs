@@ -95,7 +95,7 @@ impl CertContext<'_> {
         for p in &b.prepared {
             let pp = &p.pre_prepare.body;
             if pp.seq <= last_seq
-                || pp.seq > b.stable.seq + self.params.log_window
+                || pp.seq > b.stable.seq.saturating_add(self.params.log_window)
                 || pp.view >= b.new_view
                 || !self.prepared_cert(p, &mut items)
             {

@@ -242,11 +242,12 @@ impl Replica {
             self.send_state(f.from);
         }
         let from = after.max(self.stable.seq) + 1;
-        let certs: Vec<CommitCert> = self
-            .log
-            .range(from..=after + limits::MAX_FETCH)
-            .filter_map(|(_, s)| s.decided.clone())
-            .collect();
+        let to = after.saturating_add(limits::MAX_FETCH);
+        if from > to {
+            return;
+        }
+        let certs: Vec<CommitCert> =
+            self.log.range(from..=to).filter_map(|(_, s)| s.decided.clone()).collect();
         for c in certs {
             self.out.push(Effect::Send { to: f.from, msg: Message::Committed(c) });
         }

@@ -10,6 +10,8 @@ struct Entry {
     arrival_ms: u64,
     order: u64,
     proposed: bool,
+    /// Already relayed to every replica once after waiting a full timeout.
+    relayed: bool,
 }
 
 pub(crate) enum Added {
@@ -68,7 +70,7 @@ impl Pool {
         let order = self.next_order;
         self.next_order += 1;
         self.by_client.entry(req.body.client).or_default().push((req.body.nonce, d));
-        self.entries.insert(d, Entry { req, arrival_ms: now, order, proposed: false });
+        self.entries.insert(d, Entry { req, arrival_ms: now, order, proposed: false, relayed: false });
         self.unproposed.insert(order, d);
         match conflict {
             Some(other) => Added::Conflict(other),
@@ -101,6 +103,7 @@ impl Pool {
     pub fn reset(&mut self, now: u64) {
         for (d, e) in self.entries.iter_mut() {
             e.arrival_ms = now;
+            e.relayed = false;
             if e.proposed {
                 e.proposed = false;
                 self.unproposed.insert(e.order, *d);
@@ -129,5 +132,23 @@ impl Pool {
     /// Arrival time of the oldest request still waiting to execute.
     pub fn oldest_arrival(&self) -> Option<u64> {
         self.entries.values().map(|e| e.arrival_ms).min()
+    }
+
+    /// Requests that waited since before `cutoff` and were not relayed yet: marks them relayed
+    /// and restarts their wait. Relaying once before suspecting the primary means a request a
+    /// client sent to only some replicas cannot make an honest replica start a view change alone.
+    pub fn take_unrelayed(&mut self, cutoff: u64, now: u64, max: usize) -> Vec<ClientRequest> {
+        let mut out = Vec::new();
+        for e in self.entries.values_mut() {
+            if out.len() >= max {
+                break;
+            }
+            if e.arrival_ms <= cutoff && !e.relayed {
+                e.relayed = true;
+                e.arrival_ms = now;
+                out.push(e.req.clone());
+            }
+        }
+        out
     }
 }

@@ -48,7 +48,6 @@ pub struct Replica {
     pub(super) vc_target: View,
     /// Consecutive failed views: the view-change timeout doubles with each.
     pub(super) vc_failures: u32,
-    pub(super) vc_timer_armed: bool,
     /// The latest valid VIEW-CHANGE from each member (one per sender bounds memory).
     pub(super) view_changes: BTreeMap<ReplicaId, Signed<ViewChange>>,
     /// The NEW-VIEW that started our current view, for peers that missed it.
@@ -108,7 +107,6 @@ impl Replica {
             active: true,
             vc_target: 0,
             vc_failures: 0,
-            vc_timer_armed: false,
             view_changes: BTreeMap::new(),
             last_new_view: None,
             log: BTreeMap::new(),
@@ -190,6 +188,7 @@ impl Replica {
         self.now = now;
         self.set_timer(Timer::Resend, self.params.resend_interval_ms);
         if !self.active {
+            self.set_timer(Timer::ViewChange, self.params.view_change_timeout_ms);
             self.broadcast_view_change();
         }
         std::mem::take(&mut self.out)
@@ -440,7 +439,17 @@ impl Replica {
         let timeout = self.params.view_change_timeout_ms;
         let waited = self.now.saturating_sub(oldest);
         if waited >= timeout {
-            self.start_view_change(self.view + 1);
+            let cutoff = self.now - timeout;
+            let relay = self.pool.take_unrelayed(cutoff, self.now, 64);
+            if relay.is_empty() {
+                self.start_view_change(self.view + 1);
+                return;
+            }
+            for r in relay {
+                self.out.push(Effect::Broadcast(Message::Request(r)));
+            }
+            self.request_timer_armed = true;
+            self.set_timer(Timer::Request, timeout);
         } else {
             self.request_timer_armed = true;
             self.set_timer(Timer::Request, timeout - waited);
@@ -658,7 +667,10 @@ impl Replica {
             }
         }
         self.last_executed = seq;
-        self.vc_failures = 0;
+        if self.active {
+            // Progress in a view proves it works: the next view change starts from the base timeout.
+            self.vc_failures = 0;
+        }
         self.out.push(Effect::Executed { seq, batch, entries: entries.clone() });
         if !entries.is_empty() {
             clients.sort();

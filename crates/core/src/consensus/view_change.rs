@@ -55,13 +55,16 @@ impl Replica {
         }
         self.active = false;
         self.vc_target = target;
-        self.vc_timer_armed = false;
         self.out.push(Effect::Persist(Record::ViewChange(target)));
         for t in [Timer::Request, Timer::Batch, Timer::ViewChange] {
             self.out.push(Effect::CancelTimer(t));
         }
         self.request_timer_armed = false;
         self.batch_timer_armed = false;
+        // Armed at once (not only when a quorum wants this view): replicas split between two
+        // targets must still move on, and doubling lets the laggards catch up.
+        let timeout = self.params.view_change_timeout_ms << self.vc_failures.min(6);
+        self.set_timer(Timer::ViewChange, timeout);
         self.broadcast_view_change();
         self.check_view_change_quorum();
     }
@@ -136,12 +139,6 @@ impl Replica {
         if vcs.len() < self.quorum.quorum() {
             return;
         }
-        if !self.vc_timer_armed {
-            // Started only once a quorum wants this view, so a lone replica does not run ahead.
-            self.vc_timer_armed = true;
-            let timeout = self.params.view_change_timeout_ms << self.vc_failures.min(16);
-            self.set_timer(Timer::ViewChange, timeout);
-        }
         if self.epoch.primary(w) != self.id {
             return;
         }
@@ -164,7 +161,6 @@ impl Replica {
     }
 
     pub(super) fn on_view_change_timer(&mut self) {
-        self.vc_timer_armed = false;
         if !self.active {
             self.vc_failures += 1;
             self.start_view_change(self.vc_target + 1);
@@ -181,7 +177,7 @@ impl Replica {
         }
         let Some(plan) = self.check_new_view(&nv) else {
             // A NEW-VIEW that does not follow from its own view changes: its primary is faulty.
-            self.start_view_change(w + 1);
+            self.start_view_change(w.saturating_add(1));
             return;
         };
         self.enter_view(nv, plan);
@@ -230,7 +226,6 @@ impl Replica {
         self.view = w;
         self.vc_target = w;
         self.active = true;
-        self.vc_timer_armed = false;
         self.out.push(Effect::CancelTimer(Timer::ViewChange));
         self.out.push(Effect::Persist(Record::View(w)));
         self.view_changes.retain(|_, vc| vc.body.new_view > w);
