@@ -311,6 +311,7 @@ impl World {
             self.push(at, Event::ClientSubmit { client: c });
         }
         let mut finish_at: Option<u64> = None;
+        let mut converge_to = 0;
         let mut liveness = None;
         while let Some(s) = self.queue.pop() {
             self.now = s.at;
@@ -328,15 +329,17 @@ impl World {
             }
             self.step(s.event);
             if finish_at.is_none() && self.clients.done() {
-                // Convergence is judged once the network is stable again.
+                // Convergence is judged once the network is stable again: by then every honest
+                // replica must have executed what the most advanced one had when clients finished.
                 finish_at = Some(self.now.max(self.faults_end) + SETTLE_MS);
+                converge_to = self.honest_progress().into_iter().map(|h| h.1).max().unwrap_or(0);
             }
         }
         if liveness.is_none() && !self.clients.done() {
             liveness = Some(format!("{} transfers not accepted and nothing left to do", self.clients.unfinished()));
         }
         if liveness.is_none() {
-            liveness = self.convergence();
+            liveness = self.convergence(converge_to);
         }
         self.checker.finish();
         let mut lat = self.clients.latencies.clone();
@@ -364,25 +367,31 @@ impl World {
         }
     }
 
-    /// After the settle time every honest live replica has executed as far as the others.
-    fn convergence(&self) -> Option<String> {
-        let honest: Vec<(usize, u64)> = self
-            .nodes
+    /// (replica, last executed seq) of every honest replica that is up.
+    fn honest_progress(&self) -> Vec<(usize, u64)> {
+        self.nodes
             .iter()
             .enumerate()
             .filter(|(i, _)| !self.faulty.contains(&(*i as ReplicaId)))
             .filter_map(|(i, n)| n.replica.as_ref().map(|r| (i, r.last_executed())))
-            .collect();
-        let max = honest.iter().map(|h| h.1).max()?;
-        honest
+            .collect()
+    }
+
+    /// After the settle time every honest replica has caught up to `target`.
+    fn convergence(&self, target: u64) -> Option<String> {
+        self.honest_progress()
             .iter()
-            .find(|h| h.1 < max)
-            .map(|(i, s)| format!("honest replica {i} stuck at seq {s}; others reached {max}"))
+            .find(|h| h.1 < target)
+            .map(|(i, s)| format!("honest replica {i} stuck at seq {s}; the cluster had reached {target}"))
     }
 
     fn step(&mut self, event: Event) {
         match event {
             Event::Deliver { to, msg } => {
+                if std::env::var("SIMDBG").is_ok() && matches!(msg, Message::Fetch(_) | Message::Committed(_) | Message::NewView(_)) {
+                    let st = self.nodes[to as usize].replica.as_ref().map(|r| r.status());
+                    self.log(format!("deliver {} to {to}: {:?} / {:?}", msg.name(), match &msg { Message::Fetch(f) => (f.from, f.body.after), Message::Committed(c) => (c.commits[0].from, c.commits[0].body.seq), _ => (0,0)}, st.map(|s| (s.view, s.active, s.view_change_target, s.last_executed, s.stable_checkpoint))));
+                }
                 let node = &mut self.nodes[to as usize];
                 if let Some(s) = node.strategy.as_mut() {
                     if s.crashed(self.now) {

@@ -48,6 +48,8 @@ pub struct Replica {
     pub(super) vc_target: View,
     /// Consecutive failed views: the view-change timeout doubles with each.
     pub(super) vc_failures: u32,
+    /// A quorum asked for our target view (the view-change timer was restarted then).
+    pub(super) vc_quorum_seen: bool,
     /// The latest valid VIEW-CHANGE from each member (one per sender bounds memory).
     pub(super) view_changes: BTreeMap<ReplicaId, Signed<ViewChange>>,
     /// The NEW-VIEW that started our current view, for peers that missed it.
@@ -107,6 +109,7 @@ impl Replica {
             active: true,
             vc_target: 0,
             vc_failures: 0,
+            vc_quorum_seen: false,
             view_changes: BTreeMap::new(),
             last_new_view: None,
             log: BTreeMap::new(),

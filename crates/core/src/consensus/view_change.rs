@@ -61,6 +61,7 @@ impl Replica {
         }
         self.request_timer_armed = false;
         self.batch_timer_armed = false;
+        self.vc_quorum_seen = false;
         // Armed at once (not only when a quorum wants this view): replicas split between two
         // targets must still move on, and doubling lets the laggards catch up.
         let timeout = self.params.view_change_timeout_ms << self.vc_failures.min(6);
@@ -139,6 +140,12 @@ impl Replica {
         if vcs.len() < self.quorum.quorum() {
             return;
         }
+        if !self.vc_quorum_seen {
+            // A quorum wants this view now: give its primary a full timeout from here.
+            self.vc_quorum_seen = true;
+            let timeout = self.params.view_change_timeout_ms << self.vc_failures.min(6);
+            self.set_timer(Timer::ViewChange, timeout);
+        }
         if self.epoch.primary(w) != self.id {
             return;
         }
@@ -160,10 +167,16 @@ impl Replica {
         self.enter_view(nv, plan);
     }
 
+    /// The view change did not complete in time. Move on to the next view, or straight to the
+    /// highest view any member validly asked for: replicas that drifted apart while partitioned
+    /// meet again at their next timeout instead of chasing each other forever. (Jumping is safe:
+    /// asking for a higher view only promises to ignore lower ones; and a faulty member cannot
+    /// cause view changes this way, only pick the number of one that was due anyway.)
     pub(super) fn on_view_change_timer(&mut self) {
         if !self.active {
             self.vc_failures += 1;
-            self.start_view_change(self.vc_target + 1);
+            let highest = self.view_changes.values().map(|vc| vc.body.new_view).max().unwrap_or(0);
+            self.start_view_change(highest.max(self.vc_target + 1));
         }
     }
 
