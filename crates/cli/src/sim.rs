@@ -33,7 +33,7 @@ pub struct SimArgs {
     #[arg(long, default_value = "reliable")]
     net: String,
     /// Honest clients per run.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 32)]
     clients: usize,
     /// Never crash and restart an honest replica.
     #[arg(long)]

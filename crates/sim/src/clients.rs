@@ -96,6 +96,14 @@ impl Clients {
         self.pending[i].as_ref().filter(|p| p.req.body.nonce == nonce).map(|p| p.req.clone())
     }
 
+    /// Whether a reply carries an entry some client still waits for (only then is it worth
+    /// verifying its signature).
+    pub fn wants(&self, reply: &Reply) -> bool {
+        reply.entries.iter().any(|e| {
+            self.index.get(&e.client).and_then(|i| self.pending[*i].as_ref()).is_some_and(|p| p.req.body.nonce == e.nonce && p.op == e.op)
+        })
+    }
+
     /// A reply whose signature the caller verified. Returns the results it completed.
     pub fn on_reply(&mut self, from: ReplicaId, reply: &Reply, now: u64) -> Vec<Accepted> {
         let mut done = Vec::new();

@@ -136,8 +136,8 @@ impl World {
             checkpoint_interval: k,
             log_window: 2 * k,
             max_inflight: k,
-            batch_size: 8,
-            batch_delay_ms: 2,
+            batch_size: 32,
+            batch_delay_ms: 10,
             view_change_timeout_ms: 1000,
             resend_interval_ms: 300,
             ..Params::default()
@@ -410,6 +410,9 @@ impl World {
                 }
             }
             Event::Reply { from, reply } => {
+                if !self.clients.wants(&reply.body) {
+                    return;
+                }
                 let key = self.config.epoch.members[from as usize].key;
                 let item = reply.verify_item(key, &self.config.cluster_id);
                 if !self.client_verifier.verify(&[item])[0] {
