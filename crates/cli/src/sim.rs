@@ -38,6 +38,9 @@ pub struct SimArgs {
     /// Never crash and restart an honest replica.
     #[arg(long)]
     no_restarts: bool,
+    /// Which agents are faulty (0-based, comma-separated); drawn from each seed by default.
+    #[arg(long, value_delimiter = ',')]
+    faulty_ids: Option<Vec<usize>>,
     /// Allow more faulty agents than the cluster tolerates (to watch safety break).
     #[arg(long)]
     allow_excess_faults: bool,
@@ -65,6 +68,11 @@ pub fn run(a: SimArgs) -> Result<ExitCode, String> {
             a.nodes
         ));
     }
+    if let Some(ids) = &a.faulty_ids
+        && (ids.len() != a.faulty || ids.iter().any(|i| *i >= a.nodes))
+    {
+        return Err(format!("--faulty-ids must name exactly {} distinct agents below {}", a.faulty, a.nodes));
+    }
     if a.faulty > a.nodes || a.clients < 2 {
         return Err("--faulty must not exceed --nodes, and --clients must be at least 2".into());
     }
@@ -86,7 +94,9 @@ pub fn run(a: SimArgs) -> Result<ExitCode, String> {
                     cfg.net = net;
                     cfg.clients = a.clients;
                     cfg.crash_restart = !a.no_restarts;
-                    let mut r = if a.verbose { phalanx_sim::run_traced(&cfg) } else { phalanx_sim::run(&cfg) };
+                    cfg.faulty_ids = a.faulty_ids.clone();
+                    let mut r =
+                        if a.verbose { phalanx_sim::run_traced(&cfg) } else { phalanx_sim::run(&cfg) };
                     if r.ok() {
                         r.trace.clear();
                     }

@@ -1,8 +1,6 @@
 //! Provable misbehaviour: self-contained objects anyone holding the epoch's keys can verify.
 
-use crate::wire::{
-    Batch, Checkpoint, ClientRequest, PrePrepare, ReplicaId, Signed, Vote, to_bytes,
-};
+use crate::wire::{Batch, Checkpoint, ClientRequest, PrePrepare, ReplicaId, Signed, Vote, to_bytes};
 use phalanx_crypto::{Digest, PublicKey, digest, verify_one};
 use serde::{Deserialize, Serialize};
 
@@ -73,9 +71,7 @@ impl Evidence {
 
     /// Checks the evidence against the members' keys of its epoch (`members[i]` is replica i).
     pub fn verify(&self, cluster: &Digest, members: &[PublicKey]) -> Result<(), EvidenceError> {
-        let key = |id: ReplicaId| {
-            members.get(id as usize).copied().ok_or(EvidenceError::UnknownSigner(id))
-        };
+        let key = |id: ReplicaId| members.get(id as usize).copied().ok_or(EvidenceError::UnknownSigner(id));
         let check = |item: phalanx_crypto::VerifyItem| {
             if verify_one(&item.key, &item.message, &item.signature) {
                 Ok(())

@@ -68,7 +68,7 @@ mod tests {
             for q in [q1, q2, q3] {
                 // Two quorums intersect in at least f+1 members, and the honest members alone
                 // form a quorum.
-                assert!(2 * q.quorum() >= q.n + q.f + 1, "{q:?}");
+                assert!(2 * q.quorum() > q.n + q.f, "{q:?}");
                 assert!(q.n - q.f >= q.quorum(), "{q:?}");
                 assert_eq!(q.weak(), f + 1);
             }
@@ -77,10 +77,7 @@ mod tests {
 
     #[test]
     fn refuses_n_below_3f_plus_1() {
-        assert_eq!(
-            Quorum::new(6, 2),
-            Err(QuorumError::TooFewMembers { n: 6, f: 2, need: 7 })
-        );
+        assert_eq!(Quorum::new(6, 2), Err(QuorumError::TooFewMembers { n: 6, f: 2, need: 7 }));
         assert!(Quorum::new(0, 0).is_err());
         assert_eq!(Quorum::max_faults(7), 2);
         assert_eq!(Quorum::max_faults(13), 4);

@@ -521,9 +521,6 @@ pub fn check_limits(m: &Message) -> Result<(), WireError> {
             }
             check_batch(&c.batch)
         }
-        Message::Vote(_)
-        | Message::Checkpoint(_)
-        | Message::StateRequest(_)
-        | Message::Fetch(_) => Ok(()),
+        Message::Vote(_) | Message::Checkpoint(_) | Message::StateRequest(_) | Message::Fetch(_) => Ok(()),
     }
 }

@@ -61,8 +61,7 @@ fn batch_verdicts_equal_single_verdicts() {
     items[4].message.push(0);
     items[5].key = PublicKey([0xff; 32]);
     let batch = BatchVerifier::verify(&mut rng, &items);
-    let single: Vec<bool> =
-        items.iter().map(|i| verify_one(&i.key, &i.message, &i.signature)).collect();
+    let single: Vec<bool> = items.iter().map(|i| verify_one(&i.key, &i.message, &i.signature)).collect();
     assert_eq!(batch, single);
     assert_eq!(batch, vec![true, true, false, true, false, false]);
 }

@@ -32,11 +32,7 @@ impl BatchVerifier {
         }
         let mut v = batch::Verifier::new();
         for it in items {
-            v.queue((
-                VerificationKeyBytes::from(it.key.0),
-                it.signature.to_zebra(),
-                &it.message,
-            ));
+            v.queue((VerificationKeyBytes::from(it.key.0), it.signature.to_zebra(), &it.message));
         }
         if v.verify(&mut *rng).is_ok() {
             return vec![true; items.len()];

@@ -4,8 +4,8 @@
 
 use crate::config::Behaviour;
 use phalanx_core::wire::{
-    Batch, CheckpointCert, ClientRequest, Message, Operation, Phase, PrePrepare, PreparedCert,
-    ReplicaId, RequestBody, Signed, ViewChange, Vote,
+    Batch, CheckpointCert, ClientRequest, Message, Operation, Phase, PrePrepare, PreparedCert, ReplicaId,
+    RequestBody, Signed, ViewChange, Vote,
 };
 use phalanx_crypto::{Digest, Keypair, digest};
 use rand::RngExt;
@@ -53,8 +53,7 @@ impl Strategy {
         n: usize,
         rng: &mut ChaCha8Rng,
     ) -> Self {
-        let crash_at =
-            behaviours.contains(&Behaviour::Crash).then(|| rng.random_range(100..3000u64));
+        let crash_at = behaviours.contains(&Behaviour::Crash).then(|| rng.random_range(100..3000u64));
         Strategy {
             id,
             behaviours,
@@ -117,7 +116,7 @@ impl Strategy {
                 m = self.equivocate(m, to, board);
                 // Now and then show one recipient both versions of a vote: provable evidence.
                 if let Message::Vote(v) = &m
-                    && to % 3 == 0
+                    && to.is_multiple_of(3)
                     && rng.random_bool(0.2)
                 {
                     let mut other = v.body.clone();
@@ -145,7 +144,7 @@ impl Strategy {
                 alt.timestamp_ms += 1;
                 let alt_d = alt.digest();
                 board.split.insert(key, (pp.body.digest, alt_d));
-                if to % 2 == 0 {
+                if to.is_multiple_of(2) {
                     Message::PrePrepare(pp, batch)
                 } else {
                     let body = PrePrepare { digest: alt_d, ..pp.body };
@@ -157,7 +156,7 @@ impl Strategy {
                     Some(pair) => *pair,
                     None => (v.body.digest, digest(&v.body.seq.to_le_bytes())),
                 };
-                let want = if to % 2 == 0 { a } else { b };
+                let want = if to.is_multiple_of(2) { a } else { b };
                 if want == v.body.digest {
                     Message::Vote(v)
                 } else {
@@ -205,12 +204,7 @@ impl Strategy {
     }
 
     /// Periodic actions of its own: replays, forged view changes, double spends.
-    pub fn tick(
-        &mut self,
-        view: u64,
-        stable: CheckpointCert,
-        rng: &mut ChaCha8Rng,
-    ) -> Vec<Outgoing> {
+    pub fn tick(&mut self, view: u64, stable: CheckpointCert, rng: &mut ChaCha8Rng) -> Vec<Outgoing> {
         let mut out = Vec::new();
         if self.has(Behaviour::Silent) {
             return out;
@@ -238,10 +232,10 @@ impl Strategy {
             };
             let (a, b) = (mk("client-0", 7), mk("client-1", 7));
             for to in 0..self.n as ReplicaId {
-                let m = if to % 2 == 0 { a.clone() } else { b.clone() };
+                let m = if to.is_multiple_of(2) { a.clone() } else { b.clone() };
                 out.push(Outgoing { to, msg: Message::Request(m), extra_delay_ms: 0 });
                 // Some agents see both: a provable double spend.
-                if to % 3 == 0 {
+                if to.is_multiple_of(3) {
                     out.push(Outgoing { to, msg: Message::Request(b.clone()), extra_delay_ms: 0 });
                 }
             }

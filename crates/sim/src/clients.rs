@@ -2,7 +2,7 @@
 //! broadcasts it to every replica, retransmits, and accepts a result only on f+1 matching
 //! signed replies from distinct replicas.
 
-use phalanx_core::wire::{ClientRequest, Operation, Outcome, Reply, ReplicaId, RequestBody};
+use phalanx_core::wire::{ClientRequest, Operation, Outcome, ReplicaId, Reply, RequestBody};
 use phalanx_crypto::{Digest, Keypair, PublicKey};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
@@ -87,7 +87,8 @@ impl Clients {
         let body = RequestBody { client: self.keys[i].public(), nonce: self.next_nonce[i], op };
         self.next_nonce[i] += 1;
         let req = ClientRequest::sign(body, &self.keys[i], &self.cluster);
-        self.pending[i] = Some(Pending { op: req.op_digest(), req: req.clone(), sent_at: now, votes: Vec::new() });
+        self.pending[i] =
+            Some(Pending { op: req.op_digest(), req: req.clone(), sent_at: now, votes: Vec::new() });
         Some(req)
     }
 
@@ -100,7 +101,10 @@ impl Clients {
     /// verifying its signature).
     pub fn wants(&self, reply: &Reply) -> bool {
         reply.entries.iter().any(|e| {
-            self.index.get(&e.client).and_then(|i| self.pending[*i].as_ref()).is_some_and(|p| p.req.body.nonce == e.nonce && p.op == e.op)
+            self.index
+                .get(&e.client)
+                .and_then(|i| self.pending[*i].as_ref())
+                .is_some_and(|p| p.req.body.nonce == e.nonce && p.op == e.op)
         })
     }
 

@@ -166,14 +166,26 @@ impl SimConfig {
     pub fn replay_command(&self) -> String {
         let b: Vec<_> = self.behaviours.iter().map(|b| b.name()).collect();
         let b = if b.is_empty() { "none".to_string() } else { b.join(",") };
-        format!(
-            "phalanx sim --nodes {} --faulty {} --behaviours {} --txs {} --net {} --seed {} --seeds 1 --verbose",
+        let mut cmd = format!(
+            "phalanx sim --nodes {} --faulty {} --behaviours {} --txs {} --net {} --clients {} --seed {} --seeds 1 --verbose",
             self.nodes,
             self.faulty,
             b,
             self.txs,
             self.net.name(),
+            self.clients,
             self.seed
-        )
+        );
+        if let Some(ids) = &self.faulty_ids {
+            let ids: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+            cmd += &format!(" --faulty-ids {}", ids.join(","));
+        }
+        if self.faulty > phalanx_core::quorum::Quorum::max_faults(self.nodes) {
+            cmd += " --allow-excess-faults";
+        }
+        if !self.crash_restart {
+            cmd += " --no-restarts";
+        }
+        cmd
     }
 }

@@ -34,7 +34,8 @@ impl Model {
 
     fn transfer(&mut self, signer: &PublicKey, op: &Operation) -> Outcome {
         let Operation::Transfer { from, to, amount } = op;
-        let (Some((owner, bal)), true) = (self.balances.get(from).cloned(), self.balances.contains_key(to)) else {
+        let (Some((owner, bal)), true) = (self.balances.get(from).cloned(), self.balances.contains_key(to))
+        else {
             return Outcome::Rejected(RejectReason::UnknownAccount);
         };
         if owner != *signer {
@@ -92,14 +93,25 @@ impl Checker {
     }
 
     /// An honest replica executed `batch` at `seq` with these results.
-    pub fn executed(&mut self, at: u64, replica: usize, seq: Seq, batch: &Batch, entries: &[ReplyEntry], total_balance: u128) {
+    pub fn executed(
+        &mut self,
+        at: u64,
+        replica: usize,
+        seq: Seq,
+        batch: &Batch,
+        entries: &[ReplyEntry],
+        total_balance: u128,
+    ) {
         let d = batch.digest();
         match self.agreed.get(&seq) {
             Some((d0, _, e0)) => {
                 if *d0 != d {
                     self.violate(at, format!("agreement: replica {replica} executed {d:?} at seq {seq}, another honest replica {d0:?}"));
                 } else if e0.as_slice() != entries {
-                    self.violate(at, format!("determinism: replica {replica} got different results at seq {seq}"));
+                    self.violate(
+                        at,
+                        format!("determinism: replica {replica} got different results at seq {seq}"),
+                    );
                 }
             }
             None => {
@@ -109,13 +121,24 @@ impl Checker {
         }
         for r in &batch.requests {
             if self.forged.contains(&r.digest()) {
-                self.violate(at, format!("validity: replica {replica} executed a request with a forged signature at seq {seq}"));
+                self.violate(
+                    at,
+                    format!(
+                        "validity: replica {replica} executed a request with a forged signature at seq {seq}"
+                    ),
+                );
             }
         }
         for e in entries {
             if e.outcome == Outcome::Applied {
                 match self.applied.get(&(e.client, e.nonce)) {
-                    Some(op) if *op != e.op => self.violate(at, format!("double spend: two operations applied for one nonce {} of {:?}", e.nonce, e.client)),
+                    Some(op) if *op != e.op => self.violate(
+                        at,
+                        format!(
+                            "double spend: two operations applied for one nonce {} of {:?}",
+                            e.nonce, e.client
+                        ),
+                    ),
                     _ => {
                         self.applied.insert((e.client, e.nonce), e.op);
                     }
@@ -123,7 +146,13 @@ impl Checker {
             }
         }
         if total_balance != self.total_balance {
-            self.violate(at, format!("conservation: replica {replica} holds {total_balance}, genesis {}", self.total_balance));
+            self.violate(
+                at,
+                format!(
+                    "conservation: replica {replica} holds {total_balance}, genesis {}",
+                    self.total_balance
+                ),
+            );
         }
     }
 
@@ -165,9 +194,15 @@ impl Checker {
                 Some(o) if *o == outcome => {}
                 Some(o) => {
                     let o = *o;
-                    self.violate(at, format!("a client accepted {outcome:?} for nonce {nonce} but {o:?} was executed"));
+                    self.violate(
+                        at,
+                        format!("a client accepted {outcome:?} for nonce {nonce} but {o:?} was executed"),
+                    );
                 }
-                None => self.violate(at, format!("a client accepted a result for nonce {nonce} that no honest replica executed")),
+                None => self.violate(
+                    at,
+                    format!("a client accepted a result for nonce {nonce} that no honest replica executed"),
+                ),
             }
         }
     }

@@ -1,18 +1,20 @@
 //! The simulated world: virtual time, one seeded RNG, an event queue, a faulty network, the
 //! replicas (honest and Byzantine), the clients, and the checker run after every step.
 
+use crate::Report;
 use crate::byzantine::{Blackboard, Outgoing, Strategy};
 use crate::clients::{CLIENT_BALANCE, Clients};
 use crate::config::{Behaviour, NetProfile, SimConfig};
 use crate::disk::Disk;
 use crate::invariants::Checker;
 use crate::verifier::{Cache, MemoVerifier};
-use crate::Report;
-use phalanx_core::consensus::{Config, Effect, Epoch, Input, Member, Params, Replica, SignatureVerifier, Timer};
+use phalanx_core::consensus::{
+    Config, Effect, Epoch, Input, Member, Params, Replica, SignatureVerifier, Timer,
+};
 use phalanx_core::evidence::Culprit;
 use phalanx_core::quorum::Quorum;
 use phalanx_core::state::{Genesis, GenesisAccount};
-use phalanx_core::wire::{Message, Reply, ReplicaId, Signed};
+use phalanx_core::wire::{Message, ReplicaId, Reply, Signed};
 use phalanx_crypto::{Keypair, PublicKey, digest};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -119,7 +121,11 @@ impl World {
         let mut accounts: Vec<GenesisAccount> = client_keys
             .iter()
             .enumerate()
-            .map(|(i, k)| GenesisAccount { name: Clients::name(i), owner: k.public(), balance: CLIENT_BALANCE })
+            .map(|(i, k)| GenesisAccount {
+                name: Clients::name(i),
+                owner: k.public(),
+                balance: CLIENT_BALANCE,
+            })
             .collect();
         accounts.extend(agent_keys.iter().enumerate().map(|(i, k)| GenesisAccount {
             name: format!("agent-{i}"),
@@ -147,6 +153,9 @@ impl World {
             &genesis.accounts.iter().map(|a| (a.name.clone(), a.owner, a.balance)).collect::<Vec<_>>(),
         );
         let config = Config { cluster_id: cluster, epoch: Epoch { number: 0, members, f }, params, genesis };
+        if let Err(e) = config.validate() {
+            panic!("the simulator built an invalid configuration: {e}");
+        }
 
         // Who is faulty, and how.
         let faulty: BTreeSet<ReplicaId> = match &cfg.faulty_ids {
@@ -336,7 +345,8 @@ impl World {
             }
         }
         if liveness.is_none() && !self.clients.done() {
-            liveness = Some(format!("{} transfers not accepted and nothing left to do", self.clients.unfinished()));
+            liveness =
+                Some(format!("{} transfers not accepted and nothing left to do", self.clients.unfinished()));
         }
         if liveness.is_none() {
             liveness = self.convergence(converge_to);
@@ -388,10 +398,6 @@ impl World {
     fn step(&mut self, event: Event) {
         match event {
             Event::Deliver { to, msg } => {
-                if std::env::var("SIMDBG").is_ok() && matches!(msg, Message::Fetch(_) | Message::Committed(_) | Message::NewView(_)) {
-                    let st = self.nodes[to as usize].replica.as_ref().map(|r| r.status());
-                    self.log(format!("deliver {} to {to}: {:?} / {:?}", msg.name(), match &msg { Message::Fetch(f) => (f.from, f.body.after), Message::Committed(c) => (c.commits[0].from, c.commits[0].body.seq), _ => (0,0)}, st.map(|s| (s.view, s.active, s.view_change_target, s.last_executed, s.stable_checkpoint))));
-                }
                 let node = &mut self.nodes[to as usize];
                 if let Some(s) = node.strategy.as_mut() {
                     if s.crashed(self.now) {
@@ -451,7 +457,8 @@ impl World {
                 self.log(format!("restart replica {node} from disk"));
                 let n = &self.nodes[node as usize];
                 let verifier = Box::new(MemoVerifier::new(self.cache.clone(), self.cfg.seed ^ 0xabc));
-                let mut r = Replica::recover(node, n.key.clone(), self.config.clone(), verifier, n.disk.records());
+                let mut r =
+                    Replica::recover(node, n.key.clone(), self.config.clone(), verifier, n.disk.records());
                 let effects = r.start(self.now);
                 let n = &mut self.nodes[node as usize];
                 n.last_executed = r.last_executed();
@@ -511,7 +518,11 @@ impl World {
                 Effect::Send { to, msg } => self.emit(node, msg, vec![to]),
                 Effect::Broadcast(msg) => self.emit(node, msg, (0..n).filter(|j| *j != node).collect()),
                 Effect::Reply { reply, .. } => {
-                    if self.nodes[i].strategy.as_ref().is_some_and(|s| s.behaviours.contains(&Behaviour::Silent)) {
+                    if self.nodes[i]
+                        .strategy
+                        .as_ref()
+                        .is_some_and(|s| s.behaviours.contains(&Behaviour::Silent))
+                    {
                         continue;
                     }
                     self.messages += 1;
@@ -582,7 +593,9 @@ impl World {
                     self.log(format!("replica {node} reports {}", ev.fault_type()));
                     let keys: Vec<PublicKey> = self.config.epoch.members.iter().map(|m| m.key).collect();
                     if let Err(e) = ev.verify(&self.config.cluster_id, &keys) {
-                        self.checker.violations.push(format!("t={}ms: replica {node} emitted invalid evidence: {e}", self.now));
+                        self.checker
+                            .violations
+                            .push(format!("t={}ms: replica {node} emitted invalid evidence: {e}", self.now));
                     }
                     let guilty = match ev.culprit() {
                         Culprit::Member(m) => self.faulty.contains(&m),
@@ -629,7 +642,9 @@ impl World {
         let buf_cap = self.cfg.nodes * p.max_buffered_per_sender;
         if r.log_len() > log_cap || r.buffered() > buf_cap {
             let (l, b) = (r.log_len(), r.buffered());
-            self.checker.violations.push(format!("t={}ms: memory: replica {node} holds {l} slots, {b} buffered", self.now));
+            self.checker
+                .violations
+                .push(format!("t={}ms: memory: replica {node} holds {l} slots, {b} buffered", self.now));
         }
     }
 }

@@ -4,9 +4,7 @@
 
 use super::{Epoch, Params, SignatureVerifier};
 use crate::quorum::Quorum;
-use crate::wire::{
-    CheckpointCert, CommitCert, Phase, PreparedCert, ReplicaId, Signed, ViewChange,
-};
+use crate::wire::{CheckpointCert, CommitCert, Phase, PreparedCert, ReplicaId, Signed, ViewChange};
 use phalanx_crypto::{Digest, VerifyItem};
 use std::collections::BTreeSet;
 
@@ -33,7 +31,7 @@ impl CertContext<'_> {
         if c.seq == 0 {
             return c.state == self.genesis_state && c.proofs.is_empty();
         }
-        if c.seq % self.params.checkpoint_interval != 0 {
+        if !c.seq.is_multiple_of(self.params.checkpoint_interval) {
             return false;
         }
         let mut senders = BTreeSet::new();

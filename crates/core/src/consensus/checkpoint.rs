@@ -27,7 +27,7 @@ impl Replica {
 
     pub(super) fn on_checkpoint(&mut self, c: Signed<Checkpoint>) {
         let seq = c.body.seq;
-        if seq <= self.stable.seq || seq % self.params.checkpoint_interval != 0 {
+        if seq <= self.stable.seq || !seq.is_multiple_of(self.params.checkpoint_interval) {
             return;
         }
         if !self.verify_signed(&c) {
@@ -47,12 +47,8 @@ impl Replica {
             return;
         }
         self.checkpoint_votes.entry(seq).or_default().insert(from, c);
-        let mine: Vec<Seq> = self
-            .checkpoint_votes
-            .iter()
-            .filter(|(_, m)| m.contains_key(&from))
-            .map(|(s, _)| *s)
-            .collect();
+        let mine: Vec<Seq> =
+            self.checkpoint_votes.iter().filter(|(_, m)| m.contains_key(&from)).map(|(s, _)| *s).collect();
         if mine.len() > CHECKPOINTS_PER_SENDER
             && let Some(m) = self.checkpoint_votes.get_mut(&mine[0])
         {
@@ -68,8 +64,7 @@ impl Replica {
         for v in votes.values() {
             by_digest.entry(v.body.state).or_default().push(v.clone());
         }
-        let Some((state, proofs)) =
-            by_digest.into_iter().find(|(_, v)| v.len() >= self.quorum.quorum())
+        let Some((state, proofs)) = by_digest.into_iter().find(|(_, v)| v.len() >= self.quorum.quorum())
         else {
             return;
         };
@@ -123,8 +118,7 @@ impl Replica {
             return;
         }
         // Ask one signer at a time, rotating, so a faulty one cannot stall us.
-        let signers: Vec<ReplicaId> =
-            cert.proofs.iter().map(|p| p.from).filter(|f| *f != self.id).collect();
+        let signers: Vec<ReplicaId> = cert.proofs.iter().map(|p| p.from).filter(|f| *f != self.id).collect();
         if !signers.is_empty() {
             let to = signers[(self.transfer_attempt as usize) % signers.len()];
             self.transfer_attempt += 1;
@@ -161,9 +155,8 @@ impl Replica {
             return;
         }
         let mut items = Vec::new();
-        let ok = self.with_ctx(|ctx, v| {
-            ctx.checkpoint_cert(cert, &mut items) && super::certs::all_valid(v, &items)
-        });
+        let ok = self
+            .with_ctx(|ctx, v| ctx.checkpoint_cert(cert, &mut items) && super::certs::all_valid(v, &items));
         if !ok {
             return;
         }
@@ -263,9 +256,7 @@ impl Replica {
         if self.log.get(&seq).is_some_and(|s| s.decided.is_some()) {
             return;
         }
-        let valid = {
-            self.with_ctx(|ctx, v| ctx.commit_cert(&c, v))
-        };
+        let valid = { self.with_ctx(|ctx, v| ctx.commit_cert(&c, v)) };
         if !valid {
             return;
         }

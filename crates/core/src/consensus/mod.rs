@@ -111,6 +111,30 @@ pub struct Config {
     pub genesis: Genesis,
 }
 
+impl Config {
+    /// Refuses configurations a replica cannot run safely.
+    pub fn validate(&self) -> Result<(), String> {
+        self.epoch.quorum().map_err(|e| e.to_string())?;
+        let p = &self.params;
+        if p.checkpoint_interval == 0 || p.batch_size == 0 || p.max_inflight == 0 {
+            return Err(
+                "checkpoint interval, batch size and max in-flight instances must be at least 1".into()
+            );
+        }
+        if p.log_window < p.checkpoint_interval || p.max_inflight > p.log_window {
+            return Err(format!(
+                "the log window ({}) must cover the checkpoint interval ({}) and the in-flight instances ({})",
+                p.log_window, p.checkpoint_interval, p.max_inflight
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        if !self.epoch.members.iter().all(|m| names.insert(&m.name)) {
+            return Err("member names must be unique".into());
+        }
+        Ok(())
+    }
+}
+
 /// Timers a replica asks its host for. Setting a timer replaces the pending one of that kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Timer {
@@ -152,25 +176,50 @@ pub enum Record {
 /// What a replica asks its host to do.
 #[derive(Clone, Debug)]
 pub enum Effect {
-    Send { to: ReplicaId, msg: Message },
+    Send {
+        to: ReplicaId,
+        msg: Message,
+    },
     Broadcast(Message),
     /// Deliver a signed batch reply to these clients.
-    Reply { clients: Vec<PublicKey>, reply: Signed<crate::wire::Reply> },
-    SetTimer { timer: Timer, after_ms: u64 },
+    Reply {
+        clients: Vec<PublicKey>,
+        reply: Signed<crate::wire::Reply>,
+    },
+    SetTimer {
+        timer: Timer,
+        after_ms: u64,
+    },
     CancelTimer(Timer),
     /// Durably record this before any message sent after it leaves the process.
     Persist(Record),
     /// A committed batch was executed at `seq` with these results (in batch order; stale
     /// requests have no entry).
-    Executed { seq: Seq, batch: crate::wire::Batch, entries: Vec<ReplyEntry> },
+    Executed {
+        seq: Seq,
+        batch: crate::wire::Batch,
+        entries: Vec<ReplyEntry>,
+    },
     /// The state jumped to a certified snapshot (state transfer).
-    StateInstalled { seq: Seq, state: Digest },
+    StateInstalled {
+        seq: Seq,
+        state: Digest,
+    },
     /// This replica took a checkpoint of its state after executing `seq`.
-    Checkpoint { seq: Seq, state: Digest },
+    Checkpoint {
+        seq: Seq,
+        state: Digest,
+    },
     /// A checkpoint became stable.
-    Stable { seq: Seq, state: Digest },
+    Stable {
+        seq: Seq,
+        state: Digest,
+    },
     /// Entered a new view.
-    ViewEntered { view: View, primary: ReplicaId },
+    ViewEntered {
+        view: View,
+        primary: ReplicaId,
+    },
     /// Provable misbehaviour observed.
     Evidence(Evidence),
 }

@@ -8,8 +8,8 @@ use crate::evidence::Evidence;
 use crate::quorum::Quorum;
 use crate::state::{AppState, Execution};
 use crate::wire::{
-    Batch, Body, CheckpointCert, ClientRequest, Message, Phase, PrePrepare, Reply, ReplicaId,
-    ReplyEntry, Seq, Signed, View, ViewChange, Vote,
+    Batch, Body, CheckpointCert, ClientRequest, Message, Phase, PrePrepare, ReplicaId, Reply, ReplyEntry,
+    Seq, Signed, View, ViewChange, Vote,
 };
 use phalanx_crypto::{Digest, Keypair, PublicKey};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -87,9 +87,9 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// A fresh replica at genesis.
+    /// A fresh replica at genesis. The configuration must have passed [`Config::validate`].
     pub fn new(id: ReplicaId, key: Keypair, config: Config, verifier: Box<dyn SignatureVerifier>) -> Self {
-        let quorum = config.epoch.quorum().expect("the cluster configuration was validated");
+        let quorum = config.epoch.quorum().expect("Config::validate refuses n < 3f+1");
         let state = AppState::from_genesis(&config.genesis);
         let genesis_state = state.digest();
         let mut snapshots = BTreeMap::new();
@@ -643,11 +643,8 @@ impl Replica {
 
     /// Executes decided slots strictly in sequence order.
     pub(super) fn execute_ready(&mut self) {
-        while let Some(batch) = self
-            .log
-            .get(&(self.last_executed + 1))
-            .and_then(|s| s.decided.as_ref())
-            .map(|c| c.batch.clone())
+        while let Some(batch) =
+            self.log.get(&(self.last_executed + 1)).and_then(|s| s.decided.as_ref()).map(|c| c.batch.clone())
         {
             self.execute(self.last_executed + 1, batch);
         }
@@ -681,7 +678,7 @@ impl Replica {
             let reply = self.sign(Reply { epoch: self.epoch.number, view: self.view, seq, entries });
             self.out.push(Effect::Reply { clients, reply });
         }
-        if seq % self.params.checkpoint_interval == 0 {
+        if seq.is_multiple_of(self.params.checkpoint_interval) {
             self.take_checkpoint(seq);
         }
         if self.pool.len() == 0 && self.request_timer_armed {
@@ -693,8 +690,7 @@ impl Replica {
 
     /// Clients whose requests wait in the pool but are already executed (after a state jump).
     pub(super) fn prune_pool(&mut self) {
-        let clients: Vec<(PublicKey, u64)> =
-            self.state.clients.iter().map(|(k, r)| (*k, r.nonce)).collect();
+        let clients: Vec<(PublicKey, u64)> = self.state.clients.iter().map(|(k, r)| (*k, r.nonce)).collect();
         for (k, n) in clients {
             self.pool.remove_upto(&k, n);
         }

@@ -99,9 +99,7 @@ impl Replica {
         if self.view_changes.get(&vc.from).is_some_and(|old| old.body.new_view > w) {
             return;
         }
-        let valid = {
-            self.with_ctx(|ctx, v| ctx.view_change(&vc, v))
-        };
+        let valid = { self.with_ctx(|ctx, v| ctx.view_change(&vc, v)) };
         if !valid {
             return;
         }
@@ -205,9 +203,7 @@ impl Replica {
                 return None;
             }
             senders.push(vc.from);
-            let ok = {
-                self.with_ctx(|ctx, v| ctx.view_change(vc, v))
-            };
+            let ok = { self.with_ctx(|ctx, v| ctx.view_change(vc, v)) };
             if !ok {
                 return None;
             }
@@ -223,7 +219,12 @@ impl Replica {
         let mut items = Vec::with_capacity(pps.len());
         for (pp, (seq, d, _)) in pps.iter().zip(&plan.proposals) {
             let b = &pp.body;
-            if pp.from != nv.from || b.epoch != self.epoch.number || b.view != w || b.seq != *seq || b.digest != *d {
+            if pp.from != nv.from
+                || b.epoch != self.epoch.number
+                || b.view != w
+                || b.seq != *seq
+                || b.digest != *d
+            {
                 return None;
             }
             items.push(pp.verify_item(self.epoch.members[pp.from as usize].key, &self.cluster));

@@ -87,10 +87,8 @@ impl AppState {
             }
             Err(reason) => self.reject(reason),
         };
-        self.clients.insert(
-            req.body.client,
-            ClientRecord { nonce: req.body.nonce, op: op_digest, seq, outcome },
-        );
+        self.clients
+            .insert(req.body.client, ClientRecord { nonce: req.body.nonce, op: op_digest, seq, outcome });
         Execution::Executed(outcome)
     }
 

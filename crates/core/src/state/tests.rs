@@ -23,7 +23,10 @@ fn transfer(key: &Keypair, nonce: u64, from: &str, to: &str, amount: u64, c: &Di
 fn transfers_apply_and_rejections_have_reasons() {
     let (mut s, alice, bob, c) = setup();
     let total = s.total_balance();
-    assert_eq!(s.execute(1, &transfer(&alice, 1, "alice", "bob", 30, &c)), Execution::Executed(Outcome::Applied));
+    assert_eq!(
+        s.execute(1, &transfer(&alice, 1, "alice", "bob", 30, &c)),
+        Execution::Executed(Outcome::Applied)
+    );
     assert_eq!(s.accounts["alice"].balance, 70);
     assert_eq!(s.accounts["bob"].balance, 80);
     let over = transfer(&alice, 2, "alice", "bob", 71, &c);

@@ -1,0 +1,54 @@
+//! DESIGN.md §1: the core is sans-IO. This test fails if an async runtime, sockets, clocks,
+//! threads or unseeded randomness enter the crate.
+
+use std::path::Path;
+
+#[test]
+fn core_has_no_io_dependencies() {
+    let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    let deps = manifest.split("[dependencies]").nth(1).unwrap().split("\n[").next().unwrap();
+    for banned in
+        ["tokio", "async-std", "smol", "mio", "futures", "getrandom", "rand =", "redb", "axum", "hyper"]
+    {
+        assert!(!deps.contains(banned), "phalanx-core must not depend on {banned}");
+    }
+}
+
+#[test]
+fn core_sources_use_no_io() {
+    let banned = [
+        "std::net",
+        "std::fs",
+        "std::thread",
+        "std::time",
+        "SystemTime",
+        "Instant::now",
+        "tokio",
+        "thread_rng",
+        "OsRng",
+        "std::process",
+        "std::io::stdin",
+        "HashMap<",
+    ];
+    let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    let mut checked = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for b in banned {
+                    assert!(
+                        !text.contains(b),
+                        "{} uses {b}: the core must stay sans-IO and deterministic",
+                        path.display()
+                    );
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 10, "found only {checked} source files");
+}
