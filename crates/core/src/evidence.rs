@@ -64,9 +64,31 @@ impl Evidence {
         }
     }
 
-    /// Canonical identity, for deduplication.
+    /// Canonical identity of this exact evidence.
     pub fn id(&self) -> Digest {
         digest(&to_bytes(self))
+    }
+
+    /// Identity of the fault it proves: (kind, culprit, slot). Two different pairs of conflicting
+    /// messages for one culprit and slot prove the same fault, so a replica reports it once and a
+    /// faulty member cannot flood it with fresh variants.
+    pub fn slot_key(&self) -> Digest {
+        let slot: (u64, u64, u64) = match self {
+            Evidence::ProposalEquivocation(a, _) => (a.body.epoch, a.body.view, a.body.seq),
+            Evidence::VoteEquivocation(a, _) => (a.body.epoch, a.body.view, a.body.seq),
+            Evidence::CheckpointEquivocation(a, _) => (a.body.epoch, 0, a.body.seq),
+            Evidence::InvalidProposal(p, _) => (p.body.epoch, p.body.view, p.body.seq),
+            Evidence::DoubleSpend(a, _) => (0, 0, a.body.nonce),
+        };
+        let culprit = match self.culprit() {
+            Culprit::Member(m) => to_bytes(&(0u8, m)),
+            Culprit::Client(k) => to_bytes(&(1u8, k)),
+        };
+        let phase = match self {
+            Evidence::VoteEquivocation(a, _) => a.body.phase as u8,
+            _ => 0,
+        };
+        digest(&to_bytes(&(self.fault_type(), culprit, phase, slot)))
     }
 
     /// Checks the evidence against the members' keys of its epoch (`members[i]` is replica i).

@@ -142,8 +142,18 @@ fn a_new_view_that_does_not_follow_from_its_view_changes_is_rejected() {
     let fx = Fixture::new(4);
     let batch = fx.batch(vec![fx.request(1, 5)]);
     // The new primary drops the prepared request and re-proposes the null batch instead.
+    let forged = new_view(&fx, view_changes(&fx, &batch), &Batch::null());
     let mut backup = fx.replica(2);
-    let out = feed(&mut backup, new_view(&fx, view_changes(&fx, &batch), &Batch::null()));
+    // Unsolicited, it changes nothing (or any faulty member could force view changes).
+    let out = feed(&mut backup, forged.clone());
+    assert_eq!((backup.view(), backup.is_active()), (0, true));
+    assert!(sent(&out).is_empty());
+    // A backup waiting for view 1 (f+1 members asked for it) rejects it and moves on to view 2.
+    for vc in view_changes(&fx, &batch).into_iter().take(2) {
+        feed(&mut backup, Message::ViewChange(vc));
+    }
+    assert_eq!((backup.is_active(), backup.status().view_change_target), (false, 1));
+    let out = feed(&mut backup, forged);
     assert_eq!(backup.view(), 0, "a NEW-VIEW with wrong re-proposals was trusted");
     assert!(
         sent(&out).iter().any(|m| matches!(m, Message::ViewChange(vc) if vc.body.new_view == 2)),

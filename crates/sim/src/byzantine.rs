@@ -4,8 +4,8 @@
 
 use crate::config::Behaviour;
 use phalanx_core::wire::{
-    Batch, CheckpointCert, ClientRequest, Message, Operation, Phase, PrePrepare, PreparedCert, ReplicaId,
-    RequestBody, Signed, ViewChange, Vote,
+    Batch, CheckpointCert, ClientRequest, Fetch, Message, NewView, Operation, Phase, PrePrepare,
+    PreparedCert, ReplicaId, RequestBody, Signed, ViewChange, Vote,
 };
 use phalanx_crypto::{Digest, Keypair, digest};
 use rand::RngExt;
@@ -218,9 +218,22 @@ impl Strategy {
             }
         }
         if self.has(Behaviour::ForgeViewChange) {
-            let vc = self.forge_view_change(view + 1, stable);
+            let vc = self.forge_view_change(view + 1, stable.clone());
+            // A far view this agent would lead, and an unsolicited NEW-VIEW for it without any
+            // view changes: neither may move honest replicas.
+            let n = self.n as u64;
+            let far = (view + 1000) / n * n + self.id as u64 + n;
+            let far_vc = self.forge_view_change(far, stable);
+            let nv = NewView { epoch: 0, view: far, view_changes: Vec::new(), pre_prepares: Vec::new() };
+            let nv = Signed::sign(nv, self.id, &self.key, &self.cluster);
+            // And catch-up requests meant to overflow or amplify.
+            let fetch =
+                Signed::sign(Fetch { epoch: 0, after: u64::MAX, view: 0 }, self.id, &self.key, &self.cluster);
             for &to in &others {
                 out.push(Outgoing { to, msg: Message::ViewChange(vc.clone()), extra_delay_ms: 0 });
+                out.push(Outgoing { to, msg: Message::ViewChange(far_vc.clone()), extra_delay_ms: 0 });
+                out.push(Outgoing { to, msg: Message::NewView(nv.clone()), extra_delay_ms: 0 });
+                out.push(Outgoing { to, msg: Message::Fetch(fetch.clone()), extra_delay_ms: 0 });
             }
         }
         if self.has(Behaviour::DoubleSpend) && rng.random_bool(0.3) {

@@ -14,7 +14,8 @@ impl Disk {
             let h = cert.seq;
             self.records.retain(|old| match old {
                 Record::Stable { .. } => false,
-                Record::PrePrepare(p) => p.body.seq > h,
+                Record::PrePrepare(p, _) => p.body.seq > h,
+                Record::Prepared(c) => c.pre_prepare.body.seq > h,
                 Record::Vote(v) => v.body.seq > h,
                 Record::View(_) | Record::ViewChange(_) => true,
             });

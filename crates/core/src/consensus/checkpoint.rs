@@ -27,7 +27,10 @@ impl Replica {
 
     pub(super) fn on_checkpoint(&mut self, c: Signed<Checkpoint>) {
         let seq = c.body.seq;
-        if seq <= self.stable.seq || !seq.is_multiple_of(self.params.checkpoint_interval) {
+        // Checkpoints far above our window are not kept: a replica that far behind catches up
+        // through fetch and state transfer instead.
+        let horizon = self.high_mark().saturating_add(self.params.log_window);
+        if seq <= self.stable.seq || seq > horizon || !seq.is_multiple_of(self.params.checkpoint_interval) {
             return;
         }
         if !self.verify_signed(&c) {
@@ -53,6 +56,9 @@ impl Replica {
             && let Some(m) = self.checkpoint_votes.get_mut(&mine[0])
         {
             m.remove(&from);
+            if m.is_empty() {
+                self.checkpoint_votes.remove(&mine[0]);
+            }
         }
     }
 
@@ -68,16 +74,20 @@ impl Replica {
         else {
             return;
         };
-        self.adopt_checkpoint(CheckpointCert { seq, state, proofs });
+        if self.adopt_checkpoint(CheckpointCert { seq, state, proofs }) {
+            self.window_moved();
+        }
     }
 
-    /// Makes a certified checkpoint ours: stable if our own snapshot matches, else fetch it.
-    pub(super) fn adopt_checkpoint(&mut self, cert: CheckpointCert) {
+    /// Makes a certified checkpoint ours: stable if our own snapshot matches (returns true: the
+    /// window moved), else fetch it.
+    pub(super) fn adopt_checkpoint(&mut self, cert: CheckpointCert) -> bool {
         if cert.seq <= self.stable.seq {
-            return;
+            return false;
         }
         if self.snapshots.get(&cert.seq).is_some_and(|(d, _)| *d == cert.state) {
             self.make_stable(cert);
+            return true;
         } else if self.transfer_target.as_ref().is_none_or(|t| t.seq < cert.seq) {
             // Give in-flight execution a moment unless the checkpoint is out of reach.
             let far = cert.seq > self.last_executed + self.params.max_inflight;
@@ -88,6 +98,13 @@ impl Replica {
                 self.set_timer(Timer::StateTransfer, self.params.resend_interval_ms);
             }
         }
+        false
+    }
+
+    /// After the low water mark moved: buffered messages may now fit, the primary may propose.
+    pub(super) fn window_moved(&mut self) {
+        self.replay_buffered();
+        self.propose(false);
     }
 
     /// Stable: persist, advance the low water mark, garbage-collect below it.
@@ -105,8 +122,6 @@ impl Replica {
             self.transfer_target = None;
         }
         self.next_seq = self.next_seq.max(seq + 1);
-        self.replay_buffered();
-        self.propose(false);
     }
 
     pub(super) fn on_transfer_timer(&mut self) {
@@ -169,6 +184,7 @@ impl Replica {
         self.prune_pool();
         self.make_stable(cert);
         self.execute_ready();
+        self.window_moved();
     }
 
     /// Retransmit what we signed for undecided slots; ask for decided slots we are missing.
@@ -226,15 +242,22 @@ impl Replica {
             return;
         }
         let after = f.body.after;
-        if f.body.view < self.view
-            && let Some(nv) = self.last_new_view.clone()
-        {
-            self.out.push(Effect::Send { to: f.from, msg: Message::NewView(nv) });
+        // The heavy answers (a NEW-VIEW, a snapshot) go to each peer at most once per resend
+        // interval, so a peer cannot turn fetches into an amplification attack.
+        let last = self.served_at.get(&f.from).copied();
+        let heavy_ok = last.is_none_or(|t| self.now >= t.saturating_add(self.params.resend_interval_ms));
+        if heavy_ok && (f.body.view < self.view || after < self.stable.seq) {
+            self.served_at.insert(f.from, self.now);
+            if f.body.view < self.view
+                && let Some(nv) = self.last_new_view.clone()
+            {
+                self.out.push(Effect::Send { to: f.from, msg: Message::NewView(nv) });
+            }
+            if after < self.stable.seq {
+                self.send_state(f.from);
+            }
         }
-        if after < self.stable.seq {
-            self.send_state(f.from);
-        }
-        let from = after.max(self.stable.seq) + 1;
+        let from = after.max(self.stable.seq).saturating_add(1);
         let to = after.saturating_add(limits::MAX_FETCH);
         if from > to {
             return;

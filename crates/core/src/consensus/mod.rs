@@ -80,8 +80,10 @@ pub struct Params {
     /// Requests waiting in the pool, in total and per client.
     pub max_pending: usize,
     pub max_pending_per_client: usize,
-    /// Messages from one sender kept for a later view or above the high water mark.
+    /// Messages from one sender kept for a later view or above the high water mark, by count
+    /// and by encoded size.
     pub max_buffered_per_sender: usize,
+    pub max_buffered_bytes_per_sender: usize,
 }
 
 impl Default for Params {
@@ -98,6 +100,7 @@ impl Default for Params {
             max_pending: 100_000,
             max_pending_per_client: 16,
             max_buffered_per_sender: 1024,
+            max_buffered_bytes_per_sender: 4 << 20,
         }
     }
 }
@@ -165,8 +168,11 @@ pub enum Record {
     View(View),
     /// The replica started changing to this view: it no longer takes part in earlier ones.
     ViewChange(View),
-    /// A pre-prepare this replica signed (primary).
-    PrePrepare(Signed<crate::wire::PrePrepare>),
+    /// A pre-prepare this replica signed (primary), with its batch so it can be resent.
+    PrePrepare(Signed<crate::wire::PrePrepare>, crate::wire::Batch),
+    /// A slot prepared here: a later VIEW-CHANGE must carry this certificate, even after a
+    /// restart, or a new primary could re-propose a different batch for a committed seq.
+    Prepared(crate::wire::PreparedCert),
     /// A PREPARE or COMMIT this replica signed.
     Vote(Signed<crate::wire::Vote>),
     /// A stable checkpoint and the snapshot it certifies.

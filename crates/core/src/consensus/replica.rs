@@ -50,8 +50,8 @@ pub struct Replica {
     pub(super) vc_failures: u32,
     /// A quorum asked for our target view (the view-change timer was restarted then).
     pub(super) vc_quorum_seen: bool,
-    /// The latest valid VIEW-CHANGE from each member (one per sender bounds memory).
-    pub(super) view_changes: BTreeMap<ReplicaId, Signed<ViewChange>>,
+    /// Valid VIEW-CHANGEs per member and view (a few views per member bounds memory).
+    pub(super) view_changes: BTreeMap<ReplicaId, BTreeMap<View, Signed<ViewChange>>>,
     /// The NEW-VIEW that started our current view, for peers that missed it.
     pub(super) last_new_view: Option<Signed<crate::wire::NewView>>,
 
@@ -62,7 +62,7 @@ pub struct Replica {
     /// What this replica signed per (kind, view, seq): it never signs a second digest.
     pub(super) signed: BTreeMap<(u8, View, Seq), Digest>,
     /// Messages for a later view or above the high water mark, per sender, bounded.
-    pub(super) future: BTreeMap<ReplicaId, VecDeque<Message>>,
+    pub(super) future: BTreeMap<ReplicaId, SenderBuffer>,
 
     // Checkpoints and state.
     pub(super) state: AppState,
@@ -82,9 +82,23 @@ pub struct Replica {
     // Catch-up.
     pub(super) executed_at_last_tick: Seq,
     pub(super) fetch_round: u64,
+    /// When each peer last got a heavy catch-up answer (snapshot or NEW-VIEW) from us.
+    pub(super) served_at: BTreeMap<ReplicaId, u64>,
 
+    /// Slots already reported (bounded, oldest forgotten first): one report per culprit and slot.
     pub(super) evidence_seen: BTreeSet<Digest>,
+    pub(super) evidence_order: VecDeque<Digest>,
 }
+
+/// Early messages from one sender, bounded by count and by encoded size.
+#[derive(Default)]
+pub(super) struct SenderBuffer {
+    queue: VecDeque<(usize, Message)>,
+    bytes: usize,
+}
+
+/// Evidence keys remembered for deduplication.
+const EVIDENCE_MEMORY: usize = 4096;
 
 impl Replica {
     /// A fresh replica at genesis. The configuration must have passed [`Config::validate`].
@@ -128,7 +142,9 @@ impl Replica {
             batch_timer_armed: false,
             executed_at_last_tick: 0,
             fetch_round: 0,
+            served_at: BTreeMap::new(),
             evidence_seen: BTreeSet::new(),
+            evidence_order: VecDeque::new(),
         }
     }
 
@@ -156,9 +172,22 @@ impl Replica {
                         r.vc_target = *v;
                     }
                 }
-                Record::PrePrepare(pp) => {
+                Record::PrePrepare(pp, batch) => {
                     let b = &pp.body;
                     r.signed.insert((b.kind() as u8, b.view, b.seq), b.digest);
+                    let slot = r.log.entry(b.seq).or_insert_with(|| Slot::new(b.view));
+                    if slot.view <= b.view {
+                        slot.enter_view(b.view);
+                        slot.pre_prepare = Some(pp.clone());
+                        slot.batch = Some(batch.clone());
+                    }
+                }
+                Record::Prepared(cert) => {
+                    let b = &cert.pre_prepare.body;
+                    let slot = r.log.entry(b.seq).or_insert_with(|| Slot::new(b.view));
+                    if slot.prepared.as_ref().is_none_or(|p| p.pre_prepare.body.view < b.view) {
+                        slot.prepared = Some(cert.clone());
+                    }
                 }
                 Record::Vote(v) => {
                     let b = &v.body;
@@ -182,6 +211,13 @@ impl Replica {
         }
         let h = r.stable.seq;
         r.signed.retain(|(_, _, seq), _| *seq > h);
+        r.log.retain(|seq, _| *seq > h);
+        // Restored slots keep their prepared certificates; only own pre-prepares of the current
+        // view stay as proposals (to be resent).
+        let view = r.view;
+        for slot in r.log.values_mut() {
+            slot.enter_view(view);
+        }
         r.next_seq = r.signed.keys().filter(|k| k.0 == 2).map(|k| k.2 + 1).max().unwrap_or(h + 1).max(h + 1);
         r
     }
@@ -191,7 +227,6 @@ impl Replica {
         self.now = now;
         self.set_timer(Timer::Resend, self.params.resend_interval_ms);
         if !self.active {
-            self.set_timer(Timer::ViewChange, self.params.view_change_timeout_ms);
             self.broadcast_view_change();
         }
         std::mem::take(&mut self.out)
@@ -239,7 +274,7 @@ impl Replica {
         self.log.len()
     }
     pub fn buffered(&self) -> usize {
-        self.future.values().map(VecDeque::len).sum()
+        self.future.values().map(|b| b.queue.len()).sum()
     }
     pub fn status(&self) -> ReplicaStatus {
         ReplicaStatus {
@@ -299,28 +334,47 @@ impl Replica {
     }
 
     pub(super) fn report(&mut self, ev: Evidence) {
-        if self.evidence_seen.insert(ev.id()) {
-            self.out.push(Effect::Evidence(ev));
+        let key = ev.slot_key();
+        if !self.evidence_seen.insert(key) {
+            return;
         }
+        self.evidence_order.push_back(key);
+        if self.evidence_order.len() > EVIDENCE_MEMORY
+            && let Some(old) = self.evidence_order.pop_front()
+        {
+            self.evidence_seen.remove(&old);
+        }
+        self.out.push(Effect::Evidence(ev));
     }
 
-    /// Keeps a message we cannot use yet (later view, above the window), bounded per sender.
+    /// Keeps a message we cannot use yet (later view, above the window), bounded per sender by
+    /// count and bytes: the oldest go first.
     pub(super) fn buffer(&mut self, from: ReplicaId, m: Message) {
         if from as usize >= self.epoch.members.len() || from == self.id {
             return;
         }
-        let q = self.future.entry(from).or_default();
-        if q.len() >= self.params.max_buffered_per_sender {
-            q.pop_front();
+        let size = crate::wire::to_bytes(&m).len();
+        let (max_count, max_bytes) =
+            (self.params.max_buffered_per_sender, self.params.max_buffered_bytes_per_sender);
+        if size > max_bytes {
+            return;
         }
-        q.push_back(m);
+        let b = self.future.entry(from).or_default();
+        while b.queue.len() >= max_count || b.bytes + size > max_bytes {
+            match b.queue.pop_front() {
+                Some((s, _)) => b.bytes -= s,
+                None => break,
+            }
+        }
+        b.bytes += size;
+        b.queue.push_back((size, m));
     }
 
     /// Re-handles buffered messages after the view or the window moved.
     pub(super) fn replay_buffered(&mut self) {
         let buffered = std::mem::take(&mut self.future);
-        for (_, q) in buffered {
-            for m in q {
+        for (_, b) in buffered {
+            for (_, m) in b.queue {
                 self.on_message(m);
             }
         }
@@ -377,7 +431,9 @@ impl Replica {
     // ----- clients -----
 
     fn on_request(&mut self, r: ClientRequest) {
-        if crate::wire::check_limits(&Message::Request(r.clone())).is_err() {
+        if crate::wire::check_limits(&Message::Request(r.clone())).is_err()
+            || !self.state.is_client(&r.body.client)
+        {
             return;
         }
         if let Some(rec) = self.state.clients.get(&r.body.client).cloned() {
@@ -445,7 +501,7 @@ impl Replica {
             let cutoff = self.now - timeout;
             let relay = self.pool.take_unrelayed(cutoff, self.now, 64);
             if relay.is_empty() {
-                self.start_view_change(self.view + 1);
+                self.start_view_change(self.view.saturating_add(1));
                 return;
             }
             for r in relay {
@@ -494,7 +550,7 @@ impl Replica {
             return;
         }
         let pp = self.sign(PrePrepare { epoch: self.epoch.number, view: self.view, seq, digest: d });
-        self.out.push(Effect::Persist(Record::PrePrepare(pp.clone())));
+        self.out.push(Effect::Persist(Record::PrePrepare(pp.clone(), batch.clone())));
         self.out.push(Effect::Broadcast(Message::PrePrepare(pp.clone(), batch.clone())));
         let slot = self.slot(seq);
         slot.pre_prepare = Some(pp);
@@ -509,7 +565,13 @@ impl Replica {
         if seq <= self.low_mark() || view < self.view {
             Placement::Stale
         } else if view > self.view || !self.active || seq > self.high_mark() {
-            Placement::Early
+            // Worth keeping only if it is for the next view and just above the window.
+            let next_view = self.view.max(self.vc_target).saturating_add(1);
+            if view > next_view || seq > self.high_mark().saturating_add(self.params.log_window) {
+                Placement::Stale
+            } else {
+                Placement::Early
+            }
         } else {
             Placement::Now
         }
@@ -520,19 +582,18 @@ impl Replica {
         if b.epoch != self.epoch.number || pp.from != self.epoch.primary(b.view) || pp.from == self.id {
             return;
         }
-        match self.placement(b.view, b.seq) {
-            Placement::Stale => return,
-            Placement::Early => return self.buffer(pp.from, Message::PrePrepare(pp, batch)),
-            Placement::Now => {}
-        }
-        if batch.digest() != b.digest || !self.verify_signed(&pp) {
+        let placement = self.placement(b.view, b.seq);
+        if matches!(placement, Placement::Stale) || batch.digest() != b.digest || !self.verify_signed(&pp) {
             return;
+        }
+        if matches!(placement, Placement::Early) {
+            return self.buffer(pp.from, Message::PrePrepare(pp, batch));
         }
         let seq = b.seq;
         if let Some(old) = self.slot(seq).pre_prepare.clone() {
             if old.body.digest != pp.body.digest {
                 self.report(Evidence::ProposalEquivocation(old, pp));
-                self.start_view_change(self.view + 1);
+                self.start_view_change(self.view.saturating_add(1));
             }
             return;
         }
@@ -545,10 +606,12 @@ impl Replica {
             .collect();
         if !all_valid(self.verifier.as_mut(), &unseen) {
             self.report(Evidence::InvalidProposal(pp, batch));
-            self.start_view_change(self.view + 1);
+            self.start_view_change(self.view.saturating_add(1));
             return;
         }
-        if batch.timestamp_ms.abs_diff(self.now) > self.params.max_clock_skew_ms {
+        // Only a timestamp from the future is refused: a proposal that waited in a buffer or was
+        // resent is legitimately old.
+        if batch.timestamp_ms > self.now.saturating_add(self.params.max_clock_skew_ms) {
             return;
         }
         self.accept_pre_prepare(pp, batch);
@@ -597,13 +660,13 @@ impl Replica {
         if b.phase == Phase::Prepare && v.from == self.epoch.primary(b.view) {
             return;
         }
-        match self.placement(b.view, b.seq) {
-            Placement::Stale => return,
-            Placement::Early => return self.buffer(v.from, Message::Vote(v)),
-            Placement::Now => {}
-        }
-        if !self.verify_signed(&v) {
+        let placement = self.placement(b.view, b.seq);
+        if matches!(placement, Placement::Stale) || !self.verify_signed(&v) {
             return;
+        }
+        if matches!(placement, Placement::Early) {
+            // Verified first, so nobody can push a member's real early votes out of its buffer.
+            return self.buffer(v.from, Message::Vote(v));
         }
         let seq = b.seq;
         if let Some(ev) = self.slot(seq).insert_vote(v) {
@@ -625,7 +688,8 @@ impl Replica {
                 batch: slot.batch.clone().unwrap_or_default(),
             };
             if cert.batch.digest() == d {
-                slot.prepared = Some(cert);
+                slot.prepared = Some(cert.clone());
+                self.out.push(Effect::Persist(Record::Prepared(cert)));
             }
             self.send_vote(Phase::Commit, seq, d);
         }

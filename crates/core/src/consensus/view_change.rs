@@ -9,6 +9,12 @@ use crate::wire::{
 use phalanx_crypto::Digest;
 use std::collections::BTreeMap;
 
+/// VIEW-CHANGEs kept per member (its latest views).
+const VIEW_CHANGES_PER_SENDER: usize = 4;
+/// Views further ahead than this are ignored: view numbers grow by one per timeout, so no honest
+/// member gets there, and a faulty one cannot push view arithmetic towards overflow.
+pub(super) const MAX_VIEW_GAP: View = 1 << 20;
+
 /// What a NEW-VIEW must contain, computed from a quorum of valid VIEW-CHANGEs: the highest
 /// stable checkpoint among them and, for every seq between it and the highest prepared seq, the
 /// batch of the highest-view prepared certificate, or the null batch.
@@ -61,11 +67,10 @@ impl Replica {
         }
         self.request_timer_armed = false;
         self.batch_timer_armed = false;
+        // The timer starts only once a quorum asks for this view (check_view_change_quorum), so
+        // a replica that suspects the primary alone waits for the others instead of running
+        // ahead into views nobody else will join.
         self.vc_quorum_seen = false;
-        // Armed at once (not only when a quorum wants this view): replicas split between two
-        // targets must still move on, and doubling lets the laggards catch up.
-        let timeout = self.params.view_change_timeout_ms << self.vc_failures.min(6);
-        self.set_timer(Timer::ViewChange, timeout);
         self.broadcast_view_change();
         self.check_view_change_quorum();
     }
@@ -86,46 +91,57 @@ impl Replica {
             stable: self.stable.clone(),
             prepared,
         });
-        self.view_changes.insert(self.id, vc.clone());
+        self.store_view_change(vc.clone());
         self.out.push(Effect::Broadcast(Message::ViewChange(vc)));
     }
 
     pub(super) fn on_view_change(&mut self, vc: Signed<ViewChange>) {
         let w = vc.body.new_view;
-        if w <= self.view || vc.from == self.id {
+        if w <= self.view || w > self.view.saturating_add(MAX_VIEW_GAP) || vc.from == self.id {
             return;
         }
-        // Keep only the highest view each member asked for: memory stays O(n).
-        if self.view_changes.get(&vc.from).is_some_and(|old| old.body.new_view > w) {
+        if self.view_changes.get(&vc.from).is_some_and(|m| m.contains_key(&w)) {
             return;
         }
         let valid = { self.with_ctx(|ctx, v| ctx.view_change(&vc, v)) };
         if !valid {
             return;
         }
-        self.view_changes.insert(vc.from, vc);
+        self.store_view_change(vc);
         self.apply_weak_rule();
         self.check_view_change_quorum();
     }
 
-    /// f+1 members asking for views above ours include an honest one: join the smallest.
+    /// Keeps a member's VIEW-CHANGEs for its last few views. A VIEW-CHANGE still counts for its
+    /// view after its sender moved on, so replicas split between two targets can still complete
+    /// the lower one; and memory stays O(n).
+    fn store_view_change(&mut self, vc: Signed<ViewChange>) {
+        let mine = self.view_changes.entry(vc.from).or_default();
+        mine.insert(vc.body.new_view, vc);
+        while mine.len() > VIEW_CHANGES_PER_SENDER {
+            mine.pop_first();
+        }
+    }
+
+    /// f+1 members asking for views above ours include an honest one: join the highest view
+    /// that f+1 of them ask for at least (a single faulty member cannot pick it).
     fn apply_weak_rule(&mut self) {
         let current = if self.active { self.view } else { self.vc_target };
         let mut higher: Vec<View> = self
             .view_changes
             .iter()
             .filter(|(id, _)| **id != self.id)
-            .map(|(_, vc)| vc.body.new_view)
+            .filter_map(|(_, m)| m.keys().next_back().copied())
             .filter(|w| *w > current)
             .collect();
         if higher.len() >= self.quorum.weak() {
-            higher.sort_unstable();
-            self.start_view_change(higher[0]);
+            higher.sort_unstable_by(|a, b| b.cmp(a));
+            self.start_view_change(higher[self.quorum.weak() - 1]);
         }
     }
 
     fn view_changes_for(&self, w: View) -> Vec<Signed<ViewChange>> {
-        self.view_changes.values().filter(|vc| vc.body.new_view == w).cloned().collect()
+        self.view_changes.values().filter_map(|m| m.get(&w)).cloned().collect()
     }
 
     /// With a quorum for our target: arm the timer (backups) or send NEW-VIEW (its primary).
@@ -151,13 +167,17 @@ impl Replica {
         chosen.sort_by_key(|vc| vc.from);
         chosen.truncate(self.quorum.quorum());
         let Some(plan) = plan_new_view(&chosen) else { return };
+        if plan.proposals.iter().any(|(seq, d, _)| self.signed.get(&(2, w, *seq)).is_some_and(|old| old != d))
+        {
+            return;
+        }
+        // Recorded before anything leaves: a primary that restarts comes back in the view it started.
+        self.out.push(Effect::Persist(Record::View(w)));
         let mut pre_prepares = Vec::with_capacity(plan.proposals.len());
-        for (seq, d, _) in &plan.proposals {
-            if !self.may_sign(2, w, *seq, *d) {
-                return;
-            }
+        for (seq, d, batch) in &plan.proposals {
+            self.may_sign(2, w, *seq, *d);
             let pp = self.sign(PrePrepare { epoch: self.epoch.number, view: w, seq: *seq, digest: *d });
-            self.out.push(Effect::Persist(Record::PrePrepare(pp.clone())));
+            self.out.push(Effect::Persist(Record::PrePrepare(pp.clone(), batch.clone())));
             pre_prepares.push(pp);
         }
         let nv = self.sign(NewView { epoch: self.epoch.number, view: w, view_changes: chosen, pre_prepares });
@@ -165,22 +185,21 @@ impl Replica {
         self.enter_view(nv, plan);
     }
 
-    /// The view change did not complete in time. Move on to the next view, or straight to the
-    /// highest view any member validly asked for: replicas that drifted apart while partitioned
-    /// meet again at their next timeout instead of chasing each other forever. (Jumping is safe:
-    /// asking for a higher view only promises to ignore lower ones; and a faulty member cannot
-    /// cause view changes this way, only pick the number of one that was due anyway.)
+    /// A quorum asked for our target view but its NEW-VIEW did not come in time: next view,
+    /// with a doubled timeout.
     pub(super) fn on_view_change_timer(&mut self) {
         if !self.active {
             self.vc_failures += 1;
-            let highest = self.view_changes.values().map(|vc| vc.body.new_view).max().unwrap_or(0);
-            self.start_view_change(highest.max(self.vc_target + 1));
+            self.start_view_change(self.vc_target.saturating_add(1));
         }
     }
 
     pub(super) fn on_new_view(&mut self, nv: Signed<NewView>) {
         let w = nv.body.view;
-        if w <= self.view || (!self.active && w < self.vc_target) {
+        if w <= self.view
+            || (!self.active && w < self.vc_target)
+            || w > self.view.saturating_add(MAX_VIEW_GAP)
+        {
             return;
         }
         if nv.from != self.epoch.primary(w) || !self.verify_signed(&nv) {
@@ -188,7 +207,11 @@ impl Replica {
         }
         let Some(plan) = self.check_new_view(&nv) else {
             // A NEW-VIEW that does not follow from its own view changes: its primary is faulty.
-            self.start_view_change(w.saturating_add(1));
+            // Only the one we are waiting for makes us move on; an unsolicited bad NEW-VIEW for
+            // some other view is ignored, or a faulty member could trigger view changes at will.
+            if !self.active && w == self.vc_target {
+                self.start_view_change(w.saturating_add(1));
+            }
             return;
         };
         self.enter_view(nv, plan);
@@ -242,7 +265,10 @@ impl Replica {
         self.active = true;
         self.out.push(Effect::CancelTimer(Timer::ViewChange));
         self.out.push(Effect::Persist(Record::View(w)));
-        self.view_changes.retain(|_, vc| vc.body.new_view > w);
+        for m in self.view_changes.values_mut() {
+            m.retain(|v, _| *v > w);
+        }
+        self.view_changes.retain(|_, m| !m.is_empty());
 
         if plan.stable.seq > self.stable.seq {
             self.adopt_checkpoint(plan.stable.clone());

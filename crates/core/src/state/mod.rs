@@ -7,7 +7,7 @@ pub use ledger::{Account, Genesis, GenesisAccount};
 use crate::wire::{ClientRequest, Outcome, RejectReason, Seq, decode_value, to_bytes};
 use phalanx_crypto::{Digest, PublicKey, digest};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The last request executed for a client: answers retransmissions and catches nonce reuse.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +48,10 @@ pub struct AppState {
     pub accounts: BTreeMap<String, Account>,
     pub clients: BTreeMap<PublicKey, ClientRecord>,
     pub counters: Counters,
+    /// Keys that own an account: the only clients whose requests are admitted and remembered
+    /// (derived from `accounts`, not part of the encoding).
+    #[serde(skip)]
+    owners: BTreeSet<PublicKey>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,13 +65,34 @@ impl AppState {
             .iter()
             .map(|a| (a.name.clone(), Account { owner: a.owner, balance: a.balance }))
             .collect();
-        AppState { accounts, clients: BTreeMap::new(), counters: Counters::default() }
+        let mut s = AppState {
+            accounts,
+            clients: BTreeMap::new(),
+            counters: Counters::default(),
+            owners: BTreeSet::new(),
+        };
+        s.index_owners();
+        s
+    }
+
+    fn index_owners(&mut self) {
+        self.owners = self.accounts.values().map(|a| a.owner).collect();
+    }
+
+    /// Whether this key owns an account. Replicas admit requests only from such clients, so
+    /// nobody can grow the client table (and every snapshot) with throwaway keys.
+    pub fn is_client(&self, key: &PublicKey) -> bool {
+        self.owners.contains(key)
     }
 
     /// Executes one ordered request at `seq`. Deterministic: depends only on the state and the
     /// request, never on the replica.
     pub fn execute(&mut self, seq: Seq, req: &ClientRequest) -> Execution {
         let op_digest = req.op_digest();
+        if !self.is_client(&req.body.client) {
+            // Only a faulty primary proposes this; reject without remembering the key.
+            return Execution::Executed(self.reject(RejectReason::BadSignature));
+        }
         if let Some(rec) = self.clients.get(&req.body.client) {
             if req.body.nonce < rec.nonce {
                 return Execution::Stale;
@@ -124,7 +149,9 @@ impl AppState {
     }
 
     pub fn restore(bytes: &[u8]) -> Result<Self, SnapshotError> {
-        decode_value(bytes).map_err(|e| SnapshotError(e.to_string()))
+        let mut s: AppState = decode_value(bytes).map_err(|e| SnapshotError(e.to_string()))?;
+        s.index_owners();
+        Ok(s)
     }
 }
 
