@@ -1,7 +1,11 @@
 //! `phalanx`: one binary for every Phalanx task.
 
+mod client;
+mod init;
 mod keygen;
+mod ops;
 mod sim;
+mod up;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -15,17 +19,44 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run seeded deterministic simulations with Byzantine agents and network faults.
-    Sim(sim::SimArgs),
+    /// Create a cluster: agent keys, genesis.toml and one node.toml per agent.
+    Init(init::InitArgs),
     /// Generate an agent key (PKCS#8 PEM, readable by `openssl pkey`).
     Keygen(keygen::KeygenArgs),
+    /// Run one agent.
+    Node(ops::NodeArgs),
+    /// Start every agent of a cluster folder as its own process.
+    Up(up::UpArgs),
+    /// Stop the agents started by `up`.
+    Down(up::DownArgs),
+    /// Sign and submit one transfer; accepted on f+1 matching signed replies.
+    Submit(ops::SubmitArgs),
+    /// Submit many transfers and report throughput and latency.
+    Bench(ops::BenchArgs),
+    /// List the agents with role, status and public key.
+    Agents(ops::ReadArgs),
+    /// Each agent's view, primary, executed seq, checkpoint and state digest.
+    Status(ops::ReadArgs),
+    /// Cluster health, with state digests compared across agents.
+    Health(ops::ReadArgs),
+    /// Run seeded deterministic simulations with Byzantine agents and network faults.
+    Sim(sim::SimArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Sim(a) => sim::run(a),
+        Command::Init(a) => init::run(a),
         Command::Keygen(a) => keygen::run(a),
+        Command::Node(a) => ops::node(a),
+        Command::Up(a) => up::up(a),
+        Command::Down(a) => up::down(a),
+        Command::Submit(a) => ops::submit(a),
+        Command::Bench(a) => ops::bench(a),
+        Command::Agents(a) => ops::agents(a),
+        Command::Status(a) => ops::status(a),
+        Command::Health(a) => ops::health(a),
+        Command::Sim(a) => sim::run(a),
     };
     match result {
         Ok(code) => code,

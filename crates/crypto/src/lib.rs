@@ -4,10 +4,12 @@
 //!
 //! Nothing here performs I/O except the explicit PEM helpers, which take and return strings.
 
+mod cache;
 mod digest;
 mod keys;
 mod verify;
 
+pub use cache::VerdictCache;
 pub use digest::{Digest, digest, digest_parts};
 pub use keys::{KeyError, Keypair, PublicKey, Signature};
 pub use verify::{BatchVerifier, VerifyItem, verify_one};

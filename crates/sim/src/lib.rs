@@ -13,7 +13,6 @@ pub mod clients;
 pub mod config;
 pub mod disk;
 pub mod invariants;
-pub mod verifier;
 mod world;
 
 pub use config::{Behaviour, NetProfile, SimConfig};

@@ -7,19 +7,19 @@ use crate::clients::{CLIENT_BALANCE, Clients};
 use crate::config::{Behaviour, NetProfile, SimConfig};
 use crate::disk::Disk;
 use crate::invariants::Checker;
-use crate::verifier::{Cache, MemoVerifier};
 use phalanx_core::consensus::{
-    Config, Effect, Epoch, Input, Member, Params, Replica, SignatureVerifier, Timer,
+    CachedVerifier, Config, Effect, Epoch, Input, Member, Params, Replica, SignatureVerifier, Timer,
 };
 use phalanx_core::evidence::Culprit;
 use phalanx_core::quorum::Quorum;
 use phalanx_core::state::{Genesis, GenesisAccount};
 use phalanx_core::wire::{Message, ReplicaId, Reply, Signed};
-use phalanx_crypto::{Keypair, PublicKey, digest};
+use phalanx_crypto::{Keypair, PublicKey, VerdictCache, digest};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, BinaryHeap};
+use std::sync::Arc;
 
 const TIMERS: usize = 5;
 const CLIENT_RETRY_MS: u64 = 1000;
@@ -90,8 +90,8 @@ pub struct World {
     queue: BinaryHeap<Scheduled>,
     nodes: Vec<Node>,
     config: Config,
-    cache: Cache,
-    client_verifier: MemoVerifier,
+    cache: Arc<VerdictCache>,
+    client_verifier: CachedVerifier,
     clients: Clients,
     checker: Checker,
     board: Blackboard,
@@ -168,7 +168,8 @@ impl World {
                 ids.into_iter().take(cfg.faulty).collect()
             }
         };
-        let cache: Cache = Default::default();
+        // Never cleared within a run (a run is far smaller than this).
+        let cache = Arc::new(VerdictCache::new(usize::MAX));
         let mut nodes = Vec::with_capacity(n);
         for (i, key) in agent_keys.into_iter().enumerate() {
             let id = i as ReplicaId;
@@ -180,7 +181,7 @@ impl World {
                 }
                 Strategy::new(id, set, key.clone(), cluster, n, &mut rng)
             });
-            let verifier = Box::new(MemoVerifier::new(cache.clone(), cfg.seed ^ i as u64));
+            let verifier = Box::new(CachedVerifier::new(cache.clone(), seed32(cfg.seed, i as u64)));
             let replica = Replica::new(id, key.clone(), config.clone(), verifier);
             nodes.push(Node {
                 key,
@@ -193,7 +194,7 @@ impl World {
         }
         let byzantine_keys = faulty.iter().map(|i| nodes[*i as usize].key.public()).collect();
         let clients = Clients::new(client_keys, cfg.txs, f, cluster);
-        let client_verifier = MemoVerifier::new(cache.clone(), !cfg.seed);
+        let client_verifier = CachedVerifier::new(cache.clone(), seed32(cfg.seed, u64::MAX));
         let mut w = World {
             cfg,
             rng,
@@ -456,7 +457,8 @@ impl World {
             Event::Restart { node } => {
                 self.log(format!("restart replica {node} from disk"));
                 let n = &self.nodes[node as usize];
-                let verifier = Box::new(MemoVerifier::new(self.cache.clone(), self.cfg.seed ^ 0xabc));
+                let verifier =
+                    Box::new(CachedVerifier::new(self.cache.clone(), seed32(self.cfg.seed, 0xabc)));
                 let mut r =
                     Replica::recover(node, n.key.clone(), self.config.clone(), verifier, n.disk.records());
                 let effects = r.start(self.now);
@@ -647,4 +649,9 @@ impl World {
                 .push(format!("t={}ms: memory: replica {node} holds {l} slots, {b} buffered", self.now));
         }
     }
+}
+
+/// Seed for a verifier's batch coefficients, derived from the run seed.
+fn seed32(seed: u64, salt: u64) -> [u8; 32] {
+    *digest(&[seed.to_le_bytes(), salt.to_le_bytes()].concat()).as_bytes()
 }

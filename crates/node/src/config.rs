@@ -1,0 +1,171 @@
+//! The files that describe a cluster: `genesis.toml` (shared by every agent) and one
+//! `node.toml` per agent. Everything read here is untrusted input: errors name the file and
+//! the field that is wrong.
+
+use phalanx_core::consensus::{Config, Epoch, Member, Params};
+use phalanx_core::quorum::Quorum;
+use phalanx_core::state::{Genesis, GenesisAccount};
+use phalanx_crypto::{Digest, Keypair, PublicKey};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not valid: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+fn invalid(path: &Path, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { path: path.to_path_buf(), message: message.into() }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MemberEntry {
+    pub name: String,
+    pub public_key: String,
+    /// Where other replicas connect to this one.
+    pub replica_addr: SocketAddr,
+    /// Where clients and operators reach its HTTP API.
+    pub http_addr: SocketAddr,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AccountEntry {
+    pub name: String,
+    pub owner: String,
+    pub balance: u64,
+}
+
+/// `genesis.toml`: the cluster every agent agrees to at start.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GenesisFile {
+    pub cluster_id: String,
+    pub consensus: String,
+    pub max_failures: usize,
+    pub quorum_size: usize,
+    /// Clusters created with `init --testing` accept fault injection; others never do.
+    pub testing: bool,
+    pub operator_key: String,
+    pub params: Params,
+    pub members: Vec<MemberEntry>,
+    pub accounts: Vec<AccountEntry>,
+}
+
+/// `node.toml`: one agent. Relative paths are relative to this file's folder.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeFile {
+    pub name: String,
+    pub key: PathBuf,
+    pub genesis: PathBuf,
+    pub data_dir: PathBuf,
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })
+}
+
+fn hex32(path: &Path, field: &str, s: &str) -> Result<[u8; 32], ConfigError> {
+    PublicKey::from_hex(s).map(|k| k.0).map_err(|e| invalid(path, format!("{field}: {e}")))
+}
+
+impl GenesisFile {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let g: GenesisFile = toml::from_str(&read(path)?).map_err(|e| invalid(path, e.to_string()))?;
+        g.core_config(path)?;
+        Ok(g)
+    }
+
+    pub fn cluster_id(&self) -> Digest {
+        Digest(PublicKey::from_hex(&self.cluster_id).map(|k| k.0).unwrap_or_default())
+    }
+
+    /// The replica configuration, fully validated.
+    pub fn core_config(&self, path: &Path) -> Result<Config, ConfigError> {
+        let cluster_id = Digest(hex32(path, "cluster_id", &self.cluster_id)?);
+        let mut members = Vec::with_capacity(self.members.len());
+        for m in &self.members {
+            let key = PublicKey(hex32(path, &format!("members.{}.public_key", m.name), &m.public_key)?);
+            members.push(Member { name: m.name.clone(), key });
+        }
+        let mut accounts = Vec::with_capacity(self.accounts.len());
+        let mut total: u128 = 0;
+        for a in &self.accounts {
+            let owner = PublicKey(hex32(path, &format!("accounts.{}.owner", a.name), &a.owner)?);
+            total += a.balance as u128;
+            accounts.push(GenesisAccount { name: a.name.clone(), owner, balance: a.balance });
+        }
+        if total > u64::MAX as u128 {
+            return Err(invalid(path, "the genesis balances add up to more than 2^64-1"));
+        }
+        let q =
+            Quorum::new(self.members.len(), self.max_failures).map_err(|e| invalid(path, e.to_string()))?;
+        if self.quorum_size != q.quorum() {
+            return Err(invalid(
+                path,
+                format!(
+                    "quorum_size is {} but {} members with f={} need {}",
+                    self.quorum_size,
+                    q.n,
+                    q.f,
+                    q.quorum()
+                ),
+            ));
+        }
+        hex32(path, "operator_key", &self.operator_key)?;
+        let config = Config {
+            cluster_id,
+            epoch: Epoch { number: 0, members, f: self.max_failures },
+            params: self.params.clone(),
+            genesis: Genesis { accounts },
+        };
+        config.validate().map_err(|e| invalid(path, e))?;
+        Ok(config)
+    }
+
+    pub fn member(&self, name: &str) -> Option<(usize, &MemberEntry)> {
+        self.members.iter().enumerate().find(|(_, m)| m.name == name)
+    }
+}
+
+/// Everything a node process needs, loaded and checked.
+pub struct NodeSetup {
+    pub name: String,
+    pub id: u32,
+    pub key: Keypair,
+    pub genesis: GenesisFile,
+    pub config: Config,
+    pub data_dir: PathBuf,
+}
+
+impl NodeSetup {
+    pub fn load(node_toml: &Path) -> Result<Self, ConfigError> {
+        let base = node_toml.parent().unwrap_or(Path::new("."));
+        let node: NodeFile =
+            toml::from_str(&read(node_toml)?).map_err(|e| invalid(node_toml, e.to_string()))?;
+        let genesis_path = base.join(&node.genesis);
+        let genesis = GenesisFile::load(&genesis_path)?;
+        let config = genesis.core_config(&genesis_path)?;
+        let key_path = base.join(&node.key);
+        let key = Keypair::from_pem(&read(&key_path)?).map_err(|e| invalid(&key_path, e.to_string()))?;
+        let (id, member) = genesis.member(&node.name).ok_or_else(|| {
+            invalid(node_toml, format!("{} is not a member in {}", node.name, genesis_path.display()))
+        })?;
+        if member.public_key != key.public().to_hex() {
+            return Err(invalid(
+                &key_path,
+                format!("this key is not the one genesis lists for {}", node.name),
+            ));
+        }
+        Ok(NodeSetup {
+            name: node.name,
+            id: id as u32,
+            key,
+            genesis,
+            config,
+            data_dir: base.join(node.data_dir),
+        })
+    }
+}

@@ -1,0 +1,99 @@
+//! The Phalanx node: one process per agent. It runs the core replica on its own task, talks to
+//! the other replicas over authenticated TCP, keeps its journal in redb, and serves HTTP/JSON.
+
+pub mod api;
+pub mod config;
+pub mod runtime;
+pub mod storage;
+pub mod transport;
+
+use config::NodeSetup;
+use phalanx_core::consensus::{CachedVerifier, Replica};
+use phalanx_crypto::VerdictCache;
+use runtime::{Command, Runtime};
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use transport::Identity;
+
+/// 32 bytes from the operating system's randomness source.
+pub fn os_seed() -> std::io::Result<[u8; 32]> {
+    let mut seed = [0u8; 32];
+    let mut f = std::fs::File::open("/dev/urandom")?;
+    std::io::Read::read_exact(&mut f, &mut seed)?;
+    Ok(seed)
+}
+
+/// Runs one node until the process is killed.
+pub async fn run(setup: NodeSetup) -> Result<(), String> {
+    let store = storage::Store::open(&setup.data_dir).map_err(|e| e.to_string())?;
+    let seed = os_seed().map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    let cache = Arc::new(VerdictCache::new(1 << 20));
+    let verifier = Box::new(CachedVerifier::new(cache.clone(), seed));
+    let (id, key, config) = (setup.id, setup.key.clone(), setup.config.clone());
+    let replica = if store.records().is_empty() {
+        Replica::new(id, key.clone(), config.clone(), verifier)
+    } else {
+        tracing::info!(records = store.records().len(), "recovering from disk");
+        Replica::recover(id, key.clone(), config.clone(), verifier, store.records())
+    };
+    let me = &setup.genesis.members[id as usize];
+    let replica_listener = TcpListener::bind(me.replica_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", me.replica_addr))?;
+    let http_listener = TcpListener::bind(me.http_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", me.http_addr))?;
+    let identity = Identity {
+        id,
+        key,
+        cluster: config.cluster_id,
+        members: Arc::new(config.epoch.members.iter().map(|m| m.key).collect()),
+    };
+    let n = setup.genesis.members.len();
+    let seen = Arc::new(Mutex::new(vec![None; n]));
+
+    let mut peers = Vec::with_capacity(n);
+    for (j, m) in setup.genesis.members.iter().enumerate() {
+        if j as u32 == id {
+            peers.push(None);
+            continue;
+        }
+        let (tx, rx) = mpsc::channel(16_384);
+        let mut s = seed;
+        s[0] ^= 0x5a;
+        s[1] = j as u8;
+        tokio::spawn(transport::connect_loop(identity.clone(), j as u32, m.replica_addr, rx, s));
+        peers.push(Some(tx));
+    }
+
+    let (cmd_tx, cmd_rx) = mpsc::channel(65_536);
+    let (net_tx, mut net_rx) = mpsc::channel(65_536);
+    let mut s = seed;
+    s[0] ^= 0xa5;
+    tokio::spawn(transport::accept_loop(replica_listener, identity, net_tx, cache, seen.clone(), s));
+    let forward = cmd_tx.clone();
+    tokio::spawn(async move {
+        while let Some(m) = net_rx.recv().await {
+            if forward.send(Command::Net(m)).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    let api_state = api::ApiState {
+        commands: cmd_tx.clone(),
+        genesis: Arc::new(setup.genesis.clone()),
+        id,
+        seen,
+        cluster: config.cluster_id,
+    };
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(http_listener, api::router(api_state)).await {
+            tracing::error!("HTTP server stopped: {e}");
+        }
+    });
+    tracing::info!(name = %setup.name, replica = %me.replica_addr, http = %me.http_addr, "node started");
+    Runtime::new(id, replica, store, peers, cmd_tx).run(cmd_rx).await;
+    Ok(())
+}

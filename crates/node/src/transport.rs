@@ -1,0 +1,224 @@
+//! Replica-to-replica links over TCP. Frames are length-delimited with a maximum size. At
+//! connection time each side proves it holds the key genesis lists for the member it claims to
+//! be; anything else is refused and logged. A garbage or oversized frame closes that one
+//! connection. Inbound messages are decoded and their signatures batch-verified here, on the
+//! connection's task, so the replica's event loop finds the verdicts in the cache.
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use phalanx_core::wire::{self, Message, ReplicaId, limits};
+use phalanx_crypto::{
+    Digest, Keypair, PublicKey, SeededRng, Signature, VerdictCache, VerifyItem, signing_bytes, verify_one,
+};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+/// Kind byte of the handshake signature's domain (distinct from every protocol message kind).
+const HANDSHAKE_KIND: u8 = 100;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Serialize, Deserialize)]
+struct Hello {
+    cluster: Digest,
+    from: ReplicaId,
+    challenge: [u8; 32],
+}
+
+/// What both ends need to authenticate each other.
+#[derive(Clone)]
+pub struct Identity {
+    pub id: ReplicaId,
+    pub key: Keypair,
+    pub cluster: Digest,
+    pub members: Arc<Vec<PublicKey>>,
+}
+
+/// When each member was last heard from (for `agents` and `health`).
+pub type LastSeen = Arc<Mutex<Vec<Option<Instant>>>>;
+
+pub fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder().max_frame_length(limits::MAX_MESSAGE_BYTES).new_codec()
+}
+
+fn proof_bytes(cluster: &Digest, challenge: &[u8; 32], prover: ReplicaId, verifier: ReplicaId) -> Vec<u8> {
+    let mut body = challenge.to_vec();
+    body.extend_from_slice(&prover.to_le_bytes());
+    body.extend_from_slice(&verifier.to_le_bytes());
+    signing_bytes(cluster, 0, HANDSHAKE_KIND, &body)
+}
+
+/// Mutual authentication; returns the peer's member id.
+async fn handshake(
+    framed: &mut Framed<TcpStream, LengthDelimitedCodec>,
+    me: &Identity,
+    challenge: [u8; 32],
+) -> Result<ReplicaId, String> {
+    let hello = Hello { cluster: me.cluster, from: me.id, challenge };
+    framed.send(Bytes::from(wire::to_bytes(&hello))).await.map_err(|e| e.to_string())?;
+    let frame = framed.next().await.ok_or("closed during handshake")?.map_err(|e| e.to_string())?;
+    let theirs: Hello = wire::decode_value(&frame).map_err(|e| format!("bad hello: {e}"))?;
+    if theirs.cluster != me.cluster {
+        return Err("peer belongs to another cluster".into());
+    }
+    let Some(their_key) = me.members.get(theirs.from as usize).copied() else {
+        return Err(format!("peer claims member {} which genesis does not list", theirs.from));
+    };
+    if theirs.from == me.id {
+        return Err("peer claims to be this node".into());
+    }
+    let proof = me.key.sign(&proof_bytes(&me.cluster, &theirs.challenge, me.id, theirs.from));
+    framed.send(Bytes::from(wire::to_bytes(&proof))).await.map_err(|e| e.to_string())?;
+    let frame = framed.next().await.ok_or("closed during handshake")?.map_err(|e| e.to_string())?;
+    let their_proof: Signature = wire::decode_value(&frame).map_err(|e| format!("bad proof: {e}"))?;
+    if !verify_one(&their_key, &proof_bytes(&me.cluster, &challenge, theirs.from, me.id), &their_proof) {
+        return Err(format!("peer does not hold the key genesis lists for member {}", theirs.from));
+    }
+    Ok(theirs.from)
+}
+
+/// Signatures a message carries that the replica will check: outer signature, and client
+/// signatures of requests (alone or inside a proposal).
+fn verify_items(m: &Message, me: &Identity) -> Vec<VerifyItem> {
+    let key = |from: ReplicaId| me.members.get(from as usize).copied();
+    let mut items = Vec::new();
+    let mut outer = |from: ReplicaId, f: &dyn Fn(PublicKey) -> VerifyItem| {
+        if let Some(k) = key(from) {
+            items.push(f(k));
+        }
+    };
+    match m {
+        Message::Request(r) => return vec![r.verify_item(&me.cluster)],
+        Message::PrePrepare(pp, batch) => {
+            outer(pp.from, &|k| pp.verify_item(k, &me.cluster));
+            items.extend(batch.requests.iter().map(|r| r.verify_item(&me.cluster)));
+        }
+        Message::Vote(v) => outer(v.from, &|k| v.verify_item(k, &me.cluster)),
+        Message::Checkpoint(c) => outer(c.from, &|k| c.verify_item(k, &me.cluster)),
+        Message::Fetch(f) => outer(f.from, &|k| f.verify_item(k, &me.cluster)),
+        Message::Committed(c) => {
+            for v in &c.commits {
+                outer(v.from, &|k| v.verify_item(k, &me.cluster));
+            }
+        }
+        // Large, rare messages: the replica verifies them in full itself.
+        Message::ViewChange(_)
+        | Message::NewView(_)
+        | Message::StateRequest(_)
+        | Message::StateResponse(_) => {}
+    }
+    items
+}
+
+/// Accepts replica connections; authenticated peers' messages go to `inbound`.
+pub async fn accept_loop(
+    listener: TcpListener,
+    me: Identity,
+    inbound: mpsc::Sender<Message>,
+    cache: Arc<VerdictCache>,
+    seen: LastSeen,
+    seed: [u8; 32],
+) {
+    let mut n: u64 = 0;
+    loop {
+        let Ok((stream, addr)) = listener.accept().await else { continue };
+        n += 1;
+        let (me, inbound, cache, seen) = (me.clone(), inbound.clone(), cache.clone(), seen.clone());
+        let mut conn_seed = seed;
+        conn_seed[..8].copy_from_slice(&n.to_le_bytes());
+        tokio::spawn(async move {
+            if let Err(e) = serve_peer(stream, addr, me, inbound, cache, seen, conn_seed).await {
+                tracing::warn!(%addr, "replica connection closed: {e}");
+            }
+        });
+    }
+}
+
+async fn serve_peer(
+    stream: TcpStream,
+    addr: SocketAddr,
+    me: Identity,
+    inbound: mpsc::Sender<Message>,
+    cache: Arc<VerdictCache>,
+    seen: LastSeen,
+    seed: [u8; 32],
+) -> Result<(), String> {
+    let _ = stream.set_nodelay(true);
+    let mut framed = Framed::new(stream, codec());
+    let mut rng = SeededRng::new(seed);
+    let mut challenge = [0u8; 32];
+    rand_core::Rng::fill_bytes(&mut rng, &mut challenge);
+    let peer = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut framed, &me, challenge))
+        .await
+        .map_err(|_| "handshake timed out".to_string())?
+        .map_err(|e| format!("refused peer at {addr}: {e}"))?;
+    tracing::info!(%addr, peer, "replica connected");
+    while let Some(frame) = framed.next().await {
+        let frame = frame.map_err(|e| format!("bad frame from member {peer}: {e}"))?;
+        let msg = wire::decode(&frame).map_err(|e| format!("garbage from member {peer}: {e}"))?;
+        if let Ok(mut s) = seen.lock()
+            && let Some(slot) = s.get_mut(peer as usize)
+        {
+            *slot = Some(Instant::now());
+        }
+        let items = verify_items(&msg, &me);
+        if !items.is_empty() {
+            cache.verify(&mut rng, &items);
+        }
+        if inbound.send(msg).await.is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Keeps one outbound connection to `peer` alive, reconnecting with backoff, and writes what
+/// the replica sends it. Messages queued while disconnected wait (bounded by the channel).
+pub async fn connect_loop(
+    me: Identity,
+    peer: ReplicaId,
+    addr: SocketAddr,
+    mut outbox: mpsc::Receiver<Bytes>,
+    seed: [u8; 32],
+) {
+    let mut backoff = Duration::from_millis(100);
+    let mut rng = SeededRng::new(seed);
+    loop {
+        let attempt = async {
+            let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+            let _ = stream.set_nodelay(true);
+            let mut framed = Framed::new(stream, codec());
+            let mut challenge = [0u8; 32];
+            rand_core::Rng::fill_bytes(&mut rng, &mut challenge);
+            let who = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut framed, &me, challenge))
+                .await
+                .map_err(|_| "handshake timed out".to_string())??;
+            if who != peer {
+                return Err(format!("{addr} answered as member {who}, expected {peer}"));
+            }
+            Ok(framed)
+        };
+        match attempt.await {
+            Ok(mut framed) => {
+                backoff = Duration::from_millis(100);
+                while let Some(bytes) = outbox.recv().await {
+                    if framed.send(bytes).await.is_err() {
+                        break;
+                    }
+                }
+                if outbox.is_closed() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(peer, %addr, "connect failed: {e}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
