@@ -3,6 +3,7 @@
 mod client;
 mod init;
 mod keygen;
+mod memory;
 mod ops;
 mod sim;
 mod up;
@@ -39,6 +40,9 @@ enum Command {
     Status(ops::ReadArgs),
     /// Cluster health, with state digests compared across agents.
     Health(ops::ReadArgs),
+    /// Store and retrieve values in the replicated shared memory.
+    #[command(subcommand)]
+    Memory(memory::MemoryCommand),
     /// Run seeded deterministic simulations with Byzantine agents and network faults.
     Sim(sim::SimArgs),
 }
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Agents(a) => ops::agents(a),
         Command::Status(a) => ops::status(a),
         Command::Health(a) => ops::health(a),
+        Command::Memory(c) => memory::run(c),
         Command::Sim(a) => sim::run(a),
     };
     match result {

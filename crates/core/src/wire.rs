@@ -20,6 +20,11 @@ pub mod limits {
     /// A view change carries at most one prepared certificate per slot of the log window.
     pub const MAX_PREPARED_CERTS: usize = 4096;
     pub const MAX_FETCH: u64 = 32;
+    pub const MAX_MEMORY_NAMESPACE: usize = 64;
+    pub const MAX_MEMORY_KEY: usize = 256;
+    pub const MAX_MEMORY_VALUE: usize = 16 * 1024;
+    /// All stored memory values together: the state must stay small enough to transfer.
+    pub const MAX_MEMORY_TOTAL: u64 = 4 << 20;
 }
 
 /// Message kinds, part of the signed domain so a signature for one kind never verifies as another.
@@ -81,7 +86,19 @@ impl<T: Body> Signed<T> {
 /// A replicated operation. New state machines add variants here.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Operation {
-    Transfer { from: String, to: String, amount: u64 },
+    Transfer {
+        from: String,
+        to: String,
+        amount: u64,
+    },
+    /// Store a value in the shared memory, optionally expiring `ttl_ms` after the batch that
+    /// stores it (judged on committed batch timestamps).
+    MemoryStore {
+        namespace: String,
+        key: String,
+        value: String,
+        ttl_ms: Option<u64>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -164,6 +181,8 @@ pub enum RejectReason {
     UnknownAccount,
     /// Zero amount, or a transfer to the same account.
     InvalidAmount,
+    /// The shared memory is full.
+    MemoryFull,
 }
 
 impl RejectReason {
@@ -174,6 +193,7 @@ impl RejectReason {
             RejectReason::ReusedNonce => "reused-nonce",
             RejectReason::UnknownAccount => "unknown-account",
             RejectReason::InvalidAmount => "invalid-amount",
+            RejectReason::MemoryFull => "memory-full",
         }
     }
 }
@@ -473,6 +493,17 @@ fn check_request(r: &ClientRequest) -> Result<(), WireError> {
         Operation::Transfer { from, to, .. } => {
             if from.len() > limits::MAX_ACCOUNT_NAME || to.len() > limits::MAX_ACCOUNT_NAME {
                 return Err(WireError::Limit("account name too long"));
+            }
+        }
+        Operation::MemoryStore { namespace, key, value, .. } => {
+            if namespace.len() > limits::MAX_MEMORY_NAMESPACE {
+                return Err(WireError::Limit("memory namespace longer than 64 bytes"));
+            }
+            if key.is_empty() || key.len() > limits::MAX_MEMORY_KEY {
+                return Err(WireError::Limit("memory key empty or longer than 256 bytes"));
+            }
+            if value.len() > limits::MAX_MEMORY_VALUE {
+                return Err(WireError::Limit("memory value larger than 16 KiB"));
             }
         }
     }

@@ -38,6 +38,27 @@ pub struct ApiState {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OpJson {
     Transfer { from: String, to: String, amount: u64 },
+    MemoryStore { namespace: String, key: String, value: String, ttl_ms: Option<u64> },
+}
+
+impl OpJson {
+    pub fn from_op(op: &Operation) -> Self {
+        match op.clone() {
+            Operation::Transfer { from, to, amount } => OpJson::Transfer { from, to, amount },
+            Operation::MemoryStore { namespace, key, value, ttl_ms } => {
+                OpJson::MemoryStore { namespace, key, value, ttl_ms }
+            }
+        }
+    }
+
+    pub fn to_op(&self) -> Operation {
+        match self.clone() {
+            OpJson::Transfer { from, to, amount } => Operation::Transfer { from, to, amount },
+            OpJson::MemoryStore { namespace, key, value, ttl_ms } => {
+                Operation::MemoryStore { namespace, key, value, ttl_ms }
+            }
+        }
+    }
 }
 
 /// A signed client request as JSON; keys and signatures in hex.
@@ -52,11 +73,10 @@ pub struct RequestJson {
 
 impl RequestJson {
     pub fn from_request(r: &ClientRequest) -> Self {
-        let Operation::Transfer { from, to, amount } = &r.body.op;
         RequestJson {
             client: r.body.client.to_hex(),
             nonce: r.body.nonce,
-            op: OpJson::Transfer { from: from.clone(), to: to.clone(), amount: *amount },
+            op: OpJson::from_op(&r.body.op),
             signature: hex(&r.sig.to_bytes()),
         }
     }
@@ -65,8 +85,7 @@ impl RequestJson {
         let client = PublicKey::from_hex(&self.client).map_err(|e| format!("client: {e}"))?;
         let sig = unhex(&self.signature).ok_or("signature: expected 128 hex characters")?;
         let sig: [u8; 64] = sig.try_into().map_err(|_| "signature: expected 64 bytes")?;
-        let OpJson::Transfer { from, to, amount } = self.op.clone();
-        let body = RequestBody { client, nonce: self.nonce, op: Operation::Transfer { from, to, amount } };
+        let body = RequestBody { client, nonce: self.nonce, op: self.op.to_op() };
         let req = ClientRequest { body, sig: Signature::from_bytes(&sig) };
         wire::check_limits(&wire::Message::Request(req.clone())).map_err(|e| e.to_string())?;
         Ok(req)
@@ -262,6 +281,24 @@ fn accounts_json(state: &AppState) -> Value {
     json!({ "accounts": list })
 }
 
+async fn memory(State(s): State<ApiState>, Path((namespace, key)): Path<(String, String)>) -> Response {
+    match ask(&s, |tx| Query::Memory(namespace.clone(), key.clone(), tx)).await {
+        Ok(Some((e, clock))) => axum::Json(json!({
+            "replica": s.id,
+            "namespace": namespace,
+            "key": key,
+            "value": e.value,
+            "writer": e.writer.to_hex(),
+            "stored_seq": e.stored_seq,
+            "expires_at_ms": e.expires_at_ms,
+            "clock_ms": clock,
+        }))
+        .into_response(),
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no live value for {namespace}/{key}")),
+        Err(r) => r,
+    }
+}
+
 async fn openapi() -> Response {
     axum::Json(serde_json::from_str::<Value>(include_str!("openapi.json")).unwrap_or(Value::Null))
         .into_response()
@@ -279,6 +316,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/agents", get(agents))
         .route("/v1/health", get(health))
         .route("/v1/accounts", get(accounts))
+        .route("/v1/memory/{namespace}/{key}", get(memory))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

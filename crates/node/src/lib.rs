@@ -36,6 +36,7 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
     } else {
         tracing::info!(records = store.records().len(), "recovering from disk");
         Replica::recover(id, key.clone(), config.clone(), verifier, store.records())
+            .map_err(|e| format!("cannot recover from {}: {e}", setup.data_dir.display()))?
     };
     let me = &setup.genesis.members[id as usize];
     let replica_listener = TcpListener::bind(me.replica_addr)

@@ -4,7 +4,7 @@
 use crate::storage::Store;
 use bytes::Bytes;
 use phalanx_core::consensus::{Effect, Input, Record, Replica, ReplicaStatus, Timer};
-use phalanx_core::state::AppState;
+use phalanx_core::state::{AppState, MemoryEntry};
 use phalanx_core::wire::{self, ClientRequest, Message, ReplicaId, Reply, Signed};
 use phalanx_crypto::PublicKey;
 use std::collections::{BTreeMap, VecDeque};
@@ -22,6 +22,8 @@ pub enum Query {
     State(oneshot::Sender<AppState>),
     /// The signed reply for (client, nonce), if this replica executed it recently.
     Reply(PublicKey, u64, oneshot::Sender<Option<SharedReply>>),
+    /// A live memory value from committed state, with the replicated clock.
+    Memory(String, String, oneshot::Sender<Option<(MemoryEntry, u64)>>),
 }
 
 /// One signed reply covers a whole batch; it is shared by every request it answers.
@@ -132,6 +134,12 @@ impl Runtime {
             }
             Query::State(tx) => {
                 let _ = tx.send(self.replica.state().clone());
+            }
+            Query::Memory(ns, key, tx) => {
+                let st = self.replica.state();
+                let live =
+                    st.memory_get(&ns, &key).filter(|e| e.expires_at_ms.is_none_or(|t| t > st.clock_ms));
+                let _ = tx.send(live.map(|e| (e.clone(), st.clock_ms)));
             }
             Query::Reply(client, nonce, tx) => {
                 let _ = tx.send(self.recent.get(&(client, nonce)).cloned());

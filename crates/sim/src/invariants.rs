@@ -33,7 +33,10 @@ impl Model {
     }
 
     fn transfer(&mut self, signer: &PublicKey, op: &Operation) -> Outcome {
-        let Operation::Transfer { from, to, amount } = op;
+        let Operation::Transfer { from, to, amount } = op else {
+            // The simulated clients only transfer; memory operations are tested in core.
+            return Outcome::Applied;
+        };
         let (Some((owner, bal)), true) = (self.balances.get(from).cloned(), self.balances.contains_key(to))
         else {
             return Outcome::Rejected(RejectReason::UnknownAccount);

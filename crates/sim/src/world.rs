@@ -460,7 +460,8 @@ impl World {
                 let verifier =
                     Box::new(CachedVerifier::new(self.cache.clone(), seed32(self.cfg.seed, 0xabc)));
                 let mut r =
-                    Replica::recover(node, n.key.clone(), self.config.clone(), verifier, n.disk.records());
+                    Replica::recover(node, n.key.clone(), self.config.clone(), verifier, n.disk.records())
+                        .expect("a simulated disk is never corrupt");
                 let effects = r.start(self.now);
                 let n = &mut self.nodes[node as usize];
                 n.last_executed = r.last_executed();

@@ -156,7 +156,7 @@ impl Replica {
         config: Config,
         verifier: Box<dyn SignatureVerifier>,
         records: &[Record],
-    ) -> Self {
+    ) -> Result<Self, String> {
         let mut r = Replica::new(id, key, config, verifier);
         for rec in records {
             match rec {
@@ -194,10 +194,17 @@ impl Replica {
                     r.signed.insert((b.kind() as u8, b.view, b.seq), b.digest);
                 }
                 Record::Stable { cert, snapshot } => {
-                    if cert.seq > r.stable.seq
-                        && let Ok(state) = AppState::restore(snapshot)
-                        && state.digest() == cert.state
-                    {
+                    if cert.seq > r.stable.seq {
+                        // A snapshot that does not decode to its certified digest means the disk
+                        // is damaged or from another version: refuse to run rather than diverge.
+                        let state = AppState::restore(snapshot)
+                            .map_err(|e| format!("stable checkpoint {}: {e}", cert.seq))?;
+                        if state.digest() != cert.state {
+                            return Err(format!(
+                                "stable checkpoint {}: snapshot does not match its digest",
+                                cert.seq
+                            ));
+                        }
                         r.state = state;
                         r.last_executed = cert.seq;
                         r.snapshots = BTreeMap::from([(cert.seq, (cert.state, snapshot.clone()))]);
@@ -219,7 +226,7 @@ impl Replica {
             slot.enter_view(view);
         }
         r.next_seq = r.signed.keys().filter(|k| k.0 == 2).map(|k| k.2 + 1).max().unwrap_or(h + 1).max(h + 1);
-        r
+        Ok(r)
     }
 
     /// Arms the periodic timer; call once after `new` or `recover`.
@@ -717,6 +724,7 @@ impl Replica {
     fn execute(&mut self, seq: Seq, batch: Batch) {
         let mut entries = Vec::new();
         let mut clients = Vec::new();
+        self.state.begin_batch(batch.timestamp_ms);
         for req in &batch.requests {
             let client = req.body.client;
             match self.state.execute(seq, req) {

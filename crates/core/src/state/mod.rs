@@ -42,12 +42,26 @@ pub enum Execution {
     Stale,
 }
 
+/// One value in the shared memory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryEntry {
+    pub value: String,
+    pub writer: PublicKey,
+    pub stored_seq: Seq,
+    pub expires_at_ms: Option<u64>,
+}
+
 /// Everything replicated, in canonical (BTree) order so its encoding and digest are deterministic.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppState {
     pub accounts: BTreeMap<String, Account>,
     pub clients: BTreeMap<PublicKey, ClientRecord>,
     pub counters: Counters,
+    /// The shared memory: (namespace, key) → value.
+    pub memory: BTreeMap<(String, String), MemoryEntry>,
+    pub memory_bytes: u64,
+    /// Replicated clock: the highest committed batch timestamp.
+    pub clock_ms: u64,
     /// Keys that own an account: the only clients whose requests are admitted and remembered
     /// (derived from `accounts`, not part of the encoding).
     #[serde(skip)]
@@ -69,10 +83,37 @@ impl AppState {
             accounts,
             clients: BTreeMap::new(),
             counters: Counters::default(),
+            memory: BTreeMap::new(),
+            memory_bytes: 0,
+            clock_ms: 0,
             owners: BTreeSet::new(),
         };
         s.index_owners();
         s
+    }
+
+    /// Called before each committed batch with its timestamp: advances the replicated clock
+    /// (never backwards) and drops expired memory, identically on every replica.
+    pub fn begin_batch(&mut self, timestamp_ms: u64) {
+        if timestamp_ms <= self.clock_ms {
+            return;
+        }
+        self.clock_ms = timestamp_ms;
+        let now = self.clock_ms;
+        let mut freed = 0;
+        self.memory.retain(|(ns, k), e| {
+            let keep = e.expires_at_ms.is_none_or(|t| t > now);
+            if !keep {
+                freed += (ns.len() + k.len() + e.value.len()) as u64;
+            }
+            keep
+        });
+        self.memory_bytes -= freed;
+    }
+
+    /// A live memory value.
+    pub fn memory_get(&self, namespace: &str, key: &str) -> Option<&MemoryEntry> {
+        self.memory.get(&(namespace.to_string(), key.to_string()))
     }
 
     fn index_owners(&mut self) {
@@ -105,7 +146,7 @@ impl AppState {
                 return Execution::Executed(self.reject(RejectReason::ReusedNonce));
             }
         }
-        let outcome = match self.apply(req) {
+        let outcome = match self.apply(seq, req) {
             Ok(()) => {
                 self.counters.applied += 1;
                 Outcome::Applied
@@ -122,10 +163,29 @@ impl AppState {
         Outcome::Rejected(reason)
     }
 
-    fn apply(&mut self, req: &ClientRequest) -> Result<(), RejectReason> {
+    fn apply(&mut self, seq: Seq, req: &ClientRequest) -> Result<(), RejectReason> {
         match &req.body.op {
             crate::wire::Operation::Transfer { from, to, amount } => {
                 ledger::transfer(&mut self.accounts, &req.body.client, from, to, *amount)
+            }
+            crate::wire::Operation::MemoryStore { namespace, key, value, ttl_ms } => {
+                let size = |ns: &str, k: &str, v: &str| (ns.len() + k.len() + v.len()) as u64;
+                let id = (namespace.clone(), key.clone());
+                let old = self.memory.get(&id).map_or(0, |e| size(namespace, key, &e.value));
+                let new = size(namespace, key, value);
+                if self.memory_bytes - old + new > crate::wire::limits::MAX_MEMORY_TOTAL {
+                    return Err(RejectReason::MemoryFull);
+                }
+                self.memory_bytes = self.memory_bytes - old + new;
+                let expires_at_ms = ttl_ms.map(|t| self.clock_ms.saturating_add(t));
+                let entry = MemoryEntry {
+                    value: value.clone(),
+                    writer: req.body.client,
+                    stored_seq: seq,
+                    expires_at_ms,
+                };
+                self.memory.insert(id, entry);
+                Ok(())
             }
         }
     }

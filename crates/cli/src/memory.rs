@@ -1,0 +1,127 @@
+//! `phalanx memory store|retrieve`: the replicated key-value store shared by the agents.
+
+use crate::client::{Cluster, clock_nonce};
+use clap::{Args, Subcommand};
+use phalanx_core::wire::{ClientRequest, Operation, RequestBody};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Subcommand)]
+pub enum MemoryCommand {
+    /// Store a value (ordered through consensus like any operation).
+    Store(StoreArgs),
+    /// Read a value from committed state, confirmed by f+1 agents.
+    Retrieve(RetrieveArgs),
+}
+
+#[derive(Args)]
+pub struct StoreArgs {
+    #[arg(long, default_value = "./cluster")]
+    dir: PathBuf,
+    #[arg(long)]
+    key: String,
+    #[arg(long)]
+    value: String,
+    #[arg(long, default_value = "default")]
+    namespace: String,
+    /// Expire after this long, e.g. 30s, 1h (judged on committed batch timestamps).
+    #[arg(long)]
+    ttl: Option<humantime::Duration>,
+    /// Client account that signs the write.
+    #[arg(long = "as", default_value = "alice")]
+    signer: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct RetrieveArgs {
+    #[arg(long, default_value = "./cluster")]
+    dir: PathBuf,
+    #[arg(long)]
+    key: String,
+    #[arg(long, default_value = "default")]
+    namespace: String,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(cmd: MemoryCommand) -> Result<ExitCode, String> {
+    match cmd {
+        MemoryCommand::Store(a) => store(a),
+        MemoryCommand::Retrieve(a) => retrieve(a),
+    }
+}
+
+fn store(a: StoreArgs) -> Result<ExitCode, String> {
+    let cluster = Cluster::load(&a.dir)?;
+    let key = cluster.client_key(&a.signer)?;
+    let op = Operation::MemoryStore {
+        namespace: a.namespace.clone(),
+        key: a.key.clone(),
+        value: a.value.clone(),
+        ttl_ms: a.ttl.map(|d| Duration::from(d).as_millis() as u64),
+    };
+    let req = ClientRequest::sign(
+        RequestBody { client: key.public(), nonce: clock_nonce(), op },
+        &key,
+        &cluster.config.cluster_id,
+    );
+    phalanx_core::wire::check_limits(&phalanx_core::wire::Message::Request(req.clone()))
+        .map_err(|e| e.to_string())?;
+    let acc = cluster.submit(&req, Duration::from_secs(20))?;
+    if a.json {
+        println!(
+            "{}",
+            json!({"namespace": a.namespace, "key": a.key, "outcome": acc.outcome, "seq": acc.seq})
+        );
+    } else {
+        println!("{}/{}: {} at seq {}", a.namespace, a.key, acc.outcome, acc.seq);
+    }
+    Ok(if acc.outcome == "applied" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn retrieve(a: RetrieveArgs) -> Result<ExitCode, String> {
+    let cluster = Cluster::load(&a.dir)?;
+    let path = format!("/v1/memory/{}/{}", a.namespace, a.key);
+    let weak = cluster.genesis.max_failures + 1;
+    let mut votes: BTreeMap<(String, u64), BTreeSet<u64>> = BTreeMap::new();
+    let mut missing = 0;
+    for r in cluster.get_all(&path) {
+        match r {
+            Ok(v) if v.get("value").is_some() => {
+                let value = v["value"].as_str().unwrap_or_default().to_string();
+                let seq = v["stored_seq"].as_u64().unwrap_or(0);
+                votes.entry((value, seq)).or_default().insert(v["replica"].as_u64().unwrap_or(u64::MAX));
+            }
+            _ => missing += 1,
+        }
+    }
+    let agreed = votes.into_iter().find(|(_, who)| who.len() >= weak);
+    match agreed {
+        Some(((value, seq), who)) => {
+            if a.json {
+                println!(
+                    "{}",
+                    json!({"namespace": a.namespace, "key": a.key, "value": value, "stored_seq": seq, "confirmed_by": who.len()})
+                );
+            } else {
+                println!("{value}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        None if missing >= weak => {
+            let v: Value = json!({"namespace": a.namespace, "key": a.key, "value": null});
+            if a.json {
+                println!("{v}");
+            } else {
+                eprintln!("{}/{}: not found", a.namespace, a.key);
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        None => Err(format!("no value for {}/{} is confirmed by f+1 = {weak} agents", a.namespace, a.key)),
+    }
+}
