@@ -228,17 +228,19 @@ pub fn status(a: ReadArgs) -> Result<ExitCode, String> {
         );
         for (r, m) in all.iter().zip(&cluster.genesis.members) {
             match r {
-                Ok(v) => println!(
-                    "{:<16} {:>5} {:>6} {:<16} {:>10} {:>8}  {}",
-                    m.name,
-                    v["epoch"],
-                    v["view"],
-                    v["primary"].as_str().unwrap_or(""),
-                    v["last_executed"],
-                    v["stable_checkpoint"],
-                    &v["state_digest"].as_str().unwrap_or("")
-                        [..16.min(v["state_digest"].as_str().unwrap_or("").len())]
-                ),
+                Ok(v) => {
+                    let digest = v["state_digest"].as_str().unwrap_or("");
+                    println!(
+                        "{:<16} {:>5} {:>6} {:<16} {:>10} {:>8}  {}",
+                        m.name,
+                        v["epoch"].to_string(),
+                        v["view"].to_string(),
+                        v["primary"].as_str().unwrap_or(""),
+                        v["last_executed"].to_string(),
+                        v["stable_checkpoint"].to_string(),
+                        &digest[..16.min(digest.len())]
+                    )
+                }
                 Err(e) => println!("{:<16} unreachable: {e}", m.name),
             }
         }
