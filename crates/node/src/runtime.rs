@@ -37,16 +37,6 @@ pub enum Command {
     Query(Query),
 }
 
-fn timer_index(t: Timer) -> usize {
-    match t {
-        Timer::Batch => 0,
-        Timer::Request => 1,
-        Timer::ViewChange => 2,
-        Timer::Resend => 3,
-        Timer::StateTransfer => 4,
-    }
-}
-
 /// Replies kept to answer status queries and retransmissions.
 const RECENT_REPLIES: usize = 100_000;
 /// Requests with waiting HTTP clients before closed waiters are swept.
@@ -60,7 +50,7 @@ pub struct Runtime {
     pub store: Store,
     pub peers: Vec<Option<mpsc::Sender<Bytes>>>,
     pub commands: mpsc::Sender<Command>,
-    generations: [u64; 5],
+    generations: [u64; Timer::COUNT],
     waiters: BTreeMap<(PublicKey, u64), Vec<oneshot::Sender<SharedReply>>>,
     recent: BTreeMap<(PublicKey, u64), SharedReply>,
     recent_order: VecDeque<(PublicKey, u64)>,
@@ -80,7 +70,7 @@ impl Runtime {
             store,
             peers,
             commands,
-            generations: [0; 5],
+            generations: [0; Timer::COUNT],
             waiters: BTreeMap::new(),
             recent: BTreeMap::new(),
             recent_order: VecDeque::new(),
@@ -113,7 +103,7 @@ impl Runtime {
                     self.replica.handle(now_ms(), Input::Message(Message::Request(req)))
                 }
                 Command::Timer(t, generation) => {
-                    if self.generations[timer_index(t)] != generation {
+                    if self.generations[t.index()] != generation {
                         continue;
                     }
                     self.replica.handle(now_ms(), Input::Timeout(t))
@@ -180,7 +170,7 @@ impl Runtime {
                 }
                 Effect::Reply { reply, .. } => self.deliver_reply(reply),
                 Effect::SetTimer { timer, after_ms } => {
-                    let i = timer_index(timer);
+                    let i = timer.index();
                     self.generations[i] += 1;
                     let generation = self.generations[i];
                     let tx = self.commands.clone();
@@ -189,7 +179,7 @@ impl Runtime {
                         let _ = tx.send(Command::Timer(timer, generation)).await;
                     });
                 }
-                Effect::CancelTimer(t) => self.generations[timer_index(t)] += 1,
+                Effect::CancelTimer(t) => self.generations[t.index()] += 1,
                 Effect::Persist(_) => {}
                 Effect::Executed { .. } => {}
                 Effect::Checkpoint { seq, state } => tracing::debug!(seq, %state, "checkpoint"),

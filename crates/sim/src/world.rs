@@ -21,20 +21,9 @@ use std::cmp::Ordering;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::sync::Arc;
 
-const TIMERS: usize = 5;
 const CLIENT_RETRY_MS: u64 = 1000;
 const BYZ_TICK_MS: u64 = 300;
 const SETTLE_MS: u64 = 5000;
-
-fn timer_index(t: Timer) -> usize {
-    match t {
-        Timer::Batch => 0,
-        Timer::Request => 1,
-        Timer::ViewChange => 2,
-        Timer::Resend => 3,
-        Timer::StateTransfer => 4,
-    }
-}
 
 enum Event {
     Deliver { to: ReplicaId, msg: Message },
@@ -78,7 +67,7 @@ struct Node {
     replica: Option<Replica>,
     strategy: Option<Strategy>,
     disk: Disk,
-    generations: [u64; TIMERS],
+    generations: [u64; Timer::COUNT],
     last_executed: u64,
 }
 
@@ -188,7 +177,7 @@ impl World {
                 replica: Some(replica),
                 strategy,
                 disk: Disk::default(),
-                generations: [0; TIMERS],
+                generations: [0; Timer::COUNT],
                 last_executed: 0,
             });
         }
@@ -409,7 +398,7 @@ impl World {
                 self.input(to, Input::Message(msg));
             }
             Event::Timer { node, timer, generation } => {
-                if self.nodes[node as usize].generations[timer_index(timer)] == generation {
+                if self.nodes[node as usize].generations[timer.index()] == generation {
                     if self.nodes[node as usize].strategy.as_ref().is_some_and(|s| s.crashed(self.now)) {
                         return;
                     }
@@ -534,12 +523,12 @@ impl World {
                     }
                 }
                 Effect::SetTimer { timer, after_ms } => {
-                    let g = &mut self.nodes[i].generations[timer_index(timer)];
+                    let g = &mut self.nodes[i].generations[timer.index()];
                     *g += 1;
                     let generation = *g;
                     self.push(after_ms, Event::Timer { node, timer, generation });
                 }
-                Effect::CancelTimer(timer) => self.nodes[i].generations[timer_index(timer)] += 1,
+                Effect::CancelTimer(timer) => self.nodes[i].generations[timer.index()] += 1,
                 Effect::Persist(rec) => {
                     if let phalanx_core::consensus::Record::ViewChange(v) = &rec {
                         self.log(format!("replica {node} asks for view {v}"));

@@ -156,6 +156,22 @@ pub enum Timer {
     StateTransfer,
 }
 
+impl Timer {
+    /// Number of timer kinds; hosts keep one generation counter per kind.
+    pub const COUNT: usize = 5;
+
+    /// A dense index for per-kind arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Timer::Batch => 0,
+            Timer::Request => 1,
+            Timer::ViewChange => 2,
+            Timer::Resend => 3,
+            Timer::StateTransfer => 4,
+        }
+    }
+}
+
 /// What the host feeds the replica.
 #[derive(Clone, Debug)]
 pub enum Input {
