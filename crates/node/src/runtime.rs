@@ -5,7 +5,7 @@ use crate::storage::Store;
 use bytes::Bytes;
 use phalanx_core::consensus::{Effect, Input, Record, Replica, ReplicaStatus, Timer};
 use phalanx_core::state::{AppState, MemoryEntry};
-use phalanx_core::wire::{self, ClientRequest, Message, ReplicaId, Reply, Signed};
+use phalanx_core::wire::{self, ClientRequest, CommitCert, Message, ReplicaId, Reply, Signed};
 use phalanx_crypto::PublicKey;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -21,7 +21,8 @@ pub enum Query {
     Status(oneshot::Sender<ReplicaStatus>),
     State(oneshot::Sender<AppState>),
     /// The signed reply for (client, nonce), if this replica executed it recently.
-    Reply(PublicKey, u64, oneshot::Sender<Option<SharedReply>>),
+    /// The signed reply and, while the seq is still in the log, its commit certificate.
+    Reply(PublicKey, u64, oneshot::Sender<Option<(SharedReply, Option<CommitCert>)>>),
     /// A live memory value from committed state, with the replicated clock.
     Memory(String, String, oneshot::Sender<Option<(MemoryEntry, u64)>>),
 }
@@ -132,7 +133,11 @@ impl Runtime {
                 let _ = tx.send(live.map(|e| (e.clone(), st.clock_ms)));
             }
             Query::Reply(client, nonce, tx) => {
-                let _ = tx.send(self.recent.get(&(client, nonce)).cloned());
+                let found = self.recent.get(&(client, nonce)).map(|r| {
+                    let cert = self.replica.commit_cert(r.body.seq).cloned();
+                    (r.clone(), cert)
+                });
+                let _ = tx.send(found);
             }
         }
     }

@@ -268,6 +268,10 @@ impl Replica {
     pub fn stable_seq(&self) -> Seq {
         self.stable.seq
     }
+    /// The commit certificate (2f+1 COMMITs and the batch) of a decided seq still in the log.
+    pub fn commit_cert(&self, seq: Seq) -> Option<&crate::wire::CommitCert> {
+        self.log.get(&seq).and_then(|s| s.decided.as_ref())
+    }
     pub fn stable_cert(&self) -> &CheckpointCert {
         &self.stable
     }
