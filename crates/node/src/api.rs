@@ -166,7 +166,13 @@ async fn transaction(State(s): State<ApiState>, Path((client, nonce)): Path<(Str
         return error(StatusCode::BAD_REQUEST, "client: expected a 64-character hex public key");
     };
     match ask(&s, |tx| Query::Reply(client, nonce, tx)).await {
-        Ok(Some(reply)) => axum::Json(reply_json(s.id, &client, nonce, &reply)).into_response(),
+        Ok(Some((reply, cert))) => {
+            let mut v = reply_json(s.id, &client, nonce, &reply);
+            // Proof independent of this node: 2f+1 signed COMMITs for the batch holding the request.
+            v["commit_certificate"] =
+                cert.map(|c| Value::String(hex(&wire::to_bytes(&c)))).unwrap_or(Value::Null);
+            axum::Json(v).into_response()
+        }
         Ok(None) => {
             error(StatusCode::NOT_FOUND, "no executed request with this client and nonce is remembered here")
         }
