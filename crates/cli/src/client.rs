@@ -63,8 +63,13 @@ impl Cluster {
         })
     }
 
+    /// Agents whose API answers as themselves (not some other cluster on the same ports).
     pub fn members_answering(&self) -> usize {
-        self.get_all("/v1/status").iter().filter(|r| r.is_ok()).count()
+        self.get_all("/v1/status")
+            .iter()
+            .zip(&self.genesis.members)
+            .filter(|(r, m)| r.as_ref().is_ok_and(|v| v["name"].as_str() == Some(m.name.as_str())))
+            .count()
     }
 
     pub fn client_key(&self, name: &str) -> Result<Keypair, String> {
@@ -109,19 +114,28 @@ impl Cluster {
     pub fn submit(&self, req: &ClientRequest, timeout: Duration) -> Result<Accepted, String> {
         let body = serde_json::to_string(&RequestJson::from_request(req)).map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::channel();
+        let status_path = format!("/v1/transactions/{}/{}", req.body.client.to_hex(), req.body.nonce);
+        let give_up = std::time::Instant::now() + timeout;
         for i in 0..self.n() {
             let (tx, url, body) = (tx.clone(), self.url(i, "/v1/transactions"), body.clone());
+            let status_url = self.url(i, &status_path);
             std::thread::spawn(move || {
-                let r = agent(Duration::from_secs(15))
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .send(body.as_str())
-                    .map_err(|e| e.to_string())
-                    .and_then(|mut r| {
+                let call = |r: Result<ureq::http::Response<ureq::Body>, ureq::Error>| {
+                    r.map_err(|e| e.to_string()).and_then(|mut r| {
                         let code = r.status().as_u16();
                         let text = r.body_mut().read_to_string().map_err(|e| e.to_string())?;
                         Ok((code, text))
-                    });
+                    })
+                };
+                let http = agent(Duration::from_secs(15));
+                let mut r =
+                    call(http.post(&url).header("content-type", "application/json").send(body.as_str()));
+                // 202: accepted but not executed yet (e.g. during a view change). Ask again
+                // rather than give up: a client that resubmitted under a new nonce could pay twice.
+                while matches!(r, Ok((202, _)) | Ok((404, _))) && std::time::Instant::now() < give_up {
+                    std::thread::sleep(Duration::from_millis(300));
+                    r = call(http.get(&status_url).call());
+                }
                 let _ = tx.send((i, r));
             });
         }

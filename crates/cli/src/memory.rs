@@ -49,6 +49,16 @@ pub struct RetrieveArgs {
     json: bool,
 }
 
+/// Percent-encodes a path segment.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 pub fn run(cmd: MemoryCommand) -> Result<ExitCode, String> {
     match cmd {
         MemoryCommand::Store(a) => store(a),
@@ -86,18 +96,25 @@ fn store(a: StoreArgs) -> Result<ExitCode, String> {
 
 fn retrieve(a: RetrieveArgs) -> Result<ExitCode, String> {
     let cluster = Cluster::load(&a.dir)?;
-    let path = format!("/v1/memory/{}/{}", a.namespace, a.key);
+    let path = format!("/v1/memory/{}/{}", encode(&a.namespace), encode(&a.key));
     let weak = cluster.genesis.max_failures + 1;
-    let mut votes: BTreeMap<(String, u64), BTreeSet<u64>> = BTreeMap::new();
+    // Votes are counted per agent endpoint we asked, never per what an answer claims to be.
+    let mut votes: BTreeMap<(String, u64), BTreeSet<usize>> = BTreeMap::new();
     let mut missing = 0;
-    for r in cluster.get_all(&path) {
+    for (i, r) in cluster.get_all(&path).into_iter().enumerate() {
         match r {
-            Ok(v) if v.get("value").is_some() => {
+            Ok(v) if v.get("value").is_some_and(Value::is_string) => {
                 let value = v["value"].as_str().unwrap_or_default().to_string();
                 let seq = v["stored_seq"].as_u64().unwrap_or(0);
-                votes.entry((value, seq)).or_default().insert(v["replica"].as_u64().unwrap_or(u64::MAX));
+                votes.entry((value, seq)).or_default().insert(i);
             }
-            _ => missing += 1,
+            Ok(v)
+                if v.get("error")
+                    .is_some_and(|e| e.as_str().is_some_and(|e| e.starts_with("no live value"))) =>
+            {
+                missing += 1
+            }
+            _ => {}
         }
     }
     let agreed = votes.into_iter().find(|(_, who)| who.len() >= weak);

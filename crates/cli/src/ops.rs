@@ -238,7 +238,7 @@ pub fn status(a: ReadArgs) -> Result<ExitCode, String> {
                         v["primary"].as_str().unwrap_or(""),
                         v["last_executed"].to_string(),
                         v["stable_checkpoint"].to_string(),
-                        &digest[..16.min(digest.len())]
+                        digest.chars().take(16).collect::<String>()
                     )
                 }
                 Err(e) => println!("{:<16} unreachable: {e}", m.name),

@@ -33,8 +33,20 @@ fn pid_file(dir: &Path, name: &str) -> PathBuf {
     dir.join("data").join(name).join("node.pid")
 }
 
-fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+/// Whether `pid` is this agent's node process (not some other process that reused the pid).
+fn alive(pid: u32, name: &str) -> bool {
+    let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let cmd = String::from_utf8_lossy(&cmd);
+    cmd.contains("node") && cmd.contains(&format!("{name}.toml"))
+}
+
+fn check_names(cluster: &Cluster, only: &Option<Vec<String>>) -> Result<(), String> {
+    for name in only.iter().flatten() {
+        if cluster.genesis.member(name).is_none() {
+            return Err(format!("{name} is not a member of this cluster"));
+        }
+    }
+    Ok(())
 }
 
 fn read_pid(dir: &Path, name: &str) -> Option<u32> {
@@ -43,13 +55,14 @@ fn read_pid(dir: &Path, name: &str) -> Option<u32> {
 
 pub fn up(a: UpArgs) -> Result<ExitCode, String> {
     let cluster = Cluster::load(&a.dir)?;
+    check_names(&cluster, &a.only)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the phalanx binary: {e}"))?;
     for m in &cluster.genesis.members {
         if a.only.as_ref().is_some_and(|o| !o.contains(&m.name)) {
             continue;
         }
         if let Some(pid) = read_pid(&a.dir, &m.name)
-            && alive(pid)
+            && alive(pid, &m.name)
         {
             println!("{} is already running (pid {pid})", m.name);
             continue;
@@ -62,7 +75,11 @@ pub fn up(a: UpArgs) -> Result<ExitCode, String> {
             .open(data.join("node.log"))
             .map_err(|e| format!("cannot open the log of {}: {e}", m.name))?;
         let err = log.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(&exe)
+        let mut cmd = Command::new(&exe);
+        // Its own process group: a Ctrl-C in this terminal does not take the cluster down.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd
             .arg("node")
             .arg("--config")
             .arg(a.dir.join("nodes").join(format!("{}.toml", m.name)))
@@ -102,25 +119,36 @@ pub fn up(a: UpArgs) -> Result<ExitCode, String> {
 
 pub fn down(a: DownArgs) -> Result<ExitCode, String> {
     let cluster = Cluster::load(&a.dir)?;
+    check_names(&cluster, &a.only)?;
     let mut stopped = 0;
+    let mut stuck = Vec::new();
     for m in &cluster.genesis.members {
         if a.only.as_ref().is_some_and(|o| !o.contains(&m.name)) {
             continue;
         }
         let Some(pid) = read_pid(&a.dir, &m.name) else { continue };
-        if alive(pid) {
+        if alive(pid, &m.name) {
             let signal = if a.kill { "-KILL" } else { "-TERM" };
             let _ = Command::new("kill").arg(signal).arg(pid.to_string()).status();
-            for _ in 0..50 {
-                if !alive(pid) {
-                    break;
+            let mut waited = 0;
+            while alive(pid, &m.name) && waited < 100 {
+                if waited == 50 {
+                    let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
                 }
                 std::thread::sleep(Duration::from_millis(100));
+                waited += 1;
+            }
+            if alive(pid, &m.name) {
+                stuck.push(m.name.clone());
+                continue;
             }
             stopped += 1;
         }
         let _ = std::fs::remove_file(pid_file(&a.dir, &m.name));
     }
     println!("stopped {stopped} agent(s)");
+    if !stuck.is_empty() {
+        return Err(format!("could not stop {}", stuck.join(", ")));
+    }
     Ok(ExitCode::SUCCESS)
 }

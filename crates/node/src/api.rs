@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use phalanx_core::consensus::ReplicaStatus;
-use phalanx_core::state::AppState;
 use phalanx_core::wire::{self, ClientRequest, Operation, Outcome, RequestBody};
 use phalanx_crypto::{PublicKey, Signature, verify_one};
 use serde::{Deserialize, Serialize};
@@ -120,10 +119,16 @@ async fn ask<T>(s: &ApiState, make: impl FnOnce(oneshot::Sender<T>) -> Query) ->
         .send(Command::Query(make(tx)))
         .await
         .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the replica is shutting down"))?;
-    rx.await.map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "the replica is shutting down"))
+    match tokio::time::timeout(Duration::from_secs(5), rx).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(_)) => Err(error(StatusCode::SERVICE_UNAVAILABLE, "the replica is shutting down")),
+        Err(_) => Err(error(StatusCode::SERVICE_UNAVAILABLE, "the replica is busy; try again")),
+    }
 }
 
 fn reply_json(id: u32, client: &PublicKey, nonce: u64, reply: &SharedReply) -> Value {
+    // (With a client that reused a nonce, the entry may be for its other operation; the signed
+    // reply lets the client tell, and the CLI checks the operation digest.)
     let entry = reply.body.entries.iter().find(|e| &e.client == client && e.nonce == nonce);
     json!({
         "replica": id,
@@ -246,8 +251,8 @@ async fn agents(State(s): State<ApiState>) -> Response {
 }
 
 async fn health(State(s): State<ApiState>) -> Response {
-    let (st, state) = match (ask(&s, Query::Status).await, ask(&s, Query::State).await) {
-        (Ok(st), Ok(state)) => (st, state),
+    let (st, (applied, rejected)) = match (ask(&s, Query::Status).await, ask(&s, Query::Counters).await) {
+        (Ok(st), Ok(c)) => (st, c),
         (Err(r), _) | (_, Err(r)) => return r,
     };
     let healthy = reachable(&s).iter().filter(|r| r.0).count();
@@ -259,8 +264,8 @@ async fn health(State(s): State<ApiState>) -> Response {
         "healthy_agents": healthy,
         "quorum_met": healthy >= quorum,
         "quorum_threshold": quorum,
-        "transactions_committed": state.counters.applied,
-        "transactions_rejected": state.counters.rejected_total(),
+        "transactions_committed": applied,
+        "transactions_rejected": rejected,
         "false_positive_rate": 0.0,
         "system_integrity": "unverified",
         "last_executed": st.last_executed,
@@ -272,19 +277,16 @@ async fn health(State(s): State<ApiState>) -> Response {
 }
 
 async fn accounts(State(s): State<ApiState>) -> Response {
-    match ask(&s, Query::State).await {
-        Ok(state) => axum::Json(accounts_json(&state)).into_response(),
+    match ask(&s, Query::Accounts).await {
+        Ok(list) => {
+            let list: Vec<Value> = list
+                .iter()
+                .map(|(name, owner, balance)| json!({"name": name, "owner": owner.to_hex(), "balance": balance}))
+                .collect();
+            axum::Json(json!({ "accounts": list })).into_response()
+        }
         Err(r) => r,
     }
-}
-
-fn accounts_json(state: &AppState) -> Value {
-    let list: Vec<Value> = state
-        .accounts
-        .iter()
-        .map(|(name, a)| json!({"name": name, "owner": a.owner.to_hex(), "balance": a.balance}))
-        .collect();
-    json!({ "accounts": list })
 }
 
 async fn memory(State(s): State<ApiState>, Path((namespace, key)): Path<(String, String)>) -> Response {

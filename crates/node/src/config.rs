@@ -86,8 +86,19 @@ impl GenesisFile {
     pub fn core_config(&self, path: &Path) -> Result<Config, ConfigError> {
         let cluster_id = Digest(hex32(path, "cluster_id", &self.cluster_id)?);
         let mut members = Vec::with_capacity(self.members.len());
+        let mut keys = std::collections::BTreeSet::new();
+        let mut addrs = std::collections::BTreeSet::new();
         for m in &self.members {
             let key = PublicKey(hex32(path, &format!("members.{}.public_key", m.name), &m.public_key)?);
+            if !keys.insert(key) {
+                return Err(invalid(
+                    path,
+                    format!("members.{}: the same public key is listed twice", m.name),
+                ));
+            }
+            if !addrs.insert(m.replica_addr) || !addrs.insert(m.http_addr) {
+                return Err(invalid(path, format!("members.{}: an address is used twice", m.name)));
+            }
             members.push(Member { name: m.name.clone(), key });
         }
         let mut accounts = Vec::with_capacity(self.accounts.len());

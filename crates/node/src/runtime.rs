@@ -4,7 +4,7 @@
 use crate::storage::Store;
 use bytes::Bytes;
 use phalanx_core::consensus::{Effect, Input, Record, Replica, ReplicaStatus, Timer};
-use phalanx_core::state::{AppState, MemoryEntry};
+use phalanx_core::state::MemoryEntry;
 use phalanx_core::wire::{self, ClientRequest, CommitCert, Message, ReplicaId, Reply, Signed};
 use phalanx_crypto::PublicKey;
 use std::collections::{BTreeMap, VecDeque};
@@ -19,7 +19,10 @@ pub fn now_ms() -> u64 {
 /// What the HTTP API asks the replica loop.
 pub enum Query {
     Status(oneshot::Sender<ReplicaStatus>),
-    State(oneshot::Sender<AppState>),
+    /// Applied and rejected operation counts.
+    Counters(oneshot::Sender<(u64, u64)>),
+    /// The ledger accounts (name, owner, balance).
+    Accounts(oneshot::Sender<Vec<(String, PublicKey, u64)>>),
     /// The signed reply for (client, nonce), if this replica executed it recently.
     /// The signed reply and, while the seq is still in the log, its commit certificate.
     Reply(PublicKey, u64, oneshot::Sender<Option<(SharedReply, Option<CommitCert>)>>),
@@ -123,8 +126,19 @@ impl Runtime {
             Query::Status(tx) => {
                 let _ = tx.send(self.replica.status());
             }
-            Query::State(tx) => {
-                let _ = tx.send(self.replica.state().clone());
+            Query::Counters(tx) => {
+                let c = &self.replica.state().counters;
+                let _ = tx.send((c.applied, c.rejected_total()));
+            }
+            Query::Accounts(tx) => {
+                let list = self
+                    .replica
+                    .state()
+                    .accounts
+                    .iter()
+                    .map(|(n, a)| (n.clone(), a.owner, a.balance))
+                    .collect();
+                let _ = tx.send(list);
             }
             Query::Memory(ns, key, tx) => {
                 let st = self.replica.state();

@@ -21,6 +21,10 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 /// Kind byte of the handshake signature's domain (distinct from every protocol message kind).
 const HANDSHAKE_KIND: u8 = 100;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Handshake frames are tiny; a peer that is not authenticated yet cannot make us buffer more.
+const HANDSHAKE_MAX_FRAME: usize = 256;
+/// Inbound connections at once (authenticated or not): bounds tasks and file handles.
+const MAX_INBOUND: usize = 256;
 
 #[derive(Serialize, Deserialize)]
 struct Hello {
@@ -45,8 +49,19 @@ pub fn codec() -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder().max_frame_length(limits::MAX_MESSAGE_BYTES).new_codec()
 }
 
-fn proof_bytes(cluster: &Digest, challenge: &[u8; 32], prover: ReplicaId, verifier: ReplicaId) -> Vec<u8> {
-    let mut body = challenge.to_vec();
+/// What a prover signs: both challenges and both ids, so a proof made for one handshake cannot
+/// be replayed in another. (Without an encrypted channel a live relay remains possible; a relay
+/// can only forward the member's own signed messages, which the protocol tolerates, because
+/// messages whose `from` is not the authenticated peer are dropped. Noise links come later.)
+fn proof_bytes(
+    cluster: &Digest,
+    verifier_challenge: &[u8; 32],
+    prover_challenge: &[u8; 32],
+    prover: ReplicaId,
+    verifier: ReplicaId,
+) -> Vec<u8> {
+    let mut body = verifier_challenge.to_vec();
+    body.extend_from_slice(prover_challenge);
     body.extend_from_slice(&prover.to_le_bytes());
     body.extend_from_slice(&verifier.to_le_bytes());
     signing_bytes(cluster, 0, HANDSHAKE_KIND, &body)
@@ -71,14 +86,34 @@ async fn handshake(
     if theirs.from == me.id {
         return Err("peer claims to be this node".into());
     }
-    let proof = me.key.sign(&proof_bytes(&me.cluster, &theirs.challenge, me.id, theirs.from));
+    let proof = me.key.sign(&proof_bytes(&me.cluster, &theirs.challenge, &challenge, me.id, theirs.from));
     framed.send(Bytes::from(wire::to_bytes(&proof))).await.map_err(|e| e.to_string())?;
     let frame = framed.next().await.ok_or("closed during handshake")?.map_err(|e| e.to_string())?;
     let their_proof: Signature = wire::decode_value(&frame).map_err(|e| format!("bad proof: {e}"))?;
-    if !verify_one(&their_key, &proof_bytes(&me.cluster, &challenge, theirs.from, me.id), &their_proof) {
+    if !verify_one(
+        &their_key,
+        &proof_bytes(&me.cluster, &challenge, &theirs.challenge, theirs.from, me.id),
+        &their_proof,
+    ) {
         return Err(format!("peer does not hold the key genesis lists for member {}", theirs.from));
     }
     Ok(theirs.from)
+}
+
+/// The member that signed a message's envelope, where there is one.
+fn sender(m: &Message) -> Option<ReplicaId> {
+    match m {
+        Message::PrePrepare(pp, _) => Some(pp.from),
+        Message::Vote(v) => Some(v.from),
+        Message::Checkpoint(c) => Some(c.from),
+        Message::ViewChange(v) => Some(v.from),
+        Message::StateRequest(r) => Some(r.from),
+        Message::StateResponse(r) => Some(r.from),
+        Message::Fetch(f) => Some(f.from),
+        // Client requests are relayed by any replica; commit certificates and NEW-VIEWs (sent
+        // to a replica that missed them) prove themselves.
+        Message::Request(_) | Message::Committed(_) | Message::NewView(_) => None,
+    }
 }
 
 /// Signatures a message carries that the replica will check: outer signature, and client
@@ -124,8 +159,21 @@ pub async fn accept_loop(
     seed: [u8; 32],
 ) {
     let mut n: u64 = 0;
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND));
     loop {
-        let Ok((stream, addr)) = listener.accept().await else { continue };
+        let (stream, addr) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of file handles, most likely: wait instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%addr, "too many replica connections; refusing");
+            continue;
+        };
         n += 1;
         let (me, inbound, cache, seen) = (me.clone(), inbound.clone(), cache.clone(), seen.clone());
         let mut conn_seed = seed;
@@ -134,6 +182,7 @@ pub async fn accept_loop(
             if let Err(e) = serve_peer(stream, addr, me, inbound, cache, seen, conn_seed).await {
                 tracing::warn!(%addr, "replica connection closed: {e}");
             }
+            drop(permit);
         });
     }
 }
@@ -149,6 +198,7 @@ async fn serve_peer(
 ) -> Result<(), String> {
     let _ = stream.set_nodelay(true);
     let mut framed = Framed::new(stream, codec());
+    framed.codec_mut().set_max_frame_length(HANDSHAKE_MAX_FRAME);
     let mut rng = SeededRng::new(seed);
     let mut challenge = [0u8; 32];
     rand_core::Rng::fill_bytes(&mut rng, &mut challenge);
@@ -156,10 +206,15 @@ async fn serve_peer(
         .await
         .map_err(|_| "handshake timed out".to_string())?
         .map_err(|e| format!("refused peer at {addr}: {e}"))?;
+    framed.codec_mut().set_max_frame_length(limits::MAX_MESSAGE_BYTES);
     tracing::info!(%addr, peer, "replica connected");
     while let Some(frame) = framed.next().await {
         let frame = frame.map_err(|e| format!("bad frame from member {peer}: {e}"))?;
         let msg = wire::decode(&frame).map_err(|e| format!("garbage from member {peer}: {e}"))?;
+        if sender(&msg).is_some_and(|from| from != peer) {
+            // Only the member's own signed messages travel on its link.
+            return Err(format!("member {peer} sent a message signed as another member"));
+        }
         if let Ok(mut s) = seen.lock()
             && let Some(slot) = s.get_mut(peer as usize)
         {
@@ -167,7 +222,8 @@ async fn serve_peer(
         }
         let items = verify_items(&msg, &me);
         if !items.is_empty() {
-            cache.verify(&mut rng, &items);
+            // CPU-bound: tell the runtime so other tasks move off this worker meanwhile.
+            tokio::task::block_in_place(|| cache.verify(&mut rng, &items));
         }
         if inbound.send(msg).await.is_err() {
             return Ok(());

@@ -147,6 +147,12 @@ impl Replica {
         if self.stable.seq < r.body.seq || !self.verify_signed(&r) {
             return;
         }
+        // A snapshot is the largest thing we send: at most one per peer per resend interval.
+        let last = self.served_at.get(&r.from).copied();
+        if last.is_some_and(|t| self.now < t.saturating_add(self.params.resend_interval_ms)) {
+            return;
+        }
+        self.served_at.insert(r.from, self.now);
         self.send_state(r.from);
     }
 
