@@ -32,8 +32,8 @@ pub struct SimArgs {
     /// reliable, lossy or partition.
     #[arg(long, default_value = "reliable")]
     net: String,
-    /// Honest clients per run.
-    #[arg(long, default_value_t = 32)]
+    /// Honest clients per run (each keeps one request outstanding).
+    #[arg(long, default_value_t = 64)]
     clients: usize,
     /// Never crash and restart an honest replica.
     #[arg(long)]

@@ -154,7 +154,7 @@ impl SimConfig {
             txs: 200,
             net: NetProfile::Reliable,
             seed,
-            clients: 32,
+            clients: 64,
             crash_restart: true,
             deadline_ms: 600_000,
             checkpoint_interval: 20,

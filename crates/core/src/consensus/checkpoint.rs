@@ -198,8 +198,10 @@ impl Replica {
         self.set_timer(Timer::Resend, self.params.resend_interval_ms);
         if self.active {
             let mut msgs = Vec::new();
+            let recent = self.now.saturating_sub(self.params.resend_interval_ms);
             for slot in self.log.range(self.stable.seq + 1..).map(|(_, s)| s) {
-                if slot.decided.is_some() {
+                // Decided slots need nothing; young ones are still in flight.
+                if slot.decided.is_some() || slot.since_ms > recent {
                     continue;
                 }
                 if let (Some(pp), Some(b)) = (&slot.pre_prepare, &slot.batch)

@@ -403,9 +403,12 @@ impl Replica {
     }
 
     pub(super) fn slot(&mut self, seq: Seq) -> &mut Slot {
-        let view = self.view;
-        let s = self.log.entry(seq).or_insert_with(|| Slot::new(view));
-        s.enter_view(view);
+        let (view, now) = (self.view, self.now);
+        let s = self.log.entry(seq).or_insert_with(|| Slot { since_ms: now, ..Slot::new(view) });
+        if view > s.view {
+            s.enter_view(view);
+            s.since_ms = now;
+        }
         s
     }
 

@@ -21,6 +21,9 @@ pub(crate) struct Slot {
     pub prepared: Option<PreparedCert>,
     /// The decided batch digest and its commit certificate.
     pub decided: Option<CommitCert>,
+    /// When this replica started on the slot in its current view: only slots undecided for a
+    /// full resend interval are retransmitted.
+    pub since_ms: u64,
 }
 
 impl Slot {
