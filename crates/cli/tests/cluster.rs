@@ -213,8 +213,18 @@ fn bad_input_on_every_interface_is_refused_and_costs_nothing_else() {
     imp.write_all(&proof).unwrap();
     let mut sink = Vec::new();
     let _ = imp.read_to_end(&mut sink);
-    let log = std::fs::read_to_string(c.dir.join("data/bft-agent-2/node.log")).unwrap();
-    assert!(log.contains("does not hold the key genesis lists for member 2"), "{log}");
+    // The refusal is logged as the connection closes: give the write a moment.
+    let refused = "does not hold the key genesis lists for member 2";
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut log = String::new();
+    while Instant::now() < deadline {
+        log = std::fs::read_to_string(c.dir.join("data/bft-agent-2/node.log")).unwrap();
+        if log.contains(refused) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(log.contains(refused), "{log}");
 
     // The cluster is unaffected.
     let out = ok(&["submit", "--dir", c.d(), "--from", "alice", "--to", "bob", "--amount", "5"]);

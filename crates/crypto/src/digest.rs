@@ -47,13 +47,3 @@ impl fmt::Display for Digest {
 pub fn digest(bytes: &[u8]) -> Digest {
     Digest(*blake3::hash(bytes).as_bytes())
 }
-
-/// BLAKE3 of several byte strings, each length-prefixed so that boundaries are unambiguous.
-pub fn digest_parts(parts: &[&[u8]]) -> Digest {
-    let mut h = blake3::Hasher::new();
-    for p in parts {
-        h.update(&(p.len() as u64).to_le_bytes());
-        h.update(p);
-    }
-    Digest(*h.finalize().as_bytes())
-}

@@ -116,6 +116,25 @@ fn sender(m: &Message) -> Option<ReplicaId> {
     }
 }
 
+/// Runs the handshake on a fresh connection (frames capped while the peer is unauthenticated)
+/// and returns the framed link, ready for protocol messages, with the peer's member id.
+async fn authenticate(
+    stream: TcpStream,
+    me: &Identity,
+    rng: &mut SeededRng,
+) -> Result<(Framed<TcpStream, LengthDelimitedCodec>, ReplicaId), String> {
+    let _ = stream.set_nodelay(true);
+    let mut framed = Framed::new(stream, codec());
+    framed.codec_mut().set_max_frame_length(HANDSHAKE_MAX_FRAME);
+    let mut challenge = [0u8; 32];
+    rand_core::Rng::fill_bytes(rng, &mut challenge);
+    let peer = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut framed, me, challenge))
+        .await
+        .map_err(|_| "handshake timed out".to_string())??;
+    framed.codec_mut().set_max_frame_length(limits::MAX_MESSAGE_BYTES);
+    Ok((framed, peer))
+}
+
 /// Signatures a message carries that the replica will check: outer signature, and client
 /// signatures of requests (alone or inside a proposal).
 fn verify_items(m: &Message, me: &Identity) -> Vec<VerifyItem> {
@@ -196,17 +215,9 @@ async fn serve_peer(
     seen: LastSeen,
     seed: [u8; 32],
 ) -> Result<(), String> {
-    let _ = stream.set_nodelay(true);
-    let mut framed = Framed::new(stream, codec());
-    framed.codec_mut().set_max_frame_length(HANDSHAKE_MAX_FRAME);
     let mut rng = SeededRng::new(seed);
-    let mut challenge = [0u8; 32];
-    rand_core::Rng::fill_bytes(&mut rng, &mut challenge);
-    let peer = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut framed, &me, challenge))
-        .await
-        .map_err(|_| "handshake timed out".to_string())?
-        .map_err(|e| format!("refused peer at {addr}: {e}"))?;
-    framed.codec_mut().set_max_frame_length(limits::MAX_MESSAGE_BYTES);
+    let (mut framed, peer) =
+        authenticate(stream, &me, &mut rng).await.map_err(|e| format!("refused peer at {addr}: {e}"))?;
     tracing::info!(%addr, peer, "replica connected");
     while let Some(frame) = framed.next().await {
         let frame = frame.map_err(|e| format!("bad frame from member {peer}: {e}"))?;
@@ -246,13 +257,7 @@ pub async fn connect_loop(
     loop {
         let attempt = async {
             let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-            let _ = stream.set_nodelay(true);
-            let mut framed = Framed::new(stream, codec());
-            let mut challenge = [0u8; 32];
-            rand_core::Rng::fill_bytes(&mut rng, &mut challenge);
-            let who = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut framed, &me, challenge))
-                .await
-                .map_err(|_| "handshake timed out".to_string())??;
+            let (framed, who) = authenticate(stream, &me, &mut rng).await?;
             if who != peer {
                 return Err(format!("{addr} answered as member {who}, expected {peer}"));
             }

@@ -2,7 +2,6 @@
 
 use super::replica::Replica;
 use super::{Effect, Record, Timer};
-use crate::quorum::Quorum;
 use crate::wire::{
     Batch, CheckpointCert, Message, NewView, PrePrepare, ReplicaId, Seq, Signed, View, ViewChange,
 };
@@ -292,10 +291,5 @@ impl Replica {
         }
         self.replay_buffered();
         self.propose(true);
-    }
-
-    /// The quorum sizes (for tests).
-    pub fn quorum(&self) -> Quorum {
-        self.quorum
     }
 }
