@@ -12,6 +12,7 @@ use std::process::ExitCode;
 /// Named client accounts created with every cluster (keys under `clients/`).
 pub const CLIENTS: [&str; 4] = ["alice", "bob", "carol", "dave"];
 pub const CLIENT_BALANCE: u64 = 1_000_000_000;
+pub const AGENT_BALANCE: u64 = 1_000_000;
 
 #[derive(Args)]
 pub struct InitArgs {
@@ -30,6 +31,9 @@ pub struct InitArgs {
     /// A cluster for testing: accepts operator fault injection.
     #[arg(long)]
     testing: bool,
+    /// How long a quarantine lasts (judged on committed batch time), e.g. 1h, 90s.
+    #[arg(long, default_value = "1h")]
+    quarantine: humantime::Duration,
     /// Host the agents listen on (use real addresses to run across hosts; edit genesis.toml).
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
@@ -79,12 +83,19 @@ pub fn run(a: InitArgs) -> Result<ExitCode, String> {
         return Err("--base-port is too high for this many agents".into());
     }
     let mut members = Vec::new();
+    let mut accounts = Vec::new();
     for (i, name) in names.iter().enumerate() {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             return Err(format!("agent name {name:?}: use letters, digits, '-' and '_'"));
         }
         let key = new_key()?;
         write_new(&a.dir.join("keys").join(format!("{name}.pem")), &key.to_pem())?;
+        // Every agent also holds an account of its own, owned by its agent key.
+        accounts.push(AccountEntry {
+            name: name.clone(),
+            owner: key.public().to_hex(),
+            balance: AGENT_BALANCE,
+        });
         let port = a.base_port + i as u16;
         let addr = |p: u16| format!("{}:{p}", a.host).parse().map_err(|e| format!("--host {}: {e}", a.host));
         members.push(MemberEntry {
@@ -106,7 +117,6 @@ pub fn run(a: InitArgs) -> Result<ExitCode, String> {
     }
     let operator = new_key()?;
     write_new(&a.dir.join("keys").join("operator.pem"), &operator.to_pem())?;
-    let mut accounts = Vec::new();
     let bench: Vec<String> = (0..a.bench_clients).map(|i| format!("bench-{i}")).collect();
     for name in CLIENTS.iter().map(|s| s.to_string()).chain(bench) {
         let key = new_key()?;
@@ -121,6 +131,7 @@ pub fn run(a: InitArgs) -> Result<ExitCode, String> {
         quorum_size: q.quorum(),
         testing: a.testing,
         operator_key: operator.public().to_hex(),
+        quarantine_ms: a.quarantine.as_millis().max(1) as u64,
         params: Params::default(),
         members: members.clone(),
         accounts,

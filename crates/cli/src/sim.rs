@@ -38,6 +38,9 @@ pub struct SimArgs {
     /// Never crash and restart an honest replica.
     #[arg(long)]
     no_restarts: bool,
+    /// Fail a run unless every faulty agent ends quarantined on every honest replica.
+    #[arg(long)]
+    require_quarantine: bool,
     /// Which agents are faulty (0-based, comma-separated); drawn from each seed by default.
     #[arg(long, value_delimiter = ',')]
     faulty_ids: Option<Vec<usize>>,
@@ -95,6 +98,7 @@ pub fn run(a: SimArgs) -> Result<ExitCode, String> {
                     cfg.clients = a.clients;
                     cfg.crash_restart = !a.no_restarts;
                     cfg.faulty_ids = a.faulty_ids.clone();
+                    cfg.require_quarantine = a.require_quarantine;
                     let mut r =
                         if a.verbose { phalanx_sim::run_traced(&cfg) } else { phalanx_sim::run(&cfg) };
                     if r.ok() {
@@ -111,6 +115,14 @@ pub fn run(a: SimArgs) -> Result<ExitCode, String> {
     let failing: Vec<&Report> = reports.iter().filter(|r| !r.ok()).collect();
     let safety = reports.iter().filter(|r| !r.safety_violations.is_empty()).count();
     let liveness = reports.iter().filter(|r| r.liveness_failure.is_some()).count();
+    let undetected = reports.iter().filter(|r| r.detection_failure.is_some()).count();
+    let quarantined: usize = reports.iter().map(|r| r.quarantined.len()).sum();
+    let mut detections: std::collections::BTreeMap<String, u64> = Default::default();
+    for r in &reports {
+        for (k, v) in &r.detections {
+            *detections.entry(k.clone()).or_default() += v;
+        }
+    }
     let committed: u64 = reports.iter().map(|r| r.committed).sum();
     let rejected: u64 = reports.iter().map(|r| r.rejected).sum();
     let messages: u64 = reports.iter().map(|r| r.messages).sum();
@@ -126,6 +138,9 @@ pub fn run(a: SimArgs) -> Result<ExitCode, String> {
         }
         if let Some(l) = &r.liveness_failure {
             eprintln!("  liveness: {l}");
+        }
+        if let Some(d) = &r.detection_failure {
+            eprintln!("  detection: {d}");
         }
         for t in &r.trace {
             eprintln!("    {t}");
@@ -145,6 +160,9 @@ pub fn run(a: SimArgs) -> Result<ExitCode, String> {
         liveness
     );
     println!(
+        "  {quarantined} faulty agents quarantined everywhere ({undetected} runs with one that was not); detection log: {detections:?}"
+    );
+    println!(
         "  {committed} transfers applied, {rejected} rejected by the ledger, {messages} messages, {evidence} evidence reports, {view_changes} view changes; virtual time p50 {p50} ms; wall {:.1} s",
         wall_ms as f64 / 1000.0
     );
@@ -157,6 +175,9 @@ pub fn run(a: SimArgs) -> Result<ExitCode, String> {
             "net": net.name(),
             "safety_violations": safety,
             "liveness_failures": liveness,
+            "detection_failures": undetected,
+            "quarantined": quarantined,
+            "detections": detections,
             "committed": committed,
             "rejected": rejected,
             "messages": messages,

@@ -1,6 +1,9 @@
 //! Provable misbehaviour: self-contained objects anyone holding the epoch's keys can verify.
 
-use crate::wire::{Batch, Checkpoint, ClientRequest, PrePrepare, ReplicaId, Signed, Vote, to_bytes};
+use crate::wire::{
+    Batch, Checkpoint, ClientRequest, EpochNo, PrePrepare, ReplicaId, Signed, Vote, WireError, check_batch,
+    to_bytes,
+};
 use phalanx_crypto::{Digest, PublicKey, digest, verify_one};
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +44,10 @@ pub enum EvidenceError {
     BatchMismatch,
     #[error("every request in the proposal is validly signed")]
     ProposalValid,
+    #[error("epoch {0} is not in the cluster's history")]
+    UnknownEpoch(EpochNo),
+    #[error("the evidence exceeds a size limit")]
+    TooLarge,
 }
 
 impl Evidence {
@@ -61,6 +68,29 @@ impl Evidence {
             Evidence::CheckpointEquivocation(..) => "checkpoint-equivocation",
             Evidence::InvalidProposal(..) => "invalid-proposal",
             Evidence::DoubleSpend(..) => "double-spend",
+        }
+    }
+
+    /// The epoch whose member keys verify this evidence (`None`: signed by a client key).
+    pub fn epoch(&self) -> Option<EpochNo> {
+        match self {
+            Evidence::ProposalEquivocation(a, _) => Some(a.body.epoch),
+            Evidence::VoteEquivocation(a, _) => Some(a.body.epoch),
+            Evidence::CheckpointEquivocation(a, _) => Some(a.body.epoch),
+            Evidence::InvalidProposal(p, _) => Some(p.body.epoch),
+            Evidence::DoubleSpend(..) => None,
+        }
+    }
+
+    /// Collection limits of the carried messages.
+    pub fn check_limits(&self) -> Result<(), WireError> {
+        match self {
+            Evidence::InvalidProposal(_, batch) => check_batch(batch),
+            Evidence::DoubleSpend(a, b) => {
+                crate::wire::check_limits(&crate::wire::Message::Request(a.clone()))?;
+                crate::wire::check_limits(&crate::wire::Message::Request(b.clone()))
+            }
+            _ => Ok(()),
         }
     }
 

@@ -25,6 +25,8 @@ pub mod limits {
     pub const MAX_MEMORY_VALUE: usize = 16 * 1024;
     /// All stored memory values together: the state must stay small enough to transfer.
     pub const MAX_MEMORY_TOTAL: u64 = 4 << 20;
+    /// One encoded report (evidence may carry a whole batch).
+    pub const MAX_REPORT_BYTES: usize = 1 << 20;
 }
 
 /// Message kinds, part of the signed domain so a signature for one kind never verifies as another.
@@ -99,6 +101,78 @@ pub enum Operation {
         value: String,
         ttl_ms: Option<u64>,
     },
+    /// A member reports misbehaviour (signed with its own member key). The [`Report`] is kept
+    /// encoded: evidence holds batches of requests, and decoding a report only when it is
+    /// executed keeps the nesting depth of any decoded message bounded (no recursion bombs).
+    Report(Vec<u8>),
+    /// An action of the operator (signed with the operator key named in genesis).
+    Operator(OperatorAction),
+}
+
+impl Operation {
+    pub fn report(r: &Report) -> Self {
+        Operation::Report(to_bytes(r))
+    }
+
+    /// Operations of the accountability layer rather than of the application.
+    pub fn is_system(&self) -> bool {
+        matches!(self, Operation::Report(_) | Operation::Operator(_))
+    }
+}
+
+impl Report {
+    /// Decodes a report carried by an operation; nested reports inside stay encoded.
+    pub fn decode(bytes: &[u8]) -> Result<Report, WireError> {
+        let r: Report = decode_value(bytes)?;
+        if let Report::Evidence(ev) = &r {
+            ev.check_limits()?;
+        }
+        Ok(r)
+    }
+}
+
+/// What a member can report about another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Report {
+    /// Provable misbehaviour: once committed and verified, the culprit is quarantined.
+    Evidence(crate::evidence::Evidence),
+    /// An observation nobody else can check. It lowers the accused's reputation; only
+    /// `BadSignature` accusations from f+1 distinct members quarantine.
+    Accusation { epoch: EpochNo, accused: ReplicaId, fault: Accusation },
+}
+
+/// Unprovable faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Accusation {
+    /// A message on the accused's own authenticated link failed signature verification. Honest
+    /// members never sign badly, so f+1 distinct accusers (one of them honest) quarantine.
+    BadSignature,
+    /// As primary, the accused did not order waiting requests within the view-change timeout.
+    /// Slow or partitioned honest primaries look the same: reputation only, never quarantine.
+    Censorship,
+    /// As the new primary, the accused did not complete a view change in time. Reputation only.
+    Silence,
+}
+
+impl Accusation {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Accusation::BadSignature => "signature-corruption",
+            Accusation::Censorship => "censorship",
+            Accusation::Silence => "silence",
+        }
+    }
+}
+
+/// Operator actions, ordered like every other operation so every replica applies them at the
+/// same point.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OperatorAction {
+    /// Replicas still in view `view` (or an earlier one) when this executes start a view
+    /// change to the next view; a replica already past it has a new primary anyway.
+    ForceViewChange { view: View },
+    /// Ends a member's quarantine early.
+    LiftQuarantine { member: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,6 +257,12 @@ pub enum RejectReason {
     InvalidAmount,
     /// The shared memory is full.
     MemoryFull,
+    /// The signer may not perform this operation (not a member, quarantined, not the operator).
+    Unauthorized,
+    /// Evidence that does not prove what it claims (forged, malformed, another epoch).
+    InvalidEvidence,
+    /// Evidence or an accusation already recorded: nothing changes.
+    Duplicate,
 }
 
 impl RejectReason {
@@ -194,6 +274,9 @@ impl RejectReason {
             RejectReason::UnknownAccount => "unknown-account",
             RejectReason::InvalidAmount => "invalid-amount",
             RejectReason::MemoryFull => "memory-full",
+            RejectReason::Unauthorized => "unauthorized",
+            RejectReason::InvalidEvidence => "invalid-evidence",
+            RejectReason::Duplicate => "duplicate",
         }
     }
 }
@@ -481,7 +564,7 @@ pub fn decode_value<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, W
     Ok(value)
 }
 
-fn check_batch(b: &Batch) -> Result<(), WireError> {
+pub(crate) fn check_batch(b: &Batch) -> Result<(), WireError> {
     if b.requests.len() > limits::MAX_BATCH_REQUESTS {
         return Err(WireError::Limit("too many requests in a batch"));
     }
@@ -506,6 +589,17 @@ fn check_request(r: &ClientRequest) -> Result<(), WireError> {
                 return Err(WireError::Limit("memory value larger than 16 KiB"));
             }
         }
+        Operation::Report(bytes) => {
+            if bytes.len() > limits::MAX_REPORT_BYTES {
+                return Err(WireError::Limit("report larger than 1 MiB"));
+            }
+        }
+        Operation::Operator(OperatorAction::LiftQuarantine { member })
+            if member.len() > limits::MAX_ACCOUNT_NAME =>
+        {
+            return Err(WireError::Limit("member name too long"));
+        }
+        Operation::Operator(_) => {}
     }
     Ok(())
 }
@@ -517,7 +611,7 @@ fn check_cert(c: &CheckpointCert) -> Result<(), WireError> {
     Ok(())
 }
 
-fn check_view_change(vc: &ViewChange) -> Result<(), WireError> {
+pub(crate) fn check_view_change(vc: &ViewChange) -> Result<(), WireError> {
     check_cert(&vc.stable)?;
     if vc.prepared.len() > limits::MAX_PREPARED_CERTS {
         return Err(WireError::Limit("too many prepared certificates"));

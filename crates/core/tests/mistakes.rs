@@ -112,7 +112,7 @@ fn votes_outside_the_water_marks_create_no_state() {
 /// View changes for view 1 from replicas 0, 1 and 3; replica 0's carries a prepared certificate
 /// for seq 1 (prepared in view 0 with PREPAREs from 2 and 3).
 fn view_changes(fx: &Fixture, batch: &Batch) -> Vec<Signed<ViewChange>> {
-    let genesis = AppState::from_genesis(&fx.config.genesis).digest();
+    let genesis = fx.config.genesis_state().digest();
     let stable = CheckpointCert { seq: 0, state: genesis, proofs: vec![] };
     let d = batch.digest();
     let cert = PreparedCert {

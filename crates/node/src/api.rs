@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use phalanx_core::consensus::ReplicaStatus;
-use phalanx_core::wire::{self, ClientRequest, Operation, Outcome, RequestBody};
+use phalanx_core::wire::{self, ClientRequest, Operation, OperatorAction, Outcome, RequestBody};
 use phalanx_crypto::{PublicKey, Signature, verify_one};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -36,8 +36,29 @@ pub struct ApiState {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OpJson {
-    Transfer { from: String, to: String, amount: u64 },
-    MemoryStore { namespace: String, key: String, value: String, ttl_ms: Option<u64> },
+    Transfer {
+        from: String,
+        to: String,
+        amount: u64,
+    },
+    MemoryStore {
+        namespace: String,
+        key: String,
+        value: String,
+        ttl_ms: Option<u64>,
+    },
+    /// A member's report (evidence or accusation), its canonical encoding in hex.
+    Report {
+        encoded: String,
+    },
+    /// Operator: replicas still in `view` move to the next one.
+    ForceViewChange {
+        view: u64,
+    },
+    /// Operator: end a member's quarantine.
+    LiftQuarantine {
+        member: String,
+    },
 }
 
 impl OpJson {
@@ -47,16 +68,28 @@ impl OpJson {
             Operation::MemoryStore { namespace, key, value, ttl_ms } => {
                 OpJson::MemoryStore { namespace, key, value, ttl_ms }
             }
+            Operation::Report(bytes) => OpJson::Report { encoded: hex(&bytes) },
+            Operation::Operator(OperatorAction::ForceViewChange { view }) => OpJson::ForceViewChange { view },
+            Operation::Operator(OperatorAction::LiftQuarantine { member }) => {
+                OpJson::LiftQuarantine { member }
+            }
         }
     }
 
-    pub fn to_op(&self) -> Operation {
-        match self.clone() {
+    pub fn to_op(&self) -> Result<Operation, String> {
+        Ok(match self.clone() {
             OpJson::Transfer { from, to, amount } => Operation::Transfer { from, to, amount },
             OpJson::MemoryStore { namespace, key, value, ttl_ms } => {
                 Operation::MemoryStore { namespace, key, value, ttl_ms }
             }
-        }
+            OpJson::Report { encoded } => {
+                Operation::Report(unhex(&encoded).ok_or("op.encoded: expected hex")?)
+            }
+            OpJson::ForceViewChange { view } => Operation::Operator(OperatorAction::ForceViewChange { view }),
+            OpJson::LiftQuarantine { member } => {
+                Operation::Operator(OperatorAction::LiftQuarantine { member })
+            }
+        })
     }
 }
 
@@ -84,7 +117,7 @@ impl RequestJson {
         let client = PublicKey::from_hex(&self.client).map_err(|e| format!("client: {e}"))?;
         let sig = unhex(&self.signature).ok_or("signature: expected 128 hex characters")?;
         let sig: [u8; 64] = sig.try_into().map_err(|_| "signature: expected 64 bytes")?;
-        let body = RequestBody { client, nonce: self.nonce, op: self.op.to_op() };
+        let body = RequestBody { client, nonce: self.nonce, op: self.op.to_op()? };
         let req = ClientRequest { body, sig: Signature::from_bytes(&sig) };
         wire::check_limits(&wire::Message::Request(req.clone())).map_err(|e| e.to_string())?;
         Ok(req)

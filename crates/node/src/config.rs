@@ -49,6 +49,9 @@ pub struct GenesisFile {
     /// Clusters created with `init --testing` accept fault injection; others never do.
     pub testing: bool,
     pub operator_key: String,
+    /// How long a quarantine lasts, judged on committed batch time (default one hour).
+    #[serde(default = "default_quarantine_ms")]
+    pub quarantine_ms: u64,
     pub params: Params,
     pub members: Vec<MemberEntry>,
     pub accounts: Vec<AccountEntry>,
@@ -61,6 +64,10 @@ pub struct NodeFile {
     pub key: PathBuf,
     pub genesis: PathBuf,
     pub data_dir: PathBuf,
+}
+
+fn default_quarantine_ms() -> u64 {
+    phalanx_core::state::accountability::DEFAULT_QUARANTINE_MS
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -130,7 +137,11 @@ impl GenesisFile {
             cluster_id,
             epoch: Epoch { number: 0, members, f: self.max_failures },
             params: self.params.clone(),
-            genesis: Genesis { accounts },
+            genesis: Genesis {
+                accounts,
+                operator: Some(PublicKey(hex32(path, "operator_key", &self.operator_key)?)),
+                quarantine_ms: self.quarantine_ms,
+            },
         };
         config.validate().map_err(|e| invalid(path, e))?;
         Ok(config)

@@ -124,6 +124,16 @@ impl Strategy {
                     let other = Signed::sign(other, self.id, &self.key, &self.cluster);
                     out.push(Outgoing { to, msg: Message::Vote(other), extra_delay_ms: 0 });
                 }
+                // And sign a second state digest for a checkpoint.
+                if let Message::Checkpoint(c) = &m
+                    && to.is_multiple_of(3)
+                    && rng.random_bool(0.5)
+                {
+                    let mut other = c.body.clone();
+                    other.state = digest(&rng.random::<u64>().to_le_bytes());
+                    let other = Signed::sign(other, self.id, &self.key, &self.cluster);
+                    out.push(Outgoing { to, msg: Message::Checkpoint(other), extra_delay_ms: 0 });
+                }
             }
             if self.has(Behaviour::CorruptSignatures) && rng.random_bool(0.5) {
                 corrupt(&mut m);
@@ -245,11 +255,11 @@ impl Strategy {
             };
             let (a, b) = (mk("client-0", 7), mk("client-1", 7));
             for to in 0..self.n as ReplicaId {
-                let m = if to.is_multiple_of(2) { a.clone() } else { b.clone() };
-                out.push(Outgoing { to, msg: Message::Request(m), extra_delay_ms: 0 });
+                let (m, other) = if to.is_multiple_of(2) { (&a, &b) } else { (&b, &a) };
+                out.push(Outgoing { to, msg: Message::Request(m.clone()), extra_delay_ms: 0 });
                 // Some agents see both: a provable double spend.
                 if to.is_multiple_of(3) {
-                    out.push(Outgoing { to, msg: Message::Request(b.clone()), extra_delay_ms: 0 });
+                    out.push(Outgoing { to, msg: Message::Request(other.clone()), extra_delay_ms: 0 });
                 }
             }
         }

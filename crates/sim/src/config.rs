@@ -143,6 +143,10 @@ pub struct SimConfig {
     pub checkpoint_interval: u64,
     /// Which agents are faulty; drawn from the seed when `None`.
     pub faulty_ids: Option<Vec<usize>>,
+    /// Fail the run unless every faulty agent ends quarantined on every honest replica (for
+    /// behaviours that are detectable: equivocation, invalid proposals, double spends,
+    /// corrupted signatures).
+    pub require_quarantine: bool,
 }
 
 impl SimConfig {
@@ -159,6 +163,7 @@ impl SimConfig {
             deadline_ms: 600_000,
             checkpoint_interval: 20,
             faulty_ids: None,
+            require_quarantine: false,
         }
     }
 
@@ -185,6 +190,9 @@ impl SimConfig {
         }
         if !self.crash_restart {
             cmd += " --no-restarts";
+        }
+        if self.require_quarantine {
+            cmd += " --require-quarantine";
         }
         cmd
     }

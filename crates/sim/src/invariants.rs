@@ -13,7 +13,9 @@ struct Model {
 }
 
 impl Model {
-    fn apply(&mut self, batch: &Batch) -> Vec<ReplyEntry> {
+    /// `actual`: what the replica reported, used only for the outcome of reports and operator
+    /// actions (the accountability layer is checked by its own invariants).
+    fn apply(&mut self, batch: &Batch, actual: &[ReplyEntry]) -> Vec<ReplyEntry> {
         let mut out = Vec::new();
         for r in &batch.requests {
             let (client, nonce, op) = (r.body.client, r.body.nonce, r.op_digest());
@@ -21,6 +23,12 @@ impl Model {
                 Some((n, _, _)) if nonce < *n => continue,
                 Some((n, d, o)) if nonce == *n && *d == op => *o,
                 Some((n, _, _)) if nonce == *n => Outcome::Rejected(RejectReason::ReusedNonce),
+                _ if r.body.op.is_system() => {
+                    let found = actual.iter().find(|e| e.client == client && e.nonce == nonce && e.op == op);
+                    let Some(e) = found else { continue };
+                    self.last.insert(client, (nonce, op, e.outcome));
+                    e.outcome
+                }
                 _ => {
                     let o = self.transfer(&client, &r.body.op);
                     self.last.insert(client, (nonce, op, o));
@@ -162,7 +170,7 @@ impl Checker {
     fn advance_model(&mut self, at: u64) {
         while let Some((_, batch, entries)) = self.agreed.get(&self.model.next) {
             let (batch, entries) = (batch.clone(), entries.clone());
-            let expected = self.model.apply(&batch);
+            let expected = self.model.apply(&batch, &entries);
             if expected != entries {
                 let seq = self.model.next;
                 self.violate(at, format!("validity: results at seq {seq} differ from the reference ledger"));

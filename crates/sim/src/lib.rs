@@ -30,7 +30,13 @@ pub struct Report {
     pub latency_p50_ms: u64,
     pub safety_violations: Vec<String>,
     pub liveness_failure: Option<String>,
+    /// With `require_quarantine`: a faulty agent that was not quarantined everywhere.
+    pub detection_failure: Option<String>,
     pub evidence: u64,
+    /// Faulty agents quarantined on every honest replica at the end.
+    pub quarantined: Vec<u32>,
+    /// Detection log entries by fault type, on the most advanced honest replica.
+    pub detections: std::collections::BTreeMap<String, u64>,
     pub max_view: u64,
     pub faulty: Vec<(u32, Vec<Behaviour>)>,
     pub wall_ms: u64,
@@ -41,7 +47,9 @@ pub struct Report {
 
 impl Report {
     pub fn ok(&self) -> bool {
-        self.safety_violations.is_empty() && self.liveness_failure.is_none()
+        self.safety_violations.is_empty()
+            && self.liveness_failure.is_none()
+            && self.detection_failure.is_none()
     }
 }
 

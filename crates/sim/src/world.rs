@@ -26,15 +26,40 @@ const BYZ_TICK_MS: u64 = 300;
 const SETTLE_MS: u64 = 5000;
 
 enum Event {
-    Deliver { to: ReplicaId, msg: Message },
-    Reply { from: ReplicaId, reply: Signed<Reply> },
-    Timer { node: ReplicaId, timer: Timer, generation: u64 },
-    ClientSubmit { client: usize },
-    ClientRetry { client: usize, nonce: u64 },
-    ByzTick { node: ReplicaId },
-    Crash { node: ReplicaId },
-    Restart { node: ReplicaId },
-    Partition { side: Vec<bool> },
+    /// `from`: the member whose link carried it (None for clients).
+    Deliver {
+        from: Option<ReplicaId>,
+        to: ReplicaId,
+        msg: Message,
+    },
+    Reply {
+        from: ReplicaId,
+        reply: Signed<Reply>,
+    },
+    Timer {
+        node: ReplicaId,
+        timer: Timer,
+        generation: u64,
+    },
+    ClientSubmit {
+        client: usize,
+    },
+    ClientRetry {
+        client: usize,
+        nonce: u64,
+    },
+    ByzTick {
+        node: ReplicaId,
+    },
+    Crash {
+        node: ReplicaId,
+    },
+    Restart {
+        node: ReplicaId,
+    },
+    Partition {
+        side: Vec<bool>,
+    },
     Heal,
 }
 
@@ -137,7 +162,7 @@ impl World {
             resend_interval_ms: 300,
             ..Params::default()
         };
-        let genesis = Genesis { accounts };
+        let genesis = Genesis { accounts, operator: None, quarantine_ms: 0 };
         let checker = Checker::new(
             &genesis.accounts.iter().map(|a| (a.name.clone(), a.owner, a.balance)).collect::<Vec<_>>(),
         );
@@ -285,16 +310,16 @@ impl World {
         let Some(d) = self.latency() else { return };
         if self.cfg.net == NetProfile::Lossy && self.rng.random_bool(0.02) {
             let later = d + extra + self.rng.random_range(1..30);
-            self.push(later, Event::Deliver { to, msg: msg.clone() });
+            self.push(later, Event::Deliver { from: Some(from), to, msg: msg.clone() });
         }
-        self.push(d + extra, Event::Deliver { to, msg });
+        self.push(d + extra, Event::Deliver { from: Some(from), to, msg });
     }
 
     fn client_broadcast(&mut self, req: phalanx_core::wire::ClientRequest) {
         for to in 0..self.cfg.nodes as ReplicaId {
             self.messages += 1;
             if let Some(d) = self.latency() {
-                self.push(d, Event::Deliver { to, msg: Message::Request(req.clone()) });
+                self.push(d, Event::Deliver { from: None, to, msg: Message::Request(req.clone()) });
             }
         }
     }
@@ -341,6 +366,7 @@ impl World {
         if liveness.is_none() {
             liveness = self.convergence(converge_to);
         }
+        let (quarantined, detections, detection_failure) = self.detection();
         self.checker.finish();
         let mut lat = self.clients.latencies.clone();
         lat.sort_unstable();
@@ -353,7 +379,10 @@ impl World {
             latency_p50_ms: lat.get(lat.len() / 2).copied().unwrap_or(0),
             safety_violations: std::mem::take(&mut self.checker.violations),
             liveness_failure: liveness,
+            detection_failure,
             evidence: self.evidence,
+            quarantined,
+            detections,
             max_view: self.max_view,
             faulty: self
                 .nodes
@@ -377,6 +406,37 @@ impl World {
             .collect()
     }
 
+    /// Which faulty agents every honest replica that is up holds quarantined, the detection log
+    /// of the most advanced one by fault type, and (if required) who escaped quarantine.
+    fn detection(&self) -> (Vec<u32>, std::collections::BTreeMap<String, u64>, Option<String>) {
+        let honest: Vec<&Replica> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.faulty.contains(&(*i as ReplicaId)))
+            .filter_map(|(_, n)| n.replica.as_ref())
+            .collect();
+        let quarantined: Vec<u32> = self
+            .faulty
+            .iter()
+            .copied()
+            .filter(|id| {
+                let key = self.nodes[*id as usize].key.public();
+                !honest.is_empty() && honest.iter().all(|r| r.state().accountability.is_quarantined(&key))
+            })
+            .collect();
+        let mut detections = std::collections::BTreeMap::new();
+        if let Some(r) = honest.iter().max_by_key(|r| r.last_executed()) {
+            for e in &r.state().accountability.log {
+                *detections.entry(e.fault_type.clone()).or_insert(0) += 1;
+            }
+        }
+        let missed: Vec<u32> = self.faulty.iter().copied().filter(|id| !quarantined.contains(id)).collect();
+        let failure = (self.cfg.require_quarantine && !missed.is_empty())
+            .then(|| format!("faulty agents {missed:?} were not quarantined on every honest replica"));
+        (quarantined, detections, failure)
+    }
+
     /// After the settle time every honest replica has caught up to `target`.
     fn convergence(&self, target: u64) -> Option<String> {
         self.honest_progress()
@@ -387,7 +447,7 @@ impl World {
 
     fn step(&mut self, event: Event) {
         match event {
-            Event::Deliver { to, msg } => {
+            Event::Deliver { from, to, msg } => {
                 let node = &mut self.nodes[to as usize];
                 if let Some(s) = node.strategy.as_mut() {
                     if s.crashed(self.now) {
@@ -395,7 +455,11 @@ impl World {
                     }
                     s.remember(&msg);
                 }
-                self.input(to, Input::Message(msg));
+                let input = match from {
+                    Some(peer) => Input::FromPeer(peer, msg),
+                    None => Input::Message(msg),
+                };
+                self.input(to, input);
             }
             Event::Timer { node, timer, generation } => {
                 if self.nodes[node as usize].generations[timer.index()] == generation {
@@ -492,7 +556,7 @@ impl World {
             if let Message::Request(_) = &o.msg {
                 self.messages += 1;
                 if let Some(d) = self.latency() {
-                    self.push(d, Event::Deliver { to: o.to, msg: o.msg });
+                    self.push(d, Event::Deliver { from: None, to: o.to, msg: o.msg });
                 }
             } else {
                 self.send(node, o.to, o.msg, o.extra_delay_ms);
@@ -549,7 +613,27 @@ impl World {
                     self.nodes[i].last_executed = seq;
                     let r = self.nodes[i].replica.as_ref().expect("a replica that executes exists");
                     let total = r.state().total_balance();
+                    let acc = &r.state().accountability;
+                    let mut wrong = Vec::new();
+                    for key in acc.quarantined.keys() {
+                        if !self.byzantine_keys.contains(key) {
+                            wrong.push(format!("false positive: replica {node} quarantined an honest agent"));
+                        }
+                    }
+                    for (accused, by) in &acc.accusations {
+                        if !self.byzantine_keys.contains(accused)
+                            && by.keys().any(|k| !self.byzantine_keys.contains(k))
+                        {
+                            wrong.push(
+                                "false accusation: an honest agent accused an honest one of bad signatures"
+                                    .into(),
+                            );
+                        }
+                    }
                     self.checker.executed(self.now, i, seq, &batch, &entries, total);
+                    for w in wrong {
+                        self.checker.violations.push(format!("t={}ms: {w}", self.now));
+                    }
                 }
                 Effect::Checkpoint { seq, state } | Effect::Stable { seq, state } => {
                     if honest {

@@ -14,6 +14,7 @@ mod checkpoint;
 mod journal;
 mod pool;
 mod replica;
+pub mod reputation;
 mod slot;
 mod view_change;
 
@@ -118,6 +119,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// The replicated state this configuration starts from.
+    pub fn genesis_state(&self) -> crate::state::AppState {
+        crate::state::AppState::from_genesis(&self.genesis, self.cluster_id, &self.epoch)
+    }
+
     /// Refuses configurations a replica cannot run safely.
     pub fn validate(&self) -> Result<(), String> {
         self.epoch.quorum().map_err(|e| e.to_string())?;
@@ -175,8 +181,11 @@ impl Timer {
 /// What the host feeds the replica.
 #[derive(Clone, Debug)]
 pub enum Input {
-    /// A message from the network or a client, not yet verified.
+    /// A message from a client or of unknown origin, not yet verified.
     Message(Message),
+    /// A message that arrived on the authenticated link of this member: a bad signature made
+    /// by the link's own member is attributable to it.
+    FromPeer(ReplicaId, Message),
     Timeout(Timer),
 }
 

@@ -2,14 +2,15 @@
 
 use super::certs::{CertContext, all_valid};
 use super::pool::{Added, Pool};
+use super::reputation::{PeerStats, Reputation};
 use super::slot::Slot;
 use super::{Config, Effect, Epoch, Input, Params, Record, SignatureVerifier, Timer};
 use crate::evidence::Evidence;
 use crate::quorum::Quorum;
-use crate::state::{AppState, Execution};
+use crate::state::{AppState, Execution, StateEvent};
 use crate::wire::{
-    Batch, Body, CheckpointCert, ClientRequest, Message, Phase, PrePrepare, ReplicaId, Reply, ReplyEntry,
-    Seq, Signed, View, ViewChange, Vote,
+    Accusation, Batch, Body, CheckpointCert, ClientRequest, Message, Operation, Phase, PrePrepare, ReplicaId,
+    Reply, ReplyEntry, Report, RequestBody, Seq, Signed, View, ViewChange, Vote,
 };
 use phalanx_crypto::{Digest, Keypair, PublicKey};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -88,6 +89,16 @@ pub struct Replica {
     /// Slots already reported (bounded, oldest forgotten first): one report per culprit and slot.
     pub(super) evidence_seen: BTreeSet<Digest>,
     pub(super) evidence_order: VecDeque<Digest>,
+
+    // Accountability.
+    /// The member whose authenticated link carried the message being handled.
+    pub(super) link: Option<ReplicaId>,
+    /// Accusations already made: (accused, fault, view), bounded.
+    pub(super) accused: BTreeSet<(ReplicaId, Accusation, View)>,
+    /// Nonce of the last report this replica signed as a client of the state.
+    pub(super) own_nonce: u64,
+    /// What this replica observed of each member.
+    pub(super) peers: Vec<PeerStats>,
 }
 
 /// Early messages from one sender, bounded by count and by encoded size.
@@ -104,7 +115,8 @@ impl Replica {
     /// A fresh replica at genesis. The configuration must have passed [`Config::validate`].
     pub fn new(id: ReplicaId, key: Keypair, config: Config, verifier: Box<dyn SignatureVerifier>) -> Self {
         let quorum = config.epoch.quorum().expect("Config::validate refuses n < 3f+1");
-        let state = AppState::from_genesis(&config.genesis);
+        let state = config.genesis_state();
+        let n = config.epoch.members.len();
         let genesis_state = state.digest();
         let mut snapshots = BTreeMap::new();
         snapshots.insert(0, (genesis_state, state.snapshot()));
@@ -145,6 +157,10 @@ impl Replica {
             served_at: BTreeMap::new(),
             evidence_seen: BTreeSet::new(),
             evidence_order: VecDeque::new(),
+            link: None,
+            accused: BTreeSet::new(),
+            own_nonce: 0,
+            peers: vec![PeerStats::default(); n],
         }
     }
 
@@ -243,6 +259,11 @@ impl Replica {
         self.now = self.now.max(now);
         match input {
             Input::Message(m) => self.on_message(m),
+            Input::FromPeer(from, m) => {
+                self.link = Some(from);
+                self.on_message(m);
+                self.link = None;
+            }
             Input::Timeout(t) => self.on_timeout(t),
         }
         std::mem::take(&mut self.out)
@@ -287,6 +308,21 @@ impl Replica {
     pub fn buffered(&self) -> usize {
         self.future.values().map(|b| b.queue.len()).sum()
     }
+    /// Each member's reputation: this replica's observations and the committed record.
+    pub fn reputations(&self) -> Vec<Reputation> {
+        let acc = &self.state.accountability;
+        self.epoch
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let record = acc.members.get(&m.key).cloned().unwrap_or_default();
+                let seen = self.peers.get(i).cloned().unwrap_or_default();
+                Reputation::new(&seen, &record, acc.is_quarantined(&m.key))
+            })
+            .collect()
+    }
+
     pub fn status(&self) -> ReplicaStatus {
         ReplicaStatus {
             id: self.id,
@@ -341,7 +377,52 @@ impl Replica {
         }
         let Some(member) = self.epoch.members.get(m.from as usize) else { return false };
         let item = m.verify_item(member.key, &self.cluster);
-        all_valid(self.verifier.as_mut(), &[item])
+        let ok = all_valid(self.verifier.as_mut(), &[item]);
+        // Only a message on the signer's own authenticated link says something about the signer:
+        // anyone can put any sender id on a message they relay.
+        if self.link == Some(m.from) {
+            let stats = &mut self.peers[m.from as usize];
+            if ok {
+                stats.messages_verified += 1;
+            } else {
+                stats.messages_failed += 1;
+                self.accuse(m.from, Accusation::BadSignature, 0);
+            }
+        }
+        ok
+    }
+
+    /// Whether a member of the current epoch is quarantined by committed state.
+    pub(super) fn quarantined(&self, id: ReplicaId) -> bool {
+        self.epoch.members.get(id as usize).is_some_and(|m| self.state.accountability.is_quarantined(&m.key))
+    }
+
+    /// Signs `op` with this replica's own key and orders it like any client request.
+    fn submit_own(&mut self, op: Operation) {
+        // Nonces grow with time, so a restarted replica never reuses one (which would read as
+        // a double spend of its own).
+        self.own_nonce = (self.own_nonce + 1).max(self.now.saturating_mul(1000));
+        let body = RequestBody { client: self.key.public(), nonce: self.own_nonce, op };
+        let req = ClientRequest::sign(body, &self.key, &self.cluster);
+        self.out.push(Effect::Broadcast(Message::Request(req.clone())));
+        self.on_request(req);
+    }
+
+    /// Accuses a member of an unprovable fault, once per (member, fault, view).
+    pub(super) fn accuse(&mut self, accused: ReplicaId, fault: Accusation, view: View) {
+        if accused == self.id || self.quarantined(accused) || self.quarantined(self.id) {
+            return;
+        }
+        if !self.accused.insert((accused, fault, view)) {
+            return;
+        }
+        if self.accused.len() > EVIDENCE_MEMORY
+            && let Some(first) = self.accused.iter().next().copied()
+        {
+            self.accused.remove(&first);
+        }
+        let report = Report::Accusation { epoch: self.epoch.number, accused, fault };
+        self.submit_own(Operation::report(&report));
     }
 
     pub(super) fn report(&mut self, ev: Evidence) {
@@ -354,6 +435,11 @@ impl Replica {
             && let Some(old) = self.evidence_order.pop_front()
         {
             self.evidence_seen.remove(&old);
+        }
+        // Submitted for ordering: once committed, every replica verifies it and quarantines the
+        // culprit at the same seq.
+        if !self.quarantined(self.id) {
+            self.submit_own(Operation::report(&Report::Evidence(ev.clone())));
         }
         self.out.push(Effect::Evidence(ev));
     }
@@ -415,6 +501,27 @@ impl Replica {
     // ----- dispatch -----
 
     pub(super) fn on_message(&mut self, m: Message) {
+        // A quarantined member's messages are ignored (its requests as a client too).
+        let signer = match &m {
+            Message::PrePrepare(pp, _) => Some(pp.from),
+            Message::Vote(v) => Some(v.from),
+            Message::Checkpoint(c) => Some(c.from),
+            Message::ViewChange(v) => Some(v.from),
+            Message::NewView(v) => Some(v.from),
+            Message::StateRequest(r) => Some(r.from),
+            Message::StateResponse(r) => Some(r.from),
+            Message::Fetch(f) => Some(f.from),
+            Message::Request(r) => {
+                if self.state.accountability.is_quarantined(&r.body.client) {
+                    return;
+                }
+                None
+            }
+            Message::Committed(_) => None,
+        };
+        if signer.is_some_and(|id| self.quarantined(id)) || self.link.is_some_and(|id| self.quarantined(id)) {
+            return;
+        }
         match m {
             Message::Request(r) => self.on_request(r),
             Message::PrePrepare(pp, b) => self.on_pre_prepare(pp, b),
@@ -515,6 +622,8 @@ impl Replica {
             let cutoff = self.now - timeout;
             let relay = self.pool.take_unrelayed(cutoff, self.now, 64);
             if relay.is_empty() {
+                // Requests waited two full timeouts, the second after every replica had them.
+                self.accuse(self.primary(), Accusation::Censorship, self.view);
                 self.start_view_change(self.view.saturating_add(1));
                 return;
             }
@@ -634,6 +743,9 @@ impl Replica {
     /// Stores a verified pre-prepare and votes PREPARE for it (backups only).
     pub(super) fn accept_pre_prepare(&mut self, pp: Signed<PrePrepare>, batch: Batch) {
         let seq = pp.body.seq;
+        if let Some(p) = self.peers.get_mut(pp.from as usize) {
+            p.proposals_made += 1;
+        }
         for r in &batch.requests {
             self.pool.mark_proposed(&r.digest());
         }
@@ -682,9 +794,14 @@ impl Replica {
             // Verified first, so nobody can push a member's real early votes out of its buffer.
             return self.buffer(v.from, Message::Vote(v));
         }
-        let seq = b.seq;
-        if let Some(ev) = self.slot(seq).insert_vote(v) {
+        let (seq, from, now) = (b.seq, v.from, self.now);
+        let slot = self.slot(seq);
+        let since = slot.since_ms;
+        if let Some(ev) = slot.insert_vote(v) {
             self.report(ev);
+        }
+        if let Some(p) = self.peers.get_mut(from as usize) {
+            p.response(now.saturating_sub(since));
         }
         self.advance(seq);
     }
@@ -714,7 +831,22 @@ impl Replica {
             && let Some(batch) = slot.batch.clone()
         {
             let commits = slot.matching_votes(Phase::Commit, None);
+            let votes: Vec<(ReplicaId, bool)> = slot
+                .prepares
+                .values()
+                .chain(slot.commits.values())
+                .map(|v| (v.from, v.body.digest == d))
+                .collect();
             slot.decided = Some(crate::wire::CommitCert { commits, batch });
+            for (from, agrees) in votes {
+                if let Some(p) = self.peers.get_mut(from as usize) {
+                    if agrees {
+                        p.votes_agreeing += 1;
+                    } else {
+                        p.votes_conflicting += 1;
+                    }
+                }
+            }
             self.execute_ready();
         }
     }
@@ -746,6 +878,26 @@ impl Replica {
             }
         }
         self.last_executed = seq;
+        if let Some(p) = self.log.get(&seq).and_then(|s| s.pre_prepare.as_ref()).map(|pp| pp.from)
+            && let Some(stats) = self.peers.get_mut(p as usize)
+        {
+            stats.proposals_committed += 1;
+        }
+        for event in self.state.take_events() {
+            match event {
+                // Every replica executes this at the same seq and asks for the next view.
+                StateEvent::ForceViewChange(view) => {
+                    if self.view <= view {
+                        self.start_view_change(view.saturating_add(1));
+                    }
+                }
+                StateEvent::QuarantineChanged => {
+                    if self.active && self.quarantined(self.primary()) {
+                        self.start_view_change(self.view.saturating_add(1));
+                    }
+                }
+            }
+        }
         if self.active {
             // Progress in a view proves it works: the next view change starts from the base timeout.
             self.vc_failures = 0;

@@ -55,6 +55,14 @@ pub fn plan_new_view(view_changes: &[Signed<ViewChange>]) -> Option<NewViewPlan>
 impl Replica {
     /// Stops taking part in the current view and asks for `target`.
     pub(super) fn start_view_change(&mut self, target: View) {
+        // A quarantined member is never primary: skip the views it would lead.
+        let mut target = target;
+        for _ in 0..self.epoch.members.len() {
+            if !self.quarantined(self.epoch.primary(target)) {
+                break;
+            }
+            target = target.saturating_add(1);
+        }
         if target <= self.view || (!self.active && target <= self.vc_target) {
             return;
         }
@@ -188,6 +196,9 @@ impl Replica {
     /// with a doubled timeout.
     pub(super) fn on_view_change_timer(&mut self) {
         if !self.active {
+            // A quorum asked for this view and its primary did not start it in time.
+            let target = self.vc_target;
+            self.accuse(self.epoch.primary(target), crate::wire::Accusation::Silence, target);
             self.vc_failures += 1;
             self.start_view_change(self.vc_target.saturating_add(1));
         }
@@ -291,5 +302,8 @@ impl Replica {
         }
         self.replay_buffered();
         self.propose(true);
+        if self.quarantined(self.primary()) {
+            self.start_view_change(w.saturating_add(1));
+        }
     }
 }

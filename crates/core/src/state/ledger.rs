@@ -23,6 +23,10 @@ pub struct GenesisAccount {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Genesis {
     pub accounts: Vec<GenesisAccount>,
+    /// The key that signs operator actions (forced view change, lifting a quarantine).
+    pub operator: Option<PublicKey>,
+    /// How long a quarantine lasts on the replicated clock (0: the default hour).
+    pub quarantine_ms: u64,
 }
 
 pub(super) fn transfer(

@@ -1,7 +1,9 @@
 //! The replicated application: applied to committed batches in order, identically everywhere.
 
+pub mod accountability;
 mod ledger;
 
+pub use accountability::{Accountability, DetectionEntry, MemberRecord, Quarantine, StateEvent};
 pub use ledger::{Account, Genesis, GenesisAccount};
 
 use crate::wire::{ClientRequest, Outcome, RejectReason, Seq, decode_value, to_bytes};
@@ -62,6 +64,11 @@ pub struct AppState {
     pub memory_bytes: u64,
     /// Replicated clock: the highest committed batch timestamp.
     pub clock_ms: u64,
+    /// Members, evidence, accusations, quarantine, the detection log.
+    pub accountability: Accountability,
+    /// What the replica must act on after the current batch (not replicated data).
+    #[serde(skip)]
+    events: Vec<StateEvent>,
     /// Keys that own an account: the only clients whose requests are admitted and remembered
     /// (derived from `accounts`, not part of the encoding).
     #[serde(skip)]
@@ -73,7 +80,7 @@ pub struct AppState {
 pub struct SnapshotError(pub String);
 
 impl AppState {
-    pub fn from_genesis(genesis: &Genesis) -> Self {
+    pub fn from_genesis(genesis: &Genesis, cluster: Digest, epoch: &crate::consensus::Epoch) -> Self {
         let accounts = genesis
             .accounts
             .iter()
@@ -86,6 +93,13 @@ impl AppState {
             memory: BTreeMap::new(),
             memory_bytes: 0,
             clock_ms: 0,
+            accountability: Accountability::new(
+                cluster,
+                epoch.clone(),
+                genesis.operator,
+                genesis.quarantine_ms,
+            ),
+            events: Vec::new(),
             owners: BTreeSet::new(),
         };
         s.index_owners();
@@ -100,6 +114,7 @@ impl AppState {
         }
         self.clock_ms = timestamp_ms;
         let now = self.clock_ms;
+        self.accountability.expire(now, &mut self.events);
         let mut freed = 0;
         self.memory.retain(|(ns, k), e| {
             let keep = e.expires_at_ms.is_none_or(|t| t > now);
@@ -120,10 +135,17 @@ impl AppState {
         self.owners = self.accounts.values().map(|a| a.owner).collect();
     }
 
-    /// Whether this key owns an account. Replicas admit requests only from such clients, so
-    /// nobody can grow the client table (and every snapshot) with throwaway keys.
+    /// Whether this key owns an account, is a member or is the operator. Replicas admit
+    /// requests only from such clients, so nobody can grow the client table (and every
+    /// snapshot) with throwaway keys. (Replicas also stop admitting a quarantined member's
+    /// requests; what was already ordered still executes normally.)
     pub fn is_client(&self, key: &PublicKey) -> bool {
-        self.owners.contains(key)
+        self.owners.contains(key) || self.accountability.may_submit(key)
+    }
+
+    /// What the replica must act on since the last call (forced view change, quarantine).
+    pub fn take_events(&mut self) -> Vec<StateEvent> {
+        std::mem::take(&mut self.events)
     }
 
     /// Executes one ordered request at `seq`. Deterministic: depends only on the state and the
@@ -146,11 +168,15 @@ impl AppState {
                 return Execution::Executed(self.reject(RejectReason::ReusedNonce));
             }
         }
+        // Transactions are counted; reports and operator actions have their own counters.
+        let system = req.body.op.is_system();
         let outcome = match self.apply(seq, req) {
+            Ok(()) if system => Outcome::Applied,
             Ok(()) => {
                 self.counters.applied += 1;
                 Outcome::Applied
             }
+            Err(reason) if system => Outcome::Rejected(reason),
             Err(reason) => self.reject(reason),
         };
         self.clients
@@ -164,7 +190,14 @@ impl AppState {
     }
 
     fn apply(&mut self, seq: Seq, req: &ClientRequest) -> Result<(), RejectReason> {
+        let cx = accountability::Context { seq, clock_ms: self.clock_ms, signer: req.body.client };
         match &req.body.op {
+            crate::wire::Operation::Report(bytes) => {
+                self.accountability.execute_report(&cx, bytes, &mut self.events)
+            }
+            crate::wire::Operation::Operator(action) => {
+                self.accountability.execute_operator(&cx, action, &mut self.events)
+            }
             crate::wire::Operation::Transfer { from, to, amount } => {
                 ledger::transfer(&mut self.accounts, &req.body.client, from, to, *amount)
             }

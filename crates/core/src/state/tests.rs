@@ -11,7 +11,16 @@ fn setup() -> (AppState, Keypair, Keypair, Digest) {
             GenesisAccount { name: "bob".into(), owner: bob.public(), balance: 50 },
         ],
     };
-    (AppState::from_genesis(&genesis), alice, bob, digest(b"test-cluster"))
+    (
+        AppState::from_genesis(
+            &genesis,
+            digest(b"test-cluster"),
+            &crate::consensus::Epoch { number: 0, members: Vec::new(), f: 0 },
+        ),
+        alice,
+        bob,
+        digest(b"test-cluster"),
+    )
 }
 
 fn transfer(key: &Keypair, nonce: u64, from: &str, to: &str, amount: u64, c: &Digest) -> ClientRequest {
