@@ -173,6 +173,10 @@ pub enum OperatorAction {
     ForceViewChange { view: View },
     /// Ends a member's quarantine early.
     LiftQuarantine { member: String },
+    /// Testing clusters only: make `agent` misbehave (`fault` is a behaviour name; `None`
+    /// clears it). Committed, so every replica knows the ground truth a false-positive rate
+    /// is measured against; production clusters reject it and log the attempt.
+    InjectFault { agent: String, fault: Option<String>, probability_permille: u32 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -59,6 +59,12 @@ pub enum OpJson {
     LiftQuarantine {
         member: String,
     },
+    /// Operator, testing clusters only: make an agent misbehave (`fault: null` clears it).
+    InjectFault {
+        agent: String,
+        fault: Option<String>,
+        probability_permille: u32,
+    },
 }
 
 impl OpJson {
@@ -72,6 +78,9 @@ impl OpJson {
             Operation::Operator(OperatorAction::ForceViewChange { view }) => OpJson::ForceViewChange { view },
             Operation::Operator(OperatorAction::LiftQuarantine { member }) => {
                 OpJson::LiftQuarantine { member }
+            }
+            Operation::Operator(OperatorAction::InjectFault { agent, fault, probability_permille }) => {
+                OpJson::InjectFault { agent, fault, probability_permille }
             }
         }
     }
@@ -88,6 +97,9 @@ impl OpJson {
             OpJson::ForceViewChange { view } => Operation::Operator(OperatorAction::ForceViewChange { view }),
             OpJson::LiftQuarantine { member } => {
                 Operation::Operator(OperatorAction::LiftQuarantine { member })
+            }
+            OpJson::InjectFault { agent, fault, probability_permille } => {
+                Operation::Operator(OperatorAction::InjectFault { agent, fault, probability_permille })
             }
         })
     }

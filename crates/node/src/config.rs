@@ -141,6 +141,7 @@ impl GenesisFile {
                 accounts,
                 operator: Some(PublicKey(hex32(path, "operator_key", &self.operator_key)?)),
                 quarantine_ms: self.quarantine_ms,
+                testing: self.testing,
             },
         };
         config.validate().map_err(|e| invalid(path, e))?;

@@ -75,8 +75,8 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
     tokio::spawn(transport::accept_loop(replica_listener, identity, net_tx, cache, seen.clone(), s));
     let forward = cmd_tx.clone();
     tokio::spawn(async move {
-        while let Some(m) = net_rx.recv().await {
-            if forward.send(Command::Net(m)).await.is_err() {
+        while let Some((peer, m)) = net_rx.recv().await {
+            if forward.send(Command::Net(peer, m)).await.is_err() {
                 break;
             }
         }
@@ -95,6 +95,18 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
         }
     });
     tracing::info!(name = %setup.name, replica = %me.replica_addr, http = %me.http_addr, "node started");
-    Runtime::new(id, replica, store, peers, cmd_tx).run(cmd_rx).await;
+    // Injected faults act on their own every 300 ms (as in the simulator); idle otherwise.
+    let ticker = cmd_tx.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(300));
+        loop {
+            every.tick().await;
+            if ticker.send(Command::FaultTick).await.is_err() {
+                break;
+            }
+        }
+    });
+    let names = setup.genesis.members.iter().map(|m| m.name.clone()).collect();
+    Runtime::new(id, replica, store, peers, cmd_tx, names).run(cmd_rx).await;
     Ok(())
 }

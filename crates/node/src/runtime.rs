@@ -3,10 +3,14 @@
 
 use crate::storage::Store;
 use bytes::Bytes;
+use phalanx_core::consensus::reputation::Reputation;
 use phalanx_core::consensus::{Effect, Input, Record, Replica, ReplicaStatus, Timer};
-use phalanx_core::state::MemoryEntry;
+use phalanx_core::state::{Accountability, MemoryEntry};
 use phalanx_core::wire::{self, ClientRequest, CommitCert, Message, ReplicaId, Reply, Signed};
 use phalanx_crypto::PublicKey;
+use phalanx_faults::{Behaviour, Blackboard, Strategy};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,13 +32,44 @@ pub enum Query {
     Reply(PublicKey, u64, oneshot::Sender<Option<(SharedReply, Option<CommitCert>)>>),
     /// A live memory value from committed state, with the replicated clock.
     Memory(String, String, oneshot::Sender<Option<(MemoryEntry, u64)>>),
+    /// The committed accountability state and this replica's view of each member.
+    Accountability(oneshot::Sender<(Box<Accountability>, Vec<Reputation>, Option<String>)>),
+    /// The view changes this node went through (most recent last).
+    ViewChanges(oneshot::Sender<Vec<ViewChangeEvent>>),
 }
+
+/// One view change as this node saw it (DESIGN.md §6 field names).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ViewChangeEvent {
+    pub old_primary: String,
+    pub new_primary: String,
+    pub view_number: u64,
+    /// From leaving the old view to entering the new one, on this node's clock.
+    pub view_change_duration_ms: u64,
+    pub triggered_by: String,
+    pub quorum_met: bool,
+    pub at_ms: u64,
+}
+
+/// An operator-injected fault: the simulator's strategy code, driven by this node.
+struct Fault {
+    name: String,
+    strategy: Strategy,
+    rng: ChaCha8Rng,
+    board: Blackboard,
+}
+
+/// View changes remembered for the API.
+const VIEW_CHANGE_EVENTS: usize = 256;
 
 /// One signed reply covers a whole batch; it is shared by every request it answers.
 pub type SharedReply = Arc<Signed<Reply>>;
 
 pub enum Command {
-    Net(Message),
+    /// A message that arrived on the authenticated link of this member.
+    Net(ReplicaId, Message),
+    /// Periodic actions of an injected fault (double spends, replays).
+    FaultTick,
     /// A client request from the HTTP API; the reply is sent when it executes.
     Submit(ClientRequest, oneshot::Sender<SharedReply>),
     Timer(Timer, u64),
@@ -58,6 +93,11 @@ pub struct Runtime {
     waiters: BTreeMap<(PublicKey, u64), Vec<oneshot::Sender<SharedReply>>>,
     recent: BTreeMap<(PublicKey, u64), SharedReply>,
     recent_order: VecDeque<(PublicKey, u64)>,
+    names: Vec<String>,
+    fault: Option<Fault>,
+    /// When this node left its last active view, and that view's primary.
+    left_view: Option<(u64, ReplicaId)>,
+    view_changes: VecDeque<ViewChangeEvent>,
 }
 
 impl Runtime {
@@ -67,6 +107,7 @@ impl Runtime {
         store: Store,
         peers: Vec<Option<mpsc::Sender<Bytes>>>,
         commands: mpsc::Sender<Command>,
+        names: Vec<String>,
     ) -> Self {
         Runtime {
             id,
@@ -78,7 +119,15 @@ impl Runtime {
             waiters: BTreeMap::new(),
             recent: BTreeMap::new(),
             recent_order: VecDeque::new(),
+            names,
+            fault: None,
+            left_view: None,
+            view_changes: VecDeque::new(),
         }
+    }
+
+    fn name(&self, id: ReplicaId) -> String {
+        self.names.get(id as usize).cloned().unwrap_or_else(|| format!("member-{id}"))
     }
 
     pub async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -86,7 +135,11 @@ impl Runtime {
         self.apply(effects);
         while let Some(cmd) = rx.recv().await {
             let effects = match cmd {
-                Command::Net(m) => self.replica.handle(now_ms(), Input::Message(m)),
+                Command::Net(peer, m) => self.replica.handle(now_ms(), Input::FromPeer(peer, m)),
+                Command::FaultTick => {
+                    self.fault_tick();
+                    continue;
+                }
                 Command::Submit(req, tx) => {
                     let key = (req.body.client, req.body.nonce);
                     if let Some(r) = self.recent.get(&key) {
@@ -146,6 +199,14 @@ impl Runtime {
                     st.memory_get(&ns, &key).filter(|e| e.expires_at_ms.is_none_or(|t| t > st.clock_ms));
                 let _ = tx.send(live.map(|e| (e.clone(), st.clock_ms)));
             }
+            Query::Accountability(tx) => {
+                let acc = Box::new(self.replica.state().accountability.clone());
+                let _ =
+                    tx.send((acc, self.replica.reputations(), self.fault.as_ref().map(|f| f.name.clone())));
+            }
+            Query::ViewChanges(tx) => {
+                let _ = tx.send(self.view_changes.iter().cloned().collect());
+            }
             Query::Reply(client, nonce, tx) => {
                 let found = self.recent.get(&(client, nonce)).map(|r| {
                     let cert = self.replica.commit_cert(r.body.seq).cloned();
@@ -163,6 +224,91 @@ impl Runtime {
         }
     }
 
+    /// Sends what the replica wants sent: directly, or through the injected fault's strategy.
+    fn emit(&mut self, msg: Message, to: Vec<ReplicaId>) {
+        let Some(f) = self.fault.as_mut() else {
+            let bytes = Bytes::from(wire::encode(&msg));
+            for t in to {
+                self.send(t, bytes.clone());
+            }
+            return;
+        };
+        let out = f.strategy.rewrite(msg, &to, &mut f.rng, &mut f.board);
+        self.send_outgoing(out);
+    }
+
+    fn send_outgoing(&self, out: Vec<phalanx_faults::Outgoing>) {
+        for o in out {
+            if o.to == self.id {
+                continue;
+            }
+            let bytes = Bytes::from(wire::encode(&o.msg));
+            if o.extra_delay_ms == 0 {
+                self.send(o.to, bytes);
+            } else if let Some(Some(tx)) = self.peers.get(o.to as usize) {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(o.extra_delay_ms)).await;
+                    let _ = tx.try_send(bytes);
+                });
+            }
+        }
+    }
+
+    fn fault_tick(&mut self) {
+        let (view, stable) = (self.replica.view(), self.replica.stable_cert().clone());
+        let Some(f) = self.fault.as_mut() else { return };
+        let out = f.strategy.tick(view, stable, &mut f.rng);
+        self.send_outgoing(out);
+    }
+
+    /// The operator's committed injection reached this agent: misbehave from now on.
+    fn inject(&mut self, fault: Option<String>, probability_permille: u32) {
+        let Some(name) = fault else {
+            tracing::warn!("fault injection cleared: behaving again");
+            self.fault = None;
+            return;
+        };
+        let behaviour: Behaviour = match name.parse() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!("ignoring fault injection: {e}");
+                return;
+            }
+        };
+        let seed = crate::os_seed().unwrap_or([7; 32]);
+        let mut rng = ChaCha8Rng::from_seed(seed);
+        let n = self.peers.len();
+        let (key, cluster) = (self.replica.keypair().clone(), self.replica.cluster());
+        let mut strategy = Strategy::new(self.id, [behaviour].into(), key, cluster, n, &mut rng);
+        strategy.account = self.name(self.id);
+        strategy.spend_to = ["alice".into(), "bob".into()];
+        strategy.probability = Some(probability_permille.min(1000) as f64 / 1000.0);
+        tracing::warn!(fault = %name, probability = probability_permille as f64 / 1000.0, "fault injected by the operator: misbehaving on purpose");
+        self.fault = Some(Fault { name, strategy, rng, board: Blackboard::default() });
+    }
+
+    /// Records the view change that ended in `view`.
+    fn view_entered(&mut self, view: u64, primary: ReplicaId, cause: &str) {
+        let now = now_ms();
+        let (left, old) = self.left_view.take().unwrap_or((now, primary));
+        let event = ViewChangeEvent {
+            old_primary: self.name(old),
+            new_primary: self.name(primary),
+            view_number: view,
+            view_change_duration_ms: now.saturating_sub(left),
+            triggered_by: if cause.is_empty() { "catch-up".into() } else { cause.into() },
+            // A NEW-VIEW is only accepted with a quorum of VIEW-CHANGEs inside.
+            quorum_met: true,
+            at_ms: now,
+        };
+        tracing::info!(view, new_primary = %event.new_primary, duration_ms = event.view_change_duration_ms, cause, "entered view");
+        self.view_changes.push_back(event);
+        if self.view_changes.len() > VIEW_CHANGE_EVENTS {
+            self.view_changes.pop_front();
+        }
+    }
+
     fn apply(&mut self, effects: Vec<Effect>) {
         // Everything the replica asked to persist is written (one fsync) before anything leaves.
         let records: Vec<Record> = effects
@@ -176,18 +322,29 @@ impl Runtime {
             tracing::error!("cannot persist, stopping rather than risk equivocation: {e}");
             std::process::exit(3);
         }
+        for e in &effects {
+            if let Effect::Persist(Record::ViewChange(_)) = e
+                && self.left_view.is_none()
+            {
+                self.left_view = Some((now_ms(), self.replica.primary()));
+            }
+        }
         for e in effects {
             match e {
-                Effect::Send { to, msg } => self.send(to, Bytes::from(wire::encode(&msg))),
+                Effect::Send { to, msg } => self.emit(msg, vec![to]),
                 Effect::Broadcast(msg) => {
-                    let bytes = Bytes::from(wire::encode(&msg));
-                    for to in 0..self.peers.len() as ReplicaId {
-                        if to != self.id {
-                            self.send(to, bytes.clone());
-                        }
+                    let to = (0..self.peers.len() as ReplicaId).filter(|t| *t != self.id).collect();
+                    self.emit(msg, to)
+                }
+                Effect::Reply { reply, .. } => {
+                    if self.fault.as_ref().is_none_or(|f| !f.strategy.behaviours.contains(&Behaviour::Silent))
+                    {
+                        self.deliver_reply(reply)
                     }
                 }
-                Effect::Reply { reply, .. } => self.deliver_reply(reply),
+                Effect::InjectFault { fault, probability_permille } => {
+                    self.inject(fault, probability_permille)
+                }
                 Effect::SetTimer { timer, after_ms } => {
                     let i = timer.index();
                     self.generations[i] += 1;
@@ -204,7 +361,7 @@ impl Runtime {
                 Effect::Checkpoint { seq, state } => tracing::debug!(seq, %state, "checkpoint"),
                 Effect::Stable { seq, state } => tracing::info!(seq, %state, "stable checkpoint"),
                 Effect::StateInstalled { seq, state } => tracing::info!(seq, %state, "state transferred"),
-                Effect::ViewEntered { view, primary } => tracing::info!(view, primary, "entered view"),
+                Effect::ViewEntered { view, primary, cause } => self.view_entered(view, primary, cause),
                 Effect::Evidence(ev) => {
                     tracing::warn!(fault = ev.fault_type(), culprit = ?ev.culprit(), "evidence")
                 }

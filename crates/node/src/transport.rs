@@ -172,7 +172,7 @@ fn verify_items(m: &Message, me: &Identity) -> Vec<VerifyItem> {
 pub async fn accept_loop(
     listener: TcpListener,
     me: Identity,
-    inbound: mpsc::Sender<Message>,
+    inbound: mpsc::Sender<(ReplicaId, Message)>,
     cache: Arc<VerdictCache>,
     seen: LastSeen,
     seed: [u8; 32],
@@ -210,7 +210,7 @@ async fn serve_peer(
     stream: TcpStream,
     addr: SocketAddr,
     me: Identity,
-    inbound: mpsc::Sender<Message>,
+    inbound: mpsc::Sender<(ReplicaId, Message)>,
     cache: Arc<VerdictCache>,
     seen: LastSeen,
     seed: [u8; 32],
@@ -236,7 +236,7 @@ async fn serve_peer(
             // CPU-bound: tell the runtime so other tasks move off this worker meanwhile.
             tokio::task::block_in_place(|| cache.verify(&mut rng, &items));
         }
-        if inbound.send(msg).await.is_err() {
+        if inbound.send((peer, msg)).await.is_err() {
             return Ok(());
         }
     }

@@ -3,12 +3,11 @@
 //! One seed decides everything: keys, which agents are faulty and how, every network delay,
 //! loss, duplication and partition, crashes and restarts. The replicas are the real
 //! `phalanx-core` state machines; Byzantine agents run a real replica whose output a
-//! [`byzantine::Strategy`] rewrites. After every step the [`invariants::Checker`] verifies
+//! [`phalanx_faults::Strategy`] rewrites. After every step the [`invariants::Checker`] verifies
 //! agreement, validity (against an independent reference ledger), no double spend, balance
 //! conservation, equal honest checkpoint digests, exactly-once execution, bounded memory and
 //! that evidence only ever names a faulty party. Any failure replays from its seed.
 
-pub mod byzantine;
 pub mod clients;
 pub mod config;
 pub mod disk;

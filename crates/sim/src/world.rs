@@ -2,7 +2,6 @@
 //! replicas (honest and Byzantine), the clients, and the checker run after every step.
 
 use crate::Report;
-use crate::byzantine::{Blackboard, Outgoing, Strategy};
 use crate::clients::{CLIENT_BALANCE, Clients};
 use crate::config::{Behaviour, NetProfile, SimConfig};
 use crate::disk::Disk;
@@ -15,6 +14,7 @@ use phalanx_core::quorum::Quorum;
 use phalanx_core::state::{Genesis, GenesisAccount};
 use phalanx_core::wire::{Message, ReplicaId, Reply, Signed};
 use phalanx_crypto::{Keypair, PublicKey, VerdictCache, digest};
+use phalanx_faults::{Blackboard, Outgoing, Strategy};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Ordering;
@@ -162,7 +162,7 @@ impl World {
             resend_interval_ms: 300,
             ..Params::default()
         };
-        let genesis = Genesis { accounts, operator: None, quarantine_ms: 0 };
+        let genesis = Genesis { accounts, ..Genesis::default() };
         let checker = Checker::new(
             &genesis.accounts.iter().map(|a| (a.name.clone(), a.owner, a.balance)).collect::<Vec<_>>(),
         );
@@ -655,12 +655,17 @@ impl World {
                     self.nodes[i].last_executed = seq;
                     self.checker.checkpoint(self.now, i, seq, state);
                 }
-                Effect::ViewEntered { view, primary } => {
+                Effect::ViewEntered { view, primary, cause } => {
                     if honest {
-                        self.log(format!("replica {node} entered view {view} (primary {primary})"));
+                        self.log(format!(
+                            "replica {node} entered view {view} (primary {primary}) after {cause}"
+                        ));
                         self.max_view = self.max_view.max(view);
                     }
                 }
+                // Operator fault injection is a node feature; the simulator's faulty agents are
+                // chosen from the seed.
+                Effect::InjectFault { .. } => {}
                 Effect::Evidence(ev) => {
                     if !honest {
                         continue;

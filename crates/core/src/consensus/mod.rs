@@ -249,10 +249,17 @@ pub enum Effect {
         seq: Seq,
         state: Digest,
     },
-    /// Entered a new view.
+    /// Entered a new view; `cause` is why this replica left the previous one.
     ViewEntered {
         view: View,
         primary: ReplicaId,
+        cause: &'static str,
+    },
+    /// The operator injected a fault into this agent (testing clusters only): from now on its
+    /// host rewrites what it sends with this behaviour (`None`: behave again).
+    InjectFault {
+        fault: Option<String>,
+        probability_permille: u32,
     },
     /// Provable misbehaviour observed.
     Evidence(Evidence),

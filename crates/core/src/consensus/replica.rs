@@ -99,6 +99,8 @@ pub struct Replica {
     pub(super) own_nonce: u64,
     /// What this replica observed of each member.
     pub(super) peers: Vec<PeerStats>,
+    /// Why the current (or last) view change started.
+    pub(super) vc_cause: &'static str,
 }
 
 /// Early messages from one sender, bounded by count and by encoded size.
@@ -161,6 +163,7 @@ impl Replica {
             accused: BTreeSet::new(),
             own_nonce: 0,
             peers: vec![PeerStats::default(); n],
+            vc_cause: "",
         }
     }
 
@@ -295,6 +298,13 @@ impl Replica {
     }
     pub fn stable_cert(&self) -> &CheckpointCert {
         &self.stable
+    }
+    /// This replica's signing key (a testing node's injected fault signs with it too).
+    pub fn keypair(&self) -> &Keypair {
+        &self.key
+    }
+    pub fn cluster(&self) -> Digest {
+        self.cluster
     }
     pub fn primary(&self) -> ReplicaId {
         self.epoch.primary(self.view)
@@ -624,7 +634,7 @@ impl Replica {
             if relay.is_empty() {
                 // Requests waited two full timeouts, the second after every replica had them.
                 self.accuse(self.primary(), Accusation::Censorship, self.view);
-                self.start_view_change(self.view.saturating_add(1));
+                self.start_view_change(self.view.saturating_add(1), "request-timeout");
                 return;
             }
             for r in relay {
@@ -716,7 +726,7 @@ impl Replica {
         if let Some(old) = self.slot(seq).pre_prepare.clone() {
             if old.body.digest != pp.body.digest {
                 self.report(Evidence::ProposalEquivocation(old, pp));
-                self.start_view_change(self.view.saturating_add(1));
+                self.start_view_change(self.view.saturating_add(1), "proposal-equivocation");
             }
             return;
         }
@@ -729,7 +739,7 @@ impl Replica {
             .collect();
         if !all_valid(self.verifier.as_mut(), &unseen) {
             self.report(Evidence::InvalidProposal(pp, batch));
-            self.start_view_change(self.view.saturating_add(1));
+            self.start_view_change(self.view.saturating_add(1), "invalid-proposal");
             return;
         }
         // Only a timestamp from the future is refused: a proposal that waited in a buffer or was
@@ -888,12 +898,17 @@ impl Replica {
                 // Every replica executes this at the same seq and asks for the next view.
                 StateEvent::ForceViewChange(view) => {
                     if self.view <= view {
-                        self.start_view_change(view.saturating_add(1));
+                        self.start_view_change(view.saturating_add(1), "operator");
+                    }
+                }
+                StateEvent::FaultInjected { agent, fault, probability_permille } => {
+                    if self.epoch.members.get(self.id as usize).is_some_and(|m| m.name == agent) {
+                        self.out.push(Effect::InjectFault { fault, probability_permille });
                     }
                 }
                 StateEvent::QuarantineChanged => {
                     if self.active && self.quarantined(self.primary()) {
-                        self.start_view_change(self.view.saturating_add(1));
+                        self.start_view_change(self.view.saturating_add(1), "quarantine");
                     }
                 }
             }

@@ -54,7 +54,7 @@ pub fn plan_new_view(view_changes: &[Signed<ViewChange>]) -> Option<NewViewPlan>
 
 impl Replica {
     /// Stops taking part in the current view and asks for `target`.
-    pub(super) fn start_view_change(&mut self, target: View) {
+    pub(super) fn start_view_change(&mut self, target: View, cause: &'static str) {
         // A quarantined member is never primary: skip the views it would lead.
         let mut target = target;
         for _ in 0..self.epoch.members.len() {
@@ -65,6 +65,9 @@ impl Replica {
         }
         if target <= self.view || (!self.active && target <= self.vc_target) {
             return;
+        }
+        if self.active {
+            self.vc_cause = cause;
         }
         self.active = false;
         self.vc_target = target;
@@ -143,7 +146,7 @@ impl Replica {
             .collect();
         if higher.len() >= self.quorum.weak() {
             higher.sort_unstable_by(|a, b| b.cmp(a));
-            self.start_view_change(higher[self.quorum.weak() - 1]);
+            self.start_view_change(higher[self.quorum.weak() - 1], "f+1-view-changes");
         }
     }
 
@@ -200,7 +203,7 @@ impl Replica {
             let target = self.vc_target;
             self.accuse(self.epoch.primary(target), crate::wire::Accusation::Silence, target);
             self.vc_failures += 1;
-            self.start_view_change(self.vc_target.saturating_add(1));
+            self.start_view_change(self.vc_target.saturating_add(1), "view-change-timeout");
         }
     }
 
@@ -220,7 +223,7 @@ impl Replica {
             // Only the one we are waiting for makes us move on; an unsolicited bad NEW-VIEW for
             // some other view is ignored, or a faulty member could trigger view changes at will.
             if !self.active && w == self.vc_target {
-                self.start_view_change(w.saturating_add(1));
+                self.start_view_change(w.saturating_add(1), "invalid-new-view");
             }
             return;
         };
@@ -295,7 +298,7 @@ impl Replica {
             }
         }
         self.next_seq = (max_seq + 1).max(self.stable.seq + 1);
-        self.out.push(Effect::ViewEntered { view: w, primary: self.primary() });
+        self.out.push(Effect::ViewEntered { view: w, primary: self.primary(), cause: self.vc_cause });
         if self.pool.len() > 0 {
             self.request_timer_armed = true;
             self.set_timer(Timer::Request, self.params.view_change_timeout_ms);
@@ -303,7 +306,7 @@ impl Replica {
         self.replay_buffered();
         self.propose(true);
         if self.quarantined(self.primary()) {
-            self.start_view_change(w.saturating_add(1));
+            self.start_view_change(w.saturating_add(1), "quarantine");
         }
     }
 }

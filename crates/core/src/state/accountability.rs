@@ -64,6 +64,8 @@ pub struct MemberRecord {
 pub enum StateEvent {
     /// The operator forced the primary of this view out.
     ForceViewChange(crate::wire::View),
+    /// The operator injected (or cleared) a fault in this member (testing clusters).
+    FaultInjected { agent: String, fault: Option<String>, probability_permille: u32 },
     /// A member's quarantine started or ended.
     QuarantineChanged,
 }
@@ -89,6 +91,12 @@ pub struct Accountability {
     pub evidence_rejected: u64,
     pub evidence_duplicates: u64,
     pub forced_view_changes: u64,
+    /// Testing clusters accept fault injection.
+    pub testing: bool,
+    /// Faults injected by the operator and active now, by member name.
+    pub injected: BTreeMap<String, String>,
+    /// Members that were ever made faulty: the ground truth of the false-positive rate.
+    pub ever_injected: BTreeSet<String>,
 }
 
 /// Who signed a system operation, and when and where it executes.
@@ -99,7 +107,13 @@ pub struct Context {
 }
 
 impl Accountability {
-    pub fn new(cluster: Digest, epoch: Epoch, operator: Option<PublicKey>, quarantine_ms: u64) -> Self {
+    pub fn new(
+        cluster: Digest,
+        epoch: Epoch,
+        operator: Option<PublicKey>,
+        quarantine_ms: u64,
+        testing: bool,
+    ) -> Self {
         let members = epoch.members.iter().map(|m| (m.key, MemberRecord::default())).collect();
         Accountability {
             cluster,
@@ -117,6 +131,9 @@ impl Accountability {
             evidence_rejected: 0,
             evidence_duplicates: 0,
             forced_view_changes: 0,
+            testing,
+            injected: BTreeMap::new(),
+            ever_injected: BTreeSet::new(),
         }
     }
 
@@ -332,6 +349,35 @@ impl Accountability {
         if self.operator.as_ref() != Some(&cx.signer) {
             return Err(RejectReason::Unauthorized);
         }
+        if let OperatorAction::InjectFault { agent, fault, probability_permille } = action {
+            if !self.testing {
+                // Logged for everyone to see: somebody holding the operator key tried.
+                let mut e = self.entry(cx, agent.clone(), "fault-injection-refused", "operator");
+                e.evidence =
+                    format!("inject {} into a production cluster", fault.as_deref().unwrap_or("clear"));
+                e.action = "refused".into();
+                self.push_log(e);
+                return Err(RejectReason::Unauthorized);
+            }
+            if !self.current().members.iter().any(|m| &m.name == agent) {
+                return Err(RejectReason::UnknownAccount);
+            }
+            match fault {
+                Some(f) => {
+                    self.injected.insert(agent.clone(), f.clone());
+                    self.ever_injected.insert(agent.clone());
+                }
+                None => {
+                    self.injected.remove(agent);
+                }
+            }
+            events.push(StateEvent::FaultInjected {
+                agent: agent.clone(),
+                fault: fault.clone(),
+                probability_permille: *probability_permille,
+            });
+            return Ok(());
+        }
         match action {
             OperatorAction::ForceViewChange { view } => {
                 self.forced_view_changes += 1;
@@ -344,6 +390,7 @@ impl Accountability {
                     events.push(StateEvent::QuarantineChanged);
                 }
             }
+            OperatorAction::InjectFault { .. } => {}
         }
         Ok(())
     }

@@ -27,6 +27,8 @@ pub struct Genesis {
     pub operator: Option<PublicKey>,
     /// How long a quarantine lasts on the replicated clock (0: the default hour).
     pub quarantine_ms: u64,
+    /// A testing cluster: the operator may inject faults.
+    pub testing: bool,
 }
 
 pub(super) fn transfer(

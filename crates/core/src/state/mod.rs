@@ -98,6 +98,7 @@ impl AppState {
                 epoch.clone(),
                 genesis.operator,
                 genesis.quarantine_ms,
+                genesis.testing,
             ),
             events: Vec::new(),
             owners: BTreeSet::new(),

@@ -10,6 +10,7 @@ fn setup() -> (AppState, Keypair, Keypair, Digest) {
             GenesisAccount { name: "alice".into(), owner: alice.public(), balance: 100 },
             GenesisAccount { name: "bob".into(), owner: bob.public(), balance: 50 },
         ],
+        ..Default::default()
     };
     (
         AppState::from_genesis(

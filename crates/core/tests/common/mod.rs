@@ -12,6 +12,7 @@ use phalanx_crypto::{Digest, Keypair, digest};
 pub struct Fixture {
     pub keys: Vec<Keypair>,
     pub client: Keypair,
+    pub operator: Keypair,
     pub config: Config,
 }
 
@@ -37,6 +38,8 @@ impl Fixture {
                 GenesisAccount { name: "alice".into(), owner: client.public(), balance: 1000 },
                 GenesisAccount { name: "bob".into(), owner: keys[0].public(), balance: 0 },
             ],
+            operator: Some(Keypair::from_seed([201; 32]).public()),
+            quarantine_ms: 60_000,
         };
         let config = Config {
             cluster_id: digest(b"test-cluster"),
@@ -44,7 +47,7 @@ impl Fixture {
             params,
             genesis,
         };
-        Fixture { keys, client, config }
+        Fixture { keys, client, operator: Keypair::from_seed([201; 32]), config }
     }
 
     pub fn replica(&self, id: ReplicaId) -> Replica {

@@ -2,7 +2,7 @@
 //! replica sends (and add actions of their own). Faulty agents share a blackboard so that they
 //! can collude, as real attackers would.
 
-use crate::config::Behaviour;
+use crate::Behaviour;
 use phalanx_core::wire::{
     Batch, CheckpointCert, ClientRequest, Fetch, Message, NewView, Operation, Phase, PrePrepare,
     PreparedCert, ReplicaId, RequestBody, Signed, ViewChange, Vote,
@@ -35,9 +35,12 @@ pub struct Strategy {
     /// Virtual time at which a `crash` agent stops for good.
     pub crash_at: Option<u64>,
     history: VecDeque<Message>,
-    /// Account this agent may double-spend from, and its next nonce.
+    /// Account this agent may double-spend from, the two accounts it pays, and its next nonce.
     pub account: String,
+    pub spend_to: [String; 2],
     nonce: u64,
+    /// Probability that a probabilistic behaviour acts when it can (None: its default).
+    pub probability: Option<f64>,
     /// Requests this agent fabricated with invalid signatures (must never execute).
     pub forged_requests: Vec<Digest>,
 }
@@ -63,13 +66,20 @@ impl Strategy {
             crash_at,
             history: VecDeque::new(),
             account: format!("agent-{id}"),
+            spend_to: ["client-0".into(), "client-1".into()],
             nonce: 1 << 40,
+            probability: None,
             forged_requests: Vec::new(),
         }
     }
 
     fn has(&self, b: Behaviour) -> bool {
         self.behaviours.contains(&b)
+    }
+
+    /// Whether behaviour `b` acts this time.
+    fn acts(&self, b: Behaviour, rng: &mut ChaCha8Rng) -> bool {
+        self.has(b) && rng.random_bool(self.probability.unwrap_or(b.default_probability()).clamp(0.0, 1.0))
     }
 
     pub fn crashed(&self, now: u64) -> bool {
@@ -101,7 +111,7 @@ impl Strategy {
             return Vec::new();
         }
         let msg = match msg {
-            Message::PrePrepare(pp, b) if self.has(Behaviour::InvalidProposal) && rng.random_bool(0.5) => {
+            Message::PrePrepare(pp, b) if self.acts(Behaviour::InvalidProposal, rng) => {
                 self.invalid_proposal(pp, b)
             }
             Message::ViewChange(vc) if self.has(Behaviour::ForgeViewChange) => {
@@ -135,7 +145,7 @@ impl Strategy {
                     out.push(Outgoing { to, msg: Message::Checkpoint(other), extra_delay_ms: 0 });
                 }
             }
-            if self.has(Behaviour::CorruptSignatures) && rng.random_bool(0.5) {
+            if self.acts(Behaviour::CorruptSignatures, rng) {
                 corrupt(&mut m);
             }
             let extra_delay_ms = if self.has(Behaviour::Delay) { rng.random_range(0..400) } else { 0 };
@@ -246,14 +256,14 @@ impl Strategy {
                 out.push(Outgoing { to, msg: Message::Fetch(fetch.clone()), extra_delay_ms: 0 });
             }
         }
-        if self.has(Behaviour::DoubleSpend) && rng.random_bool(0.3) {
+        if self.acts(Behaviour::DoubleSpend, rng) {
             self.nonce += 1;
             let mk = |to: &str, amount: u64| {
                 let op = Operation::Transfer { from: self.account.clone(), to: to.into(), amount };
                 let body = RequestBody { client: self.key.public(), nonce: self.nonce, op };
                 ClientRequest::sign(body, &self.key, &self.cluster)
             };
-            let (a, b) = (mk("client-0", 7), mk("client-1", 7));
+            let (a, b) = (mk(&self.spend_to[0], 7), mk(&self.spend_to[1], 7));
             for to in 0..self.n as ReplicaId {
                 let (m, other) = if to.is_multiple_of(2) { (&a, &b) } else { (&b, &a) };
                 out.push(Outgoing { to, msg: Message::Request(m.clone()), extra_delay_ms: 0 });
