@@ -4,6 +4,7 @@ mod client;
 mod init;
 mod keygen;
 mod memory;
+mod operator;
 mod ops;
 mod sim;
 mod up;
@@ -43,6 +44,12 @@ enum Command {
     /// Store and retrieve values in the replicated shared memory.
     #[command(subcommand)]
     Memory(memory::MemoryCommand),
+    /// The detection log (from committed state): who was caught, how, with what evidence.
+    DetectionLog(operator::DetectionLogArgs),
+    /// Testing clusters only: make an agent misbehave (operator-signed).
+    InjectFault(operator::InjectFaultArgs),
+    /// Force a new primary (operator-signed; enters the normal view-change path).
+    ViewChange(operator::ViewChangeArgs),
     /// Run seeded deterministic simulations with Byzantine agents and network faults.
     Sim(sim::SimArgs),
 }
@@ -62,6 +69,9 @@ fn main() -> ExitCode {
         Command::Health(a) => ops::health(a),
         Command::Memory(c) => memory::run(c),
         Command::Sim(a) => sim::run(a),
+        Command::DetectionLog(a) => operator::detection_log(a),
+        Command::InjectFault(a) => operator::inject_fault(a),
+        Command::ViewChange(a) => operator::view_change(a),
     };
     match result {
         Ok(code) => code,

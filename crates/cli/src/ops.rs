@@ -187,7 +187,9 @@ pub fn agents(a: ReadArgs) -> Result<ExitCode, String> {
         list.push(json!({
             "name": m.name,
             "role": seen.get("role").cloned().unwrap_or(json!("unknown")),
-            "status": if up { seen.get("status").cloned().unwrap_or(json!("healthy")) } else { json!("down") },
+            "status": if up || seen.get("status") == Some(&json!("quarantined")) { seen.get("status").cloned().unwrap_or(json!("healthy")) } else { json!("down") },
+            "reputation": seen.get("reputation").cloned().unwrap_or(Value::Null),
+            "quarantine": seen.get("quarantine").cloned().unwrap_or(Value::Null),
             "public_key": m.public_key,
             "last_seen_ms_ago": seen.get("last_seen_ms_ago").cloned().unwrap_or(Value::Null),
             "http_addr": m.http_addr,
@@ -196,13 +198,20 @@ pub fn agents(a: ReadArgs) -> Result<ExitCode, String> {
     if a.json {
         println!("{}", json!({ "agents": list }));
     } else {
-        println!("{:<16} {:<8} {:<12} {:<66} last seen", "NAME", "ROLE", "STATUS", "PUBLIC KEY");
+        println!(
+            "{:<16} {:<8} {:<12} {:>6} {:>6} {:>8} {:<66} last seen",
+            "NAME", "ROLE", "STATUS", "SCORE", "ACCUSE", "RESP p50", "PUBLIC KEY"
+        );
         for v in &list {
+            let rep = &v["reputation"];
             println!(
-                "{:<16} {:<8} {:<12} {:<66} {}",
+                "{:<16} {:<8} {:<12} {:>6} {:>6} {:>8} {:<66} {}",
                 v["name"].as_str().unwrap_or(""),
                 v["role"].as_str().unwrap_or(""),
                 v["status"].as_str().unwrap_or(""),
+                rep["score"].as_f64().map(|x| format!("{x:.2}")).unwrap_or("-".into()),
+                rep["accusations_against"].as_u64().map(|x| x.to_string()).unwrap_or("-".into()),
+                rep["response_ms_p50"].as_u64().map(|x| format!("{x} ms")).unwrap_or("-".into()),
                 v["public_key"].as_str().unwrap_or(""),
                 v["last_seen_ms_ago"].as_u64().map(|m| format!("{m} ms ago")).unwrap_or("-".into())
             );
@@ -269,19 +278,30 @@ pub fn health(a: ReadArgs) -> Result<ExitCode, String> {
             .insert(v["state_digest"].as_str().unwrap_or("").to_string());
     }
     let consistent = by_height.values().all(|d| d.len() == 1);
-    let healthy = up.len();
+    let quarantined: Vec<&str> = best["quarantined"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let healthy = all
+        .iter()
+        .zip(&cluster.genesis.members)
+        .filter(|(r, m)| r.is_ok() && !quarantined.contains(&m.name.as_str()))
+        .count();
     let quorum = cluster.genesis.quorum_size;
     let result = json!({
         "status": if healthy >= quorum && consistent { "healthy" } else { "degraded" },
         "total_agents": cluster.n(),
-        "malicious_detected": 0,
+        "malicious_detected": best["malicious_detected"],
         "healthy_agents": healthy,
         "quorum_met": healthy >= quorum,
         "quorum_threshold": quorum,
         "transactions_committed": best["transactions_committed"],
         "transactions_rejected": best["transactions_rejected"],
-        "false_positive_rate": 0.0,
+        "false_positive_rate": best["false_positive_rate"],
         "system_integrity": if consistent { "verified" } else { "state digests differ" },
+        "quarantined": best["quarantined"],
+        "evidence_accepted": best["evidence_accepted"],
+        "evidence_rejected": best["evidence_rejected"],
         "last_executed": best["last_executed"],
         "state_digests": by_height.iter().map(|(h, d)| json!({"last_executed": h, "digests": d, "agents": up.iter().filter(|v| v["last_executed"].as_u64() == Some(*h)).count()})).collect::<Vec<_>>(),
     });

@@ -38,7 +38,9 @@ pub struct Strategy {
     /// Account this agent may double-spend from, the two accounts it pays, and its next nonce.
     pub account: String,
     pub spend_to: [String; 2],
-    nonce: u64,
+    /// The last nonce used for a double spend (the driver may raise it: its replica's own
+    /// signed reports share the agent key's nonce sequence).
+    pub nonce: u64,
     /// Probability that a probabilistic behaviour acts when it can (None: its default).
     pub probability: Option<f64>,
     /// Requests this agent fabricated with invalid signatures (must never execute).

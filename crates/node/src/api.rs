@@ -274,6 +274,10 @@ async fn agents(State(s): State<ApiState>) -> Response {
         Ok(st) => st,
         Err(r) => return r,
     };
+    let (acc, reps, _) = match ask(&s, Query::Accountability).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
     let seen = reachable(&s);
     let list: Vec<Value> = s
         .genesis
@@ -281,10 +285,19 @@ async fn agents(State(s): State<ApiState>) -> Response {
         .iter()
         .enumerate()
         .map(|(i, m)| {
+            let key = PublicKey::from_hex(&m.public_key).ok();
+            let quarantine = key.and_then(|k| acc.quarantined.get(&k).cloned());
+            let status = match (&quarantine, seen[i].0) {
+                (Some(_), _) => "quarantined",
+                (None, true) => "healthy",
+                (None, false) => "unreachable",
+            };
             json!({
                 "name": m.name,
                 "role": if i as u32 == st.primary { "primary" } else { "replica" },
-                "status": if seen[i].0 { "healthy" } else { "unreachable" },
+                "status": status,
+                "quarantine": quarantine,
+                "reputation": reps.get(i),
                 "public_key": m.public_key,
                 "last_seen_ms_ago": seen[i].1,
                 "replica_addr": m.replica_addr,
@@ -300,19 +313,42 @@ async fn health(State(s): State<ApiState>) -> Response {
         (Ok(st), Ok(c)) => (st, c),
         (Err(r), _) | (_, Err(r)) => return r,
     };
-    let healthy = reachable(&s).iter().filter(|r| r.0).count();
+    let (acc, _, _) = match ask(&s, Query::Accountability).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let quarantined = |name: &str| acc.quarantined.values().any(|q| q.name == name);
+    let reach = reachable(&s);
+    let healthy = s.genesis.members.iter().zip(&reach).filter(|(m, r)| r.0 && !quarantined(&m.name)).count();
     let quorum = s.genesis.quorum_size;
+    // Honest = never made faulty by the operator (testing clusters record every injection in
+    // committed state); elsewhere every quarantine rests on evidence or f+1 accusers.
+    let honest: Vec<&str> = s
+        .genesis
+        .members
+        .iter()
+        .map(|m| m.name.as_str())
+        .filter(|n| !acc.ever_injected.contains(*n))
+        .collect();
+    let false_positives = honest.iter().filter(|n| quarantined(n)).count();
+    let fpr = if honest.is_empty() { 0.0 } else { false_positives as f64 / honest.len() as f64 };
     axum::Json(json!({
         "status": if healthy >= quorum && st.active { "healthy" } else { "degraded" },
         "total_agents": s.genesis.members.len(),
-        "malicious_detected": 0,
+        "malicious_detected": acc.quarantined.len(),
         "healthy_agents": healthy,
         "quorum_met": healthy >= quorum,
         "quorum_threshold": quorum,
         "transactions_committed": applied,
         "transactions_rejected": rejected,
-        "false_positive_rate": 0.0,
+        "false_positive_rate": fpr,
+        // This node alone cannot compare digests; `phalanx health` does, across agents.
         "system_integrity": "unverified",
+        "evidence_accepted": acc.evidence_accepted,
+        "evidence_rejected": acc.evidence_rejected,
+        "evidence_duplicates": acc.evidence_duplicates,
+        "quarantined": acc.quarantined.values().map(|q| q.name.clone()).collect::<Vec<_>>(),
+        "injected_faults": acc.injected,
         "last_executed": st.last_executed,
         "stable_checkpoint": st.stable_checkpoint,
         "state_digest": st.state_digest.to_hex(),
@@ -352,6 +388,43 @@ async fn memory(State(s): State<ApiState>, Path((namespace, key)): Path<(String,
     }
 }
 
+#[derive(Deserialize)]
+struct LogQuery {
+    tail: Option<usize>,
+}
+
+/// The detection log, from committed state (every node shows the same entries for the same
+/// executed seq).
+async fn detection_log(
+    State(s): State<ApiState>,
+    axum::extract::Query(q): axum::extract::Query<LogQuery>,
+) -> Response {
+    let (acc, _, _) = match ask(&s, Query::Accountability).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let st = match ask(&s, Query::Status).await {
+        Ok(st) => st,
+        Err(r) => return r,
+    };
+    let skip = q.tail.map_or(0, |t| acc.log.len().saturating_sub(t));
+    let entries: Vec<&phalanx_core::state::DetectionEntry> = acc.log.iter().skip(skip).collect();
+    axum::Json(json!({
+        "replica": s.id,
+        "last_executed": st.last_executed,
+        "total": acc.log_total,
+        "entries": entries,
+    }))
+    .into_response()
+}
+
+async fn view_changes(State(s): State<ApiState>) -> Response {
+    match ask(&s, Query::ViewChanges).await {
+        Ok(list) => axum::Json(json!({ "replica": s.id, "view_changes": list })).into_response(),
+        Err(r) => r,
+    }
+}
+
 async fn openapi() -> Response {
     axum::Json(serde_json::from_str::<Value>(include_str!("openapi.json")).unwrap_or(Value::Null))
         .into_response()
@@ -370,6 +443,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/health", get(health))
         .route("/v1/accounts", get(accounts))
         .route("/v1/memory/{namespace}/{key}", get(memory))
+        .route("/v1/detection-log", get(detection_log))
+        .route("/v1/view-changes", get(view_changes))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

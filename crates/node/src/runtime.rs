@@ -258,6 +258,9 @@ impl Runtime {
     fn fault_tick(&mut self) {
         let (view, stable) = (self.replica.view(), self.replica.stable_cert().clone());
         let Some(f) = self.fault.as_mut() else { return };
+        // Above the nonces the replica gives its own reports (clock ms × 1000), or the ledger
+        // would drop the double spends as stale.
+        f.strategy.nonce = f.strategy.nonce.max(now_ms().saturating_mul(1000) + 500);
         let out = f.strategy.tick(view, stable, &mut f.rng);
         self.send_outgoing(out);
     }
