@@ -1,6 +1,7 @@
 //! `phalanx`: one binary for every Phalanx task.
 
 mod client;
+mod demo;
 mod init;
 mod keygen;
 mod memory;
@@ -44,6 +45,8 @@ enum Command {
     /// Store and retrieve values in the replicated shared memory.
     #[command(subcommand)]
     Memory(memory::MemoryCommand),
+    /// Run the reference scenario on real processes and check every claim.
+    Demo(demo::DemoArgs),
     /// The detection log (from committed state): who was caught, how, with what evidence.
     DetectionLog(operator::DetectionLogArgs),
     /// Testing clusters only: make an agent misbehave (operator-signed).
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Health(a) => ops::health(a),
         Command::Memory(c) => memory::run(c),
         Command::Sim(a) => sim::run(a),
+        Command::Demo(a) => demo::run(a),
         Command::DetectionLog(a) => operator::detection_log(a),
         Command::InjectFault(a) => operator::inject_fault(a),
         Command::ViewChange(a) => operator::view_change(a),

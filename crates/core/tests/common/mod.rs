@@ -40,6 +40,7 @@ impl Fixture {
             ],
             operator: Some(Keypair::from_seed([201; 32]).public()),
             quarantine_ms: 60_000,
+            testing: false,
         };
         let config = Config {
             cluster_id: digest(b"test-cluster"),

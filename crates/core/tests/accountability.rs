@@ -1,0 +1,181 @@
+//! Committed reports: valid evidence quarantines its culprit once; forged, malformed or
+//! other-epoch evidence is rejected and counted; duplicates change nothing; accusations
+//! quarantine only with f+1 distinct accusers; operator actions need the operator's key.
+
+mod common;
+
+use common::Fixture;
+use phalanx_core::evidence::Evidence;
+use phalanx_core::state::{AppState, Execution};
+use phalanx_core::wire::{
+    Accusation, ClientRequest, Operation, OperatorAction, Outcome, Phase, RejectReason, Report, RequestBody,
+};
+use phalanx_crypto::{Keypair, digest};
+
+fn request(key: &Keypair, nonce: u64, op: Operation, fx: &Fixture) -> ClientRequest {
+    ClientRequest::sign(RequestBody { client: key.public(), nonce, op }, key, fx.cluster())
+}
+
+fn report(fx: &Fixture, reporter: usize, nonce: u64, r: &Report) -> ClientRequest {
+    request(&fx.keys[reporter], nonce, Operation::report(r), fx)
+}
+
+fn outcome(e: Execution) -> Outcome {
+    match e {
+        Execution::Executed(o) | Execution::Duplicate(o) => o,
+        Execution::Stale => panic!("stale"),
+    }
+}
+
+fn equivocation(fx: &Fixture, culprit: u32, view: u64) -> Evidence {
+    let v1 = fx.sign(culprit, fx.vote_body(Phase::Commit, view, 5, digest(b"a")));
+    let v2 = fx.sign(culprit, fx.vote_body(Phase::Commit, view, 5, digest(b"b")));
+    Evidence::VoteEquivocation(v1, v2)
+}
+
+#[test]
+fn valid_evidence_quarantines_and_duplicates_change_nothing() {
+    let fx = Fixture::new(4);
+    let mut s: AppState = fx.config.genesis_state();
+    let ev = Report::Evidence(equivocation(&fx, 2, 0));
+    s.begin_batch(1_000);
+    assert_eq!(outcome(s.execute(1, &report(&fx, 0, 1, &ev))), Outcome::Applied);
+    let culprit = fx.keys[2].public();
+    assert!(s.accountability.is_quarantined(&culprit));
+    assert_eq!(s.accountability.quarantined[&culprit].expires_ms, 1_000 + 60_000);
+    assert_eq!(s.accountability.log.back().unwrap().action, "quarantined");
+    let before = s.digest();
+    let log_len = s.accountability.log.len();
+
+    // The same proof from another member, and a different pair for the same slot: duplicates.
+    assert_eq!(outcome(s.execute(2, &report(&fx, 1, 1, &ev))), Outcome::Rejected(RejectReason::Duplicate));
+    let v3 = fx.sign(2, fx.vote_body(Phase::Commit, 0, 5, digest(b"c")));
+    let Report::Evidence(Evidence::VoteEquivocation(v1, _)) = &ev else { unreachable!() };
+    let variant = Report::Evidence(Evidence::VoteEquivocation(v1.clone(), v3));
+    assert_eq!(
+        outcome(s.execute(3, &report(&fx, 3, 1, &variant))),
+        Outcome::Rejected(RejectReason::Duplicate)
+    );
+    assert_eq!(s.accountability.log.len(), log_len);
+    assert_eq!(s.accountability.evidence_duplicates, 2);
+    assert_eq!(s.accountability.quarantined.len(), 1);
+    // Only the client table moved (the reporters' nonces); the quarantine is untouched.
+    assert_ne!(s.digest(), before);
+
+    // Quarantine expires on committed time.
+    s.begin_batch(1_000 + 60_001);
+    assert!(!s.accountability.is_quarantined(&culprit));
+}
+
+#[test]
+fn forged_evidence_is_rejected_and_counted() {
+    let fx = Fixture::new(4);
+    let mut s = fx.config.genesis_state();
+    let Evidence::VoteEquivocation(v1, v2) = equivocation(&fx, 2, 0) else { unreachable!() };
+
+    // One invalid signature.
+    let mut bad = v2.clone();
+    bad.sig.s[0] ^= 1;
+    // Two messages from different slots, and from different views.
+    let other_seq = fx.sign(2, fx.vote_body(Phase::Commit, 0, 6, digest(b"b")));
+    let other_view = fx.sign(2, fx.vote_body(Phase::Commit, 1, 5, digest(b"b")));
+    // A member of another epoch: same messages, but claiming epoch 7.
+    let mut e7a = fx.vote_body(Phase::Commit, 0, 5, digest(b"a"));
+    e7a.epoch = 7;
+    let mut e7b = e7a.clone();
+    e7b.digest = digest(b"b");
+    let other_epoch = Evidence::VoteEquivocation(fx.sign(2, e7a), fx.sign(2, e7b));
+    // An honest member framed with messages signed by someone else.
+    let mut framed = fx.sign(3, fx.vote_body(Phase::Commit, 0, 5, digest(b"b")));
+    framed.from = 2;
+
+    let forgeries = [
+        Evidence::VoteEquivocation(v1.clone(), bad),
+        Evidence::VoteEquivocation(v1.clone(), other_seq),
+        Evidence::VoteEquivocation(v1.clone(), other_view),
+        other_epoch,
+        Evidence::VoteEquivocation(v1.clone(), framed),
+    ];
+    for (i, ev) in forgeries.into_iter().enumerate() {
+        let r = report(&fx, 0, 10 + i as u64, &Report::Evidence(ev));
+        assert_eq!(
+            outcome(s.execute(1, &r)),
+            Outcome::Rejected(RejectReason::InvalidEvidence),
+            "forgery {i}"
+        );
+    }
+    // Malformed bytes in place of a report.
+    let junk = request(&fx.keys[0], 20, Operation::Report(vec![9, 9, 9]), &fx);
+    assert_eq!(outcome(s.execute(1, &junk)), Outcome::Rejected(RejectReason::InvalidEvidence));
+    assert_eq!(s.accountability.evidence_rejected, 6);
+    assert!(s.accountability.quarantined.is_empty());
+    // The genuine pair still convicts afterwards (forgeries did not poison deduplication).
+    let real = report(&fx, 0, 30, &Report::Evidence(Evidence::VoteEquivocation(v1, v2)));
+    assert_eq!(outcome(s.execute(2, &real)), Outcome::Applied);
+    assert!(s.accountability.is_quarantined(&fx.keys[2].public()));
+}
+
+#[test]
+fn only_members_report_and_bad_signature_accusations_need_f_plus_1() {
+    let fx = Fixture::new(4); // f = 1: two distinct accusers quarantine
+    let mut s = fx.config.genesis_state();
+    let acc = |accused| Report::Accusation { epoch: 0, accused, fault: Accusation::BadSignature };
+    // A client that is not a member may not report.
+    let r = request(&fx.client, 1, Operation::report(&Report::Evidence(equivocation(&fx, 2, 0))), &fx);
+    assert_eq!(outcome(s.execute(1, &r)), Outcome::Rejected(RejectReason::Unauthorized));
+    assert_eq!(outcome(s.execute(1, &report(&fx, 0, 1, &acc(3)))), Outcome::Applied);
+    assert!(!s.accountability.is_quarantined(&fx.keys[3].public()));
+    // The same accuser again does not count twice.
+    assert_eq!(
+        outcome(s.execute(2, &report(&fx, 0, 2, &acc(3)))),
+        Outcome::Rejected(RejectReason::Duplicate)
+    );
+    assert!(!s.accountability.is_quarantined(&fx.keys[3].public()));
+    // Censorship accusations never quarantine, however many.
+    for who in [0, 1, 2] {
+        let c = Report::Accusation { epoch: 0, accused: 3, fault: Accusation::Censorship };
+        assert_eq!(outcome(s.execute(3, &report(&fx, who, 10, &c))), Outcome::Applied);
+    }
+    assert!(!s.accountability.is_quarantined(&fx.keys[3].public()));
+    // A second distinct accuser: f+1 = 2.
+    assert_eq!(outcome(s.execute(4, &report(&fx, 1, 20, &acc(3)))), Outcome::Applied);
+    assert!(s.accountability.is_quarantined(&fx.keys[3].public()));
+    assert_eq!(s.accountability.log.back().unwrap().detection_method, "accusations");
+}
+
+#[test]
+fn operator_actions_need_the_operator_key_and_injection_needs_a_testing_cluster() {
+    let fx = Fixture::new(4);
+    let mut s = fx.config.genesis_state();
+    let force = Operation::Operator(OperatorAction::ForceViewChange { view: 0 });
+    // Signed by a member, or by a client: refused.
+    assert_eq!(
+        outcome(s.execute(1, &request(&fx.keys[0], 1, force.clone(), &fx))),
+        Outcome::Rejected(RejectReason::Unauthorized)
+    );
+    assert_eq!(
+        outcome(s.execute(1, &request(&fx.client, 1, force.clone(), &fx))),
+        Outcome::Rejected(RejectReason::Unauthorized)
+    );
+    assert_eq!(outcome(s.execute(1, &request(&fx.operator, 1, force, &fx))), Outcome::Applied);
+    assert_eq!(s.accountability.forced_view_changes, 1);
+
+    // The fixture is a production cluster: injection is refused and logged.
+    let inject = Operation::Operator(OperatorAction::InjectFault {
+        agent: "bft-agent-2".into(),
+        fault: Some("silent".into()),
+        probability_permille: 1000,
+    });
+    assert_eq!(
+        outcome(s.execute(2, &request(&fx.operator, 2, inject.clone(), &fx))),
+        Outcome::Rejected(RejectReason::Unauthorized)
+    );
+    assert_eq!(s.accountability.log.back().unwrap().action, "refused");
+    assert!(s.accountability.injected.is_empty());
+
+    let mut config = fx.config.clone();
+    config.genesis.testing = true;
+    let mut t = config.genesis_state();
+    assert_eq!(outcome(t.execute(1, &request(&fx.operator, 1, inject, &fx))), Outcome::Applied);
+    assert_eq!(t.accountability.injected["bft-agent-2"], "silent");
+}
