@@ -85,3 +85,36 @@ fn equivocation_within_f_is_detected_with_evidence_and_harmless() {
     assert!(r.ok(), "{:?}", r.safety_violations);
     assert!(r.evidence > 0, "vote equivocation shown to one replica must be reported");
 }
+
+/// Slowness is not misbehaviour: an agent that only delays its messages by up to 400 ms (as
+/// primary too) is never quarantined, and neither is any honest agent on a lossy network (the
+/// checker fails a run that quarantines an honest agent after every step).
+#[test]
+fn slow_agents_and_lossy_links_are_never_quarantined() {
+    for seed in 0..6 {
+        let mut c = cfg(4, 1, seed);
+        c.behaviours = vec![Behaviour::Delay];
+        c.faulty_ids = Some(vec![0]);
+        c.net = if seed % 2 == 0 { NetProfile::Lossy } else { NetProfile::Reliable };
+        let r = run(&c);
+        assert!(r.ok(), "seed {seed}: {:?} {:?}\nreplay: {}", r.safety_violations, r.liveness_failure, r.replay);
+        assert!(r.quarantined.is_empty(), "seed {seed}: a merely slow agent was quarantined\nreplay: {}", r.replay);
+    }
+}
+
+/// Every provable fault gets its culprit quarantined on every honest replica (the README's
+/// 1000-seed runs use the same flag: `phalanx sim --require-quarantine`).
+#[test]
+fn detectable_faults_end_in_quarantine() {
+    for b in [Behaviour::Equivocate, Behaviour::InvalidProposal, Behaviour::DoubleSpend, Behaviour::CorruptSignatures] {
+        for seed in 0..3 {
+            let mut c = cfg(4, 1, seed);
+            c.behaviours = vec![b];
+            c.faulty_ids = Some(vec![0]);
+            c.require_quarantine = true;
+            let r = run(&c);
+            assert!(r.ok(), "{b} seed {seed}: {:?} {:?} {:?}\nreplay: {}", r.safety_violations, r.liveness_failure, r.detection_failure, r.replay);
+            assert_eq!(r.quarantined, vec![0]);
+        }
+    }
+}
