@@ -271,3 +271,36 @@ fn agent_keys_are_pkcs8_pem_that_openssl_reads() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("16 KiB"));
 }
+
+/// A production cluster refuses fault injection and logs the attempt; operator actions signed
+/// by anyone but the operator are refused; a forced view change by the operator installs a new
+/// primary and is reported as a view-change event.
+#[test]
+fn operator_actions_are_checked_by_the_cluster() {
+    let c = TestCluster::new("operator", 4);
+    let refused =
+        phalanx(&["inject-fault", "--dir", c.d(), "--agent", "bft-agent-2", "--fault-type", "silence"]);
+    assert!(!refused.status.success(), "a production cluster accepted a fault injection");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unauthorized"));
+    let log = json(&["detection-log", "--dir", c.d(), "--json"]);
+    let entries = log["entries"].as_array().unwrap();
+    assert!(entries.iter().any(|e| e["fault_type"] == "fault-injection-refused" && e["action"] == "refused"));
+
+    // The operator key replaced by a client key: every replica refuses the forced view change.
+    let keys = c.dir.join("keys");
+    std::fs::rename(keys.join("operator.pem"), keys.join("operator.real")).unwrap();
+    std::fs::copy(c.dir.join("clients").join("alice.pem"), keys.join("operator.pem")).unwrap();
+    let forged = phalanx(&["view-change", "--dir", c.d(), "--force"]);
+    assert!(!forged.status.success());
+    assert!(String::from_utf8_lossy(&forged.stderr).contains("unauthorized"));
+    std::fs::rename(keys.join("operator.real"), keys.join("operator.pem")).unwrap();
+
+    let before = c.statuses()[0]["view"].as_u64().unwrap();
+    ok(&["view-change", "--dir", c.d(), "--force"]);
+    ok(&["submit", "--dir", c.d(), "--from", "alice", "--to", "bob", "--amount", "5"]);
+    let after = c.converged(Duration::from_secs(20));
+    assert!(after.iter().all(|s| s["view"].as_u64().unwrap() > before), "no new view: {after:#?}");
+    let addr = genesis(&c.dir)["members"][1]["http_addr"].as_str().unwrap().to_string();
+    let events = http(&addr, "GET /v1/view-changes HTTP/1.0\r\n\r\n");
+    assert!(events.contains("\"triggered_by\":\"operator\""), "{events}");
+}

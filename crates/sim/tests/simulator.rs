@@ -97,8 +97,18 @@ fn slow_agents_and_lossy_links_are_never_quarantined() {
         c.faulty_ids = Some(vec![0]);
         c.net = if seed % 2 == 0 { NetProfile::Lossy } else { NetProfile::Reliable };
         let r = run(&c);
-        assert!(r.ok(), "seed {seed}: {:?} {:?}\nreplay: {}", r.safety_violations, r.liveness_failure, r.replay);
-        assert!(r.quarantined.is_empty(), "seed {seed}: a merely slow agent was quarantined\nreplay: {}", r.replay);
+        assert!(
+            r.ok(),
+            "seed {seed}: {:?} {:?}\nreplay: {}",
+            r.safety_violations,
+            r.liveness_failure,
+            r.replay
+        );
+        assert!(
+            r.quarantined.is_empty(),
+            "seed {seed}: a merely slow agent was quarantined\nreplay: {}",
+            r.replay
+        );
     }
 }
 
@@ -106,14 +116,26 @@ fn slow_agents_and_lossy_links_are_never_quarantined() {
 /// 1000-seed runs use the same flag: `phalanx sim --require-quarantine`).
 #[test]
 fn detectable_faults_end_in_quarantine() {
-    for b in [Behaviour::Equivocate, Behaviour::InvalidProposal, Behaviour::DoubleSpend, Behaviour::CorruptSignatures] {
+    for b in [
+        Behaviour::Equivocate,
+        Behaviour::InvalidProposal,
+        Behaviour::DoubleSpend,
+        Behaviour::CorruptSignatures,
+    ] {
         for seed in 0..3 {
             let mut c = cfg(4, 1, seed);
             c.behaviours = vec![b];
             c.faulty_ids = Some(vec![0]);
             c.require_quarantine = true;
             let r = run(&c);
-            assert!(r.ok(), "{b} seed {seed}: {:?} {:?} {:?}\nreplay: {}", r.safety_violations, r.liveness_failure, r.detection_failure, r.replay);
+            assert!(
+                r.ok(),
+                "{b} seed {seed}: {:?} {:?} {:?}\nreplay: {}",
+                r.safety_violations,
+                r.liveness_failure,
+                r.detection_failure,
+                r.replay
+            );
             assert_eq!(r.quarantined, vec![0]);
         }
     }
