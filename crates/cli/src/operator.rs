@@ -87,7 +87,10 @@ pub fn detection_log(a: DetectionLogArgs) -> Result<ExitCode, String> {
     let show = |e: &Value| if a.json { println!("{e}") } else { print_entry(e) };
     entries.iter().for_each(show);
     let mut printed = log["total"].as_u64().unwrap_or(0);
-    while a.follow {
+    if !a.follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
         std::thread::sleep(Duration::from_secs(1));
         let Ok(log) = fetch_log(&cluster, Some(1024)) else { continue };
         let total = log["total"].as_u64().unwrap_or(0);
@@ -96,7 +99,6 @@ pub fn detection_log(a: DetectionLogArgs) -> Result<ExitCode, String> {
         entries.iter().skip(entries.len().saturating_sub(new)).for_each(show);
         printed = printed.max(total);
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args)]

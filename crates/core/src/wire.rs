@@ -132,6 +132,7 @@ impl Report {
 }
 
 /// What a member can report about another.
+#[allow(clippy::large_enum_variant)] // short-lived: decoded once when the report executes
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Report {
     /// Provable misbehaviour: once committed and verified, the culprit is quarantined.

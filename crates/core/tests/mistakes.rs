@@ -4,7 +4,6 @@ mod common;
 
 use common::*;
 use phalanx_core::consensus::{Effect, Input, Timer};
-use phalanx_core::state::AppState;
 use phalanx_core::wire::{
     Batch, CheckpointCert, Message, NewView, Phase, PrePrepare, PreparedCert, Signed, ViewChange,
 };
