@@ -512,6 +512,22 @@ pub enum Message {
 }
 
 impl Message {
+    /// The member that signed this message's envelope (None: client requests and
+    /// self-proving commit certificates, which anyone may relay).
+    pub fn signer(&self) -> Option<ReplicaId> {
+        match self {
+            Message::PrePrepare(pp, _) => Some(pp.from),
+            Message::Vote(v) => Some(v.from),
+            Message::Checkpoint(c) => Some(c.from),
+            Message::ViewChange(v) => Some(v.from),
+            Message::NewView(v) => Some(v.from),
+            Message::StateRequest(r) => Some(r.from),
+            Message::StateResponse(r) => Some(r.from),
+            Message::Fetch(f) => Some(f.from),
+            Message::Request(_) | Message::Committed(_) => None,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Message::Request(_) => "request",

@@ -100,19 +100,12 @@ async fn handshake(
     Ok(theirs.from)
 }
 
-/// The member that signed a message's envelope, where there is one.
+/// The member that signed a message's envelope, where it travels only on that member's link.
+/// NEW-VIEWs are also relayed to replicas that missed them (they prove themselves).
 fn sender(m: &Message) -> Option<ReplicaId> {
     match m {
-        Message::PrePrepare(pp, _) => Some(pp.from),
-        Message::Vote(v) => Some(v.from),
-        Message::Checkpoint(c) => Some(c.from),
-        Message::ViewChange(v) => Some(v.from),
-        Message::StateRequest(r) => Some(r.from),
-        Message::StateResponse(r) => Some(r.from),
-        Message::Fetch(f) => Some(f.from),
-        // Client requests are relayed by any replica; commit certificates and NEW-VIEWs (sent
-        // to a replica that missed them) prove themselves.
-        Message::Request(_) | Message::Committed(_) | Message::NewView(_) => None,
+        Message::NewView(_) => None,
+        m => m.signer(),
     }
 }
 

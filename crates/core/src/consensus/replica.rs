@@ -512,23 +512,12 @@ impl Replica {
 
     pub(super) fn on_message(&mut self, m: Message) {
         // A quarantined member's messages are ignored (its requests as a client too).
-        let signer = match &m {
-            Message::PrePrepare(pp, _) => Some(pp.from),
-            Message::Vote(v) => Some(v.from),
-            Message::Checkpoint(c) => Some(c.from),
-            Message::ViewChange(v) => Some(v.from),
-            Message::NewView(v) => Some(v.from),
-            Message::StateRequest(r) => Some(r.from),
-            Message::StateResponse(r) => Some(r.from),
-            Message::Fetch(f) => Some(f.from),
-            Message::Request(r) => {
-                if self.state.accountability.is_quarantined(&r.body.client) {
-                    return;
-                }
-                None
-            }
-            Message::Committed(_) => None,
-        };
+        if let Message::Request(r) = &m
+            && self.state.accountability.is_quarantined(&r.body.client)
+        {
+            return;
+        }
+        let signer = m.signer();
         if signer.is_some_and(|id| self.quarantined(id)) || self.link.is_some_and(|id| self.quarantined(id)) {
             return;
         }
