@@ -178,6 +178,20 @@ pub enum OperatorAction {
     /// clears it). Committed, so every replica knows the ground truth a false-positive rate
     /// is measured against; production clusters reject it and log the attempt.
     InjectFault { agent: String, fault: Option<String>, probability_permille: u32 },
+    /// Reconfiguration: `remove` stop voting and `add` start, with `f` faults tolerated (the
+    /// current f if `None`). Committed now, it takes effect at the next checkpoint boundary as
+    /// a new epoch; joiners state-transfer the boundary checkpoint before they vote.
+    UpdateQuorum { remove: Vec<String>, add: Vec<Joiner>, f: Option<u32> },
+}
+
+/// An agent admitted by a reconfiguration, with the addresses other agents reach it at
+/// (opaque to the state machine, used by nodes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Joiner {
+    pub name: String,
+    pub key: PublicKey,
+    pub replica_addr: String,
+    pub http_addr: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,6 +282,9 @@ pub enum RejectReason {
     InvalidEvidence,
     /// Evidence or an accusation already recorded: nothing changes.
     Duplicate,
+    /// A membership change that would break n >= 3f+1, exceed the churn bound, name unknown
+    /// or duplicate agents, or overlap a change still pending.
+    InvalidReconfiguration,
 }
 
 impl RejectReason {
@@ -282,6 +299,7 @@ impl RejectReason {
             RejectReason::Unauthorized => "unauthorized",
             RejectReason::InvalidEvidence => "invalid-evidence",
             RejectReason::Duplicate => "duplicate",
+            RejectReason::InvalidReconfiguration => "invalid-reconfiguration",
         }
     }
 }
@@ -619,6 +637,17 @@ fn check_request(r: &ClientRequest) -> Result<(), WireError> {
             if member.len() > limits::MAX_ACCOUNT_NAME =>
         {
             return Err(WireError::Limit("member name too long"));
+        }
+        Operation::Operator(OperatorAction::UpdateQuorum { remove, add, .. }) => {
+            if remove.len() + add.len() > limits::MAX_MEMBERS {
+                return Err(WireError::Limit("too many members in a reconfiguration"));
+            }
+            let long = |s: &String| s.len() > limits::MAX_ACCOUNT_NAME;
+            if remove.iter().any(long)
+                || add.iter().any(|j| long(&j.name) || long(&j.replica_addr) || long(&j.http_addr))
+            {
+                return Err(WireError::Limit("member name or address longer than 64 bytes"));
+            }
         }
         Operation::Operator(_) => {}
     }

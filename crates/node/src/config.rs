@@ -135,7 +135,7 @@ impl GenesisFile {
         hex32(path, "operator_key", &self.operator_key)?;
         let config = Config {
             cluster_id,
-            epoch: Epoch { number: 0, members, f: self.max_failures },
+            epoch: Epoch::genesis(members, self.max_failures),
             params: self.params.clone(),
             genesis: Genesis {
                 accounts,

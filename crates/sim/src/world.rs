@@ -166,7 +166,7 @@ impl World {
         let checker = Checker::new(
             &genesis.accounts.iter().map(|a| (a.name.clone(), a.owner, a.balance)).collect::<Vec<_>>(),
         );
-        let config = Config { cluster_id: cluster, epoch: Epoch { number: 0, members, f }, params, genesis };
+        let config = Config { cluster_id: cluster, epoch: Epoch::genesis(members, f), params, genesis };
         if let Err(e) = config.validate() {
             panic!("the simulator built an invalid configuration: {e}");
         }
@@ -593,6 +593,9 @@ impl World {
                     self.push(after_ms, Event::Timer { node, timer, generation });
                 }
                 Effect::CancelTimer(timer) => self.nodes[i].generations[timer.index()] += 1,
+                Effect::EpochEntered { epoch } => {
+                    self.log(format!("replica {node} enters epoch {}", epoch.number))
+                }
                 Effect::Persist(rec) => {
                     if let phalanx_core::consensus::Record::ViewChange(v) = &rec {
                         self.log(format!("replica {node} asks for view {v}"));

@@ -4,14 +4,17 @@
 
 use super::{Epoch, Params, SignatureVerifier};
 use crate::quorum::Quorum;
-use crate::wire::{CheckpointCert, CommitCert, Phase, PreparedCert, ReplicaId, Signed, ViewChange};
+use crate::wire::{CheckpointCert, CommitCert, Phase, PreparedCert, ReplicaId, Seq, Signed, ViewChange};
 use phalanx_crypto::{Digest, VerifyItem};
 use std::collections::BTreeSet;
 
-/// What a replica knows to judge certificates of its epoch.
+/// What a replica knows to judge certificates: its current epoch for the normal case and view
+/// changes, every epoch it knows for checkpoint certificates (a checkpoint is certified by the
+/// epoch that ordered its seq, which may have ended since).
 pub struct CertContext<'a> {
     pub cluster: &'a Digest,
     pub epoch: &'a Epoch,
+    pub history: &'a [Epoch],
     pub quorum: Quorum,
     pub params: &'a Params,
     pub genesis_state: Digest,
@@ -19,11 +22,12 @@ pub struct CertContext<'a> {
 
 impl CertContext<'_> {
     fn key_item<T: crate::wire::Body>(&self, m: &Signed<T>) -> Option<VerifyItem> {
-        if m.body.epoch() != self.epoch.number {
-            return None;
-        }
-        let key = self.epoch.members.get(m.from as usize)?.key;
-        Some(m.verify_item(key, self.cluster))
+        voter_item(self.epoch, m, self.cluster)
+    }
+
+    /// The epoch that ordered `seq`: the newest known one that starts below it.
+    pub fn epoch_for(&self, seq: Seq) -> &Epoch {
+        epoch_for(self.history, self.epoch, seq)
     }
 
     /// Structure of a checkpoint certificate; pushes its signatures onto `items`.
@@ -34,17 +38,19 @@ impl CertContext<'_> {
         if !c.seq.is_multiple_of(self.params.checkpoint_interval) {
             return false;
         }
+        let epoch = self.epoch_for(c.seq);
+        let Ok(quorum) = epoch.quorum() else { return false };
         let mut senders = BTreeSet::new();
         for p in &c.proofs {
             if p.body.seq != c.seq || p.body.state != c.state || !senders.insert(p.from) {
                 return false;
             }
-            match self.key_item(p) {
+            match voter_item(epoch, p, self.cluster) {
                 Some(it) => items.push(it),
                 None => return false,
             }
         }
-        senders.len() >= self.quorum.quorum()
+        senders.len() >= quorum.quorum()
     }
 
     /// Structure of a prepared certificate; pushes its signatures onto `items`.
@@ -125,6 +131,28 @@ impl CertContext<'_> {
         }
         senders.len() >= self.quorum.quorum() && all_valid(verifier, &items)
     }
+}
+
+/// The verification item of a message signed by a voter of `epoch` in that epoch.
+pub(crate) fn voter_item<T: crate::wire::Body>(
+    epoch: &Epoch,
+    m: &Signed<T>,
+    cluster: &Digest,
+) -> Option<VerifyItem> {
+    if m.body.epoch() != epoch.number {
+        return None;
+    }
+    Some(m.verify_item(epoch.voter_key(m.from)?, cluster))
+}
+
+/// Among the epochs in `history` and `current`, the newest that starts below `seq`.
+pub(crate) fn epoch_for<'a>(history: &'a [Epoch], current: &'a Epoch, seq: Seq) -> &'a Epoch {
+    history
+        .iter()
+        .chain(std::iter::once(current))
+        .filter(|e| e.start < seq || e.number == 0)
+        .max_by_key(|e| e.number)
+        .unwrap_or(current)
 }
 
 pub(crate) fn all_valid(verifier: &mut dyn SignatureVerifier, items: &[VerifyItem]) -> bool {

@@ -19,9 +19,11 @@ impl Replica {
         let d = digest(&snapshot);
         self.snapshots.insert(seq, (d, snapshot));
         self.out.push(Effect::Checkpoint { seq, state: d });
-        let c = self.sign(Checkpoint { epoch: self.epoch.number, seq, state: d });
-        self.out.push(Effect::Broadcast(Message::Checkpoint(c.clone())));
-        self.insert_checkpoint_vote(c);
+        if self.is_voter() {
+            let c = self.sign(Checkpoint { epoch: self.epoch.number, seq, state: d });
+            self.out.push(Effect::Broadcast(Message::Checkpoint(c.clone())));
+            self.insert_checkpoint_vote(c);
+        }
         self.check_stable(seq);
     }
 
@@ -33,7 +35,9 @@ impl Replica {
         if seq <= self.stable.seq || seq > horizon || !seq.is_multiple_of(self.params.checkpoint_interval) {
             return;
         }
-        if !self.verify_signed(&c) {
+        // Certified by the epoch that ordered its seq (the boundary's by the previous epoch).
+        let epoch = self.epoch_for(seq);
+        if !self.verify_in(&epoch, &c) {
             return;
         }
         self.insert_checkpoint_vote(c);
@@ -70,8 +74,8 @@ impl Replica {
         for v in votes.values() {
             by_digest.entry(v.body.state).or_default().push(v.clone());
         }
-        let Some((state, proofs)) = by_digest.into_iter().find(|(_, v)| v.len() >= self.quorum.quorum())
-        else {
+        let Ok(quorum) = self.epoch_for(seq).quorum() else { return };
+        let Some((state, proofs)) = by_digest.into_iter().find(|(_, v)| v.len() >= quorum.quorum()) else {
             return;
         };
         if self.adopt_checkpoint(CheckpointCert { seq, state, proofs }) {
@@ -111,13 +115,14 @@ impl Replica {
     fn make_stable(&mut self, cert: CheckpointCert) {
         let seq = cert.seq;
         let snapshot = self.snapshots.get(&seq).map(|(_, s)| s.clone()).unwrap_or_default();
-        self.out.push(Effect::Persist(Record::Stable { cert: cert.clone(), snapshot }));
+        self.out.push(Effect::Persist(Record::Stable { cert: cert.clone(), snapshot: snapshot.clone() }));
         self.out.push(Effect::Stable { seq, state: cert.state });
+        self.boundary_stable(&cert, &snapshot);
         self.stable = cert;
         self.log.retain(|s, _| *s > seq);
         self.checkpoint_votes.retain(|s, _| *s > seq);
         self.snapshots.retain(|s, _| *s >= seq);
-        self.signed.retain(|(_, _, s), _| *s > seq);
+        self.signed.retain(|(_, _, _, s), _| *s > seq);
         if self.transfer_target.as_ref().is_some_and(|t| t.seq <= seq) {
             self.transfer_target = None;
         }
@@ -188,6 +193,8 @@ impl Replica {
         self.snapshots.insert(cert.seq, (cert.state, snapshot));
         self.out.push(Effect::StateInstalled { seq: cert.seq, state: cert.state });
         self.prune_pool();
+        // The installed state may be in a later epoch (a joiner learns its id here).
+        self.sync_epoch();
         self.make_stable(cert);
         self.execute_ready();
         self.window_moved();
@@ -217,12 +224,16 @@ impl Replica {
         } else {
             self.broadcast_view_change();
         }
-        if let Some((seq, (d, _))) = self.snapshots.iter().next_back()
-            && *seq > 0
+        if let Some((seq, (d, _))) = self.snapshots.iter().next_back().map(|(s, v)| (*s, v.clone()))
+            && seq > 0
         {
-            let c = self.sign(Checkpoint { epoch: self.epoch.number, seq: *seq, state: *d });
-            self.out.push(Effect::Broadcast(Message::Checkpoint(c)));
+            let epoch = self.epoch_for(seq);
+            if epoch.is_voter(self.id) {
+                let c = self.sign(Checkpoint { epoch: epoch.number, seq, state: d });
+                self.out.push(Effect::Broadcast(Message::Checkpoint(c)));
+            }
         }
+        self.push_boundary_to_silent_joiners();
         // An idle replica probes one peer per tick (rotating): a peer that is ahead answers
         // with commit certificates, its NEW-VIEW or its state, so a replica that restarted or
         // missed the last messages of a burst catches up even when no new traffic arrives.
@@ -233,12 +244,12 @@ impl Replica {
     }
 
     fn send_fetch(&mut self) {
-        let n = self.epoch.members.len() as u64;
-        if n < 2 {
+        let others: Vec<ReplicaId> = self.epoch.voters.iter().copied().filter(|v| *v != self.id).collect();
+        if others.is_empty() || !self.is_voter() {
             return;
         }
         self.fetch_round += 1;
-        let to = ((self.id as u64 + 1 + self.fetch_round % (n - 1)) % n) as ReplicaId;
+        let to = others[(self.id as u64 + self.fetch_round) as usize % others.len()];
         let f = self.sign(Fetch { epoch: self.epoch.number, after: self.last_executed, view: self.view });
         self.out.push(Effect::Send { to, msg: Message::Fetch(f) });
     }
@@ -246,6 +257,9 @@ impl Replica {
     /// Answer a catch-up request with commit certificates, or our stable state if the requester
     /// is below our garbage-collected log.
     pub(super) fn on_fetch(&mut self, f: Signed<Fetch>) {
+        if f.body.epoch < self.epoch.number {
+            return self.on_old_epoch_fetch(f);
+        }
         if !self.verify_signed(&f) {
             return;
         }

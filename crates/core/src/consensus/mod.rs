@@ -13,6 +13,7 @@ pub mod certs;
 mod checkpoint;
 mod journal;
 mod pool;
+mod reconfig;
 mod replica;
 pub mod reputation;
 mod slot;
@@ -37,27 +38,59 @@ pub struct Member {
     pub key: PublicKey,
 }
 
-/// One configuration of the cluster: who votes, and how many may be faulty. Replica `i` is
-/// `members[i]`. Every signed message names its epoch so that reconfiguration needs no redesign.
+/// One configuration of the cluster: who votes, and how many may be faulty.
+///
+/// `members` is the directory of every agent ever admitted, in admission order: an agent's
+/// index there is its [`ReplicaId`] for good, so ids in signed messages, evidence and
+/// reputation never shift when the membership changes. `voters` are the members that order
+/// requests in this epoch; quorums count only them. Every signed message names its epoch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Epoch {
     pub number: EpochNo,
     pub members: Vec<Member>,
+    /// Ids of this epoch's voters, ascending.
+    pub voters: Vec<ReplicaId>,
     pub f: usize,
+    /// The last seq ordered by the previous epoch: this one orders `start + 1` onwards. It is
+    /// a checkpoint boundary, so the previous epoch's checkpoint there hands over the state.
+    pub start: Seq,
 }
 
 impl Epoch {
-    pub fn quorum(&self) -> Result<Quorum, QuorumError> {
-        Quorum::new(self.members.len(), self.f)
+    /// The first epoch: every member votes.
+    pub fn genesis(members: Vec<Member>, f: usize) -> Self {
+        let voters = (0..members.len() as ReplicaId).collect();
+        Epoch { number: 0, members, voters, f, start: 0 }
     }
 
+    pub fn quorum(&self) -> Result<Quorum, QuorumError> {
+        Quorum::new(self.voters.len(), self.f)
+    }
+
+    /// Every member's key, indexed by id (voters or not: old evidence names former members).
     pub fn keys(&self) -> Vec<PublicKey> {
         self.members.iter().map(|m| m.key).collect()
     }
 
-    /// The primary of view `v`: the v-th member, round robin.
+    pub fn is_voter(&self, id: ReplicaId) -> bool {
+        self.voters.binary_search(&id).is_ok()
+    }
+
+    /// The key of a voter of this epoch.
+    pub fn voter_key(&self, id: ReplicaId) -> Option<PublicKey> {
+        if self.is_voter(id) { self.members.get(id as usize).map(|m| m.key) } else { None }
+    }
+
+    pub fn id_of(&self, key: &PublicKey) -> Option<ReplicaId> {
+        self.members.iter().position(|m| m.key == *key).map(|i| i as ReplicaId)
+    }
+
+    /// The primary of view `v`: the voters in turn.
     pub fn primary(&self, view: View) -> ReplicaId {
-        (view % self.members.len() as u64) as ReplicaId
+        if self.voters.is_empty() {
+            return ReplicaId::MAX;
+        }
+        self.voters[(view % self.voters.len() as u64) as usize]
     }
 }
 
@@ -121,7 +154,12 @@ pub struct Config {
 impl Config {
     /// The replicated state this configuration starts from.
     pub fn genesis_state(&self) -> crate::state::AppState {
-        crate::state::AppState::from_genesis(&self.genesis, self.cluster_id, &self.epoch)
+        crate::state::AppState::from_genesis(
+            &self.genesis,
+            self.cluster_id,
+            &self.epoch,
+            self.params.checkpoint_interval,
+        )
     }
 
     /// Refuses configurations a replica cannot run safely.
@@ -142,6 +180,11 @@ impl Config {
         let mut names = std::collections::BTreeSet::new();
         if !self.epoch.members.iter().all(|m| names.insert(&m.name)) {
             return Err("member names must be unique".into());
+        }
+        let n = self.epoch.members.len();
+        let sorted = self.epoch.voters.windows(2).all(|w| w[0] < w[1]);
+        if !sorted || self.epoch.voters.iter().any(|v| *v as usize >= n) {
+            return Err("voters must be distinct member ids, ascending".into());
         }
         Ok(())
     }
@@ -248,6 +291,11 @@ pub enum Effect {
     Stable {
         seq: Seq,
         state: Digest,
+    },
+    /// Entered a new epoch at its boundary (or by state transfer): the host connects to its
+    /// voters and broadcasts to them from now on.
+    EpochEntered {
+        epoch: Epoch,
     },
     /// Entered a new view; `cause` is why this replica left the previous one.
     ViewEntered {

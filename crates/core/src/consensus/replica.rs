@@ -60,8 +60,8 @@ pub struct Replica {
     pub(super) log: BTreeMap<Seq, Slot>,
     pub(super) next_seq: Seq,
     pub(super) last_executed: Seq,
-    /// What this replica signed per (kind, view, seq): it never signs a second digest.
-    pub(super) signed: BTreeMap<(u8, View, Seq), Digest>,
+    /// What this replica signed per (epoch, kind, view, seq): it never signs a second digest.
+    pub(super) signed: BTreeMap<(u64, u8, View, Seq), Digest>,
     /// Messages for a later view or above the high water mark, per sender, bounded.
     pub(super) future: BTreeMap<ReplicaId, SenderBuffer>,
 
@@ -74,6 +74,10 @@ pub struct Replica {
     /// A certified checkpoint above our execution that we are fetching.
     pub(super) transfer_target: Option<CheckpointCert>,
     pub(super) transfer_attempt: u64,
+    /// The checkpoint the current epoch started from, with its snapshot: what joiners and
+    /// replicas still in the previous epoch install (see `reconfig`).
+    pub(super) boundary: Option<(CheckpointCert, Vec<u8>)>,
+    pub(super) resend_ticks: u64,
 
     // Clients.
     pub(super) pool: Pool,
@@ -114,7 +118,12 @@ pub(super) struct SenderBuffer {
 const EVIDENCE_MEMORY: usize = 4096;
 
 impl Replica {
-    /// A fresh replica at genesis. The configuration must have passed [`Config::validate`].
+    /// Id of a replica that is not (yet) a member: a joiner on standby until it installs the
+    /// state of the epoch that admits it.
+    pub const STANDBY: ReplicaId = ReplicaId::MAX;
+
+    /// A fresh replica at genesis (`id` is [`Replica::STANDBY`] for an agent that is not in
+    /// genesis). The configuration must have passed [`Config::validate`].
     pub fn new(id: ReplicaId, key: Keypair, config: Config, verifier: Box<dyn SignatureVerifier>) -> Self {
         let quorum = config.epoch.quorum().expect("Config::validate refuses n < 3f+1");
         let state = config.genesis_state();
@@ -151,6 +160,8 @@ impl Replica {
             checkpoint_votes: BTreeMap::new(),
             transfer_target: None,
             transfer_attempt: 0,
+            boundary: None,
+            resend_ticks: 0,
             pool: Pool::default(),
             request_timer_armed: false,
             batch_timer_armed: false,
@@ -193,7 +204,7 @@ impl Replica {
                 }
                 Record::PrePrepare(pp, batch) => {
                     let b = &pp.body;
-                    r.signed.insert((b.kind() as u8, b.view, b.seq), b.digest);
+                    r.signed.insert((b.epoch, b.kind() as u8, b.view, b.seq), b.digest);
                     let slot = r.log.entry(b.seq).or_insert_with(|| Slot::new(b.view));
                     if slot.view <= b.view {
                         slot.enter_view(b.view);
@@ -210,7 +221,7 @@ impl Replica {
                 }
                 Record::Vote(v) => {
                     let b = &v.body;
-                    r.signed.insert((b.kind() as u8, b.view, b.seq), b.digest);
+                    r.signed.insert((b.epoch, b.kind() as u8, b.view, b.seq), b.digest);
                 }
                 Record::Stable { cert, snapshot } => {
                     if cert.seq > r.stable.seq {
@@ -232,19 +243,31 @@ impl Replica {
                 }
             }
         }
+        // The stable state says which epoch we are in (we may have switched before the crash).
+        r.sync_epoch();
         if r.vc_target > r.view {
             r.active = false;
         }
         let h = r.stable.seq;
-        r.signed.retain(|(_, _, seq), _| *seq > h);
-        r.log.retain(|seq, _| *seq > h);
+        r.signed.retain(|(_, _, _, seq), _| *seq > h);
+        // Slots of an epoch we left are void above its boundary.
+        let epoch = r.epoch.number;
+        r.log.retain(|seq, slot| *seq > h && slot.epoch().is_none_or(|e| e == epoch));
         // Restored slots keep their prepared certificates; only own pre-prepares of the current
         // view stay as proposals (to be resent).
         let view = r.view;
         for slot in r.log.values_mut() {
             slot.enter_view(view);
         }
-        r.next_seq = r.signed.keys().filter(|k| k.0 == 2).map(|k| k.2 + 1).max().unwrap_or(h + 1).max(h + 1);
+        let floor = h.max(r.epoch.start) + 1;
+        r.next_seq = r
+            .signed
+            .keys()
+            .filter(|k| k.0 == epoch && k.1 == 2)
+            .map(|k| k.3 + 1)
+            .max()
+            .unwrap_or(floor)
+            .max(floor);
         Ok(r)
     }
 
@@ -306,6 +329,15 @@ impl Replica {
     pub fn cluster(&self) -> Digest {
         self.cluster
     }
+    /// The epoch this replica orders in (its voters are whom it broadcasts to).
+    pub fn epoch(&self) -> &Epoch {
+        &self.epoch
+    }
+    /// Whether this replica votes in its current epoch (joiners on standby and removed members
+    /// do not).
+    pub fn is_voter(&self) -> bool {
+        self.epoch.is_voter(self.id)
+    }
     pub fn primary(&self) -> ReplicaId {
         self.epoch.primary(self.view)
     }
@@ -365,6 +397,7 @@ impl Replica {
         let ctx = CertContext {
             cluster: &self.cluster,
             epoch: &self.epoch,
+            history: &self.state.accountability.epochs,
             quorum: self.quorum,
             params: &self.params,
             genesis_state: self.genesis_state,
@@ -380,13 +413,18 @@ impl Replica {
         Signed::sign(body, self.id, &self.key, &self.cluster)
     }
 
-    /// Checks one signed message from a member of the current epoch.
+    /// Checks one signed message from a voter of the current epoch.
     pub(super) fn verify_signed<T: Body>(&mut self, m: &Signed<T>) -> bool {
-        if m.body.epoch() != self.epoch.number || m.from == self.id {
+        let epoch = self.epoch.clone();
+        self.verify_in(&epoch, m)
+    }
+
+    /// Checks one signed message from a voter of `epoch`, signed in that epoch.
+    pub(super) fn verify_in<T: Body>(&mut self, epoch: &Epoch, m: &Signed<T>) -> bool {
+        if m.from == self.id {
             return false;
         }
-        let Some(member) = self.epoch.members.get(m.from as usize) else { return false };
-        let item = m.verify_item(member.key, &self.cluster);
+        let Some(item) = super::certs::voter_item(epoch, m, &self.cluster) else { return false };
         let ok = all_valid(self.verifier.as_mut(), &[item]);
         // Only a message on the signer's own authenticated link says something about the signer:
         // anyone can put any sender id on a message they relay.
@@ -409,6 +447,9 @@ impl Replica {
 
     /// Signs `op` with this replica's own key and orders it like any client request.
     fn submit_own(&mut self, op: Operation) {
+        if !self.is_voter() {
+            return;
+        }
         // Nonces grow with time, so a restarted replica never reuses one (which would read as
         // a double spend of its own).
         self.own_nonce = (self.own_nonce + 1).max(self.now.saturating_mul(1000));
@@ -457,7 +498,7 @@ impl Replica {
     /// Keeps a message we cannot use yet (later view, above the window), bounded per sender by
     /// count and bytes: the oldest go first.
     pub(super) fn buffer(&mut self, from: ReplicaId, m: Message) {
-        if from as usize >= self.epoch.members.len() || from == self.id {
+        if !self.epoch.is_voter(from) || from == self.id {
             return;
         }
         let size = crate::wire::to_bytes(&m).len();
@@ -489,10 +530,14 @@ impl Replica {
 
     /// Records what we are about to sign; refuses to sign a second digest for one slot.
     pub(super) fn may_sign(&mut self, kind: u8, view: View, seq: Seq, d: Digest) -> bool {
-        match self.signed.get(&(kind, view, seq)) {
+        if !self.is_voter() {
+            return false;
+        }
+        let key = (self.epoch.number, kind, view, seq);
+        match self.signed.get(&key) {
             Some(old) => *old == d,
             None => {
-                self.signed.insert((kind, view, seq), d);
+                self.signed.insert(key, d);
                 true
             }
         }
@@ -645,8 +690,10 @@ impl Replica {
         if !self.active || !self.is_primary() || self.transfer_target.is_some() {
             return;
         }
+        // Slots above a scheduled reconfiguration's boundary would be void: stop there.
+        let boundary = self.state.accountability.pending(self.last_executed).map_or(Seq::MAX, |e| e.start);
         loop {
-            let limit = self.high_mark().min(self.last_executed + self.params.max_inflight);
+            let limit = self.high_mark().min(self.last_executed + self.params.max_inflight).min(boundary);
             let waiting = self.pool.unproposed();
             if self.next_seq > limit || waiting == 0 {
                 return;
@@ -684,7 +731,7 @@ impl Replica {
 
     /// Where a message for (view, seq) stands relative to our view and window.
     fn placement(&self, view: View, seq: Seq) -> Placement {
-        if seq <= self.low_mark() || view < self.view {
+        if seq <= self.low_mark() || seq <= self.epoch.start || view < self.view {
             Placement::Stale
         } else if view > self.view || !self.active || seq > self.high_mark() {
             // Worth keeping only if it is for the next view and just above the window.
@@ -895,6 +942,7 @@ impl Replica {
                         self.out.push(Effect::InjectFault { fault, probability_permille });
                     }
                 }
+                StateEvent::EpochScheduled => {}
                 StateEvent::QuarantineChanged => {
                     if self.active && self.quarantined(self.primary()) {
                         self.start_view_change(self.view.saturating_add(1), "quarantine");
@@ -915,6 +963,11 @@ impl Replica {
         }
         if seq.is_multiple_of(self.params.checkpoint_interval) {
             self.take_checkpoint(seq);
+        }
+        // At a reconfiguration's boundary the next epoch takes over (after the old epoch's
+        // checkpoint there, which hands the state over).
+        if self.sync_epoch() {
+            return;
         }
         if self.pool.len() == 0 && self.request_timer_armed {
             self.request_timer_armed = false;

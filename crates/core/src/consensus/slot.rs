@@ -46,6 +46,11 @@ impl Slot {
         }
     }
 
+    /// The epoch the slot's proposal or prepared certificate belongs to.
+    pub fn epoch(&self) -> Option<u64> {
+        self.pre_prepare.as_ref().or(self.prepared.as_ref().map(|p| &p.pre_prepare)).map(|pp| pp.body.epoch)
+    }
+
     pub fn digest(&self) -> Option<Digest> {
         self.pre_prepare.as_ref().map(|p| p.body.digest)
     }

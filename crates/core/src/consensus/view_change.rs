@@ -56,8 +56,11 @@ impl Replica {
     /// Stops taking part in the current view and asks for `target`.
     pub(super) fn start_view_change(&mut self, target: View, cause: &'static str) {
         // A quarantined member is never primary: skip the views it would lead.
+        if !self.is_voter() {
+            return;
+        }
         let mut target = target;
-        for _ in 0..self.epoch.members.len() {
+        for _ in 0..self.epoch.voters.len() {
             if !self.quarantined(self.epoch.primary(target)) {
                 break;
             }
@@ -94,6 +97,10 @@ impl Replica {
             .range(h + 1..)
             .filter_map(|(_, s)| s.prepared.clone())
             .filter(|p| p.pre_prepare.body.view < self.vc_target)
+            // Slots of an earlier epoch are executed by every voter of this one.
+            .filter(|p| {
+                p.pre_prepare.body.epoch == self.epoch.number && p.pre_prepare.body.seq > self.epoch.start
+            })
             .collect();
         let vc = self.sign(ViewChange {
             epoch: self.epoch.number,
@@ -177,7 +184,11 @@ impl Replica {
         chosen.sort_by_key(|vc| vc.from);
         chosen.truncate(self.quorum.quorum());
         let Some(plan) = plan_new_view(&chosen) else { return };
-        if plan.proposals.iter().any(|(seq, d, _)| self.signed.get(&(2, w, *seq)).is_some_and(|old| old != d))
+        let e = self.epoch.number;
+        if plan
+            .proposals
+            .iter()
+            .any(|(seq, d, _)| self.signed.get(&(e, 2, w, *seq)).is_some_and(|old| old != d))
         {
             return;
         }
@@ -263,7 +274,8 @@ impl Replica {
             {
                 return None;
             }
-            items.push(pp.verify_item(self.epoch.members[pp.from as usize].key, &self.cluster));
+            let Some(key) = self.epoch.voter_key(pp.from) else { return None };
+            items.push(pp.verify_item(key, &self.cluster));
         }
         super::certs::all_valid(self.verifier.as_mut(), &items).then_some(plan)
     }
@@ -292,12 +304,12 @@ impl Replica {
         self.pool.reset(self.now);
         let h = self.stable.seq;
         for (pp, (seq, _, batch)) in nv.body.pre_prepares.into_iter().zip(plan.proposals) {
-            if seq > h {
+            if seq > h && seq > self.epoch.start {
                 self.slot(seq).enter_view(w);
                 self.accept_pre_prepare(pp, batch);
             }
         }
-        self.next_seq = (max_seq + 1).max(self.stable.seq + 1);
+        self.next_seq = (max_seq + 1).max(self.stable.seq + 1).max(self.epoch.start + 1);
         self.out.push(Effect::ViewEntered { view: w, primary: self.primary(), cause: self.vc_cause });
         if self.pool.len() > 0 {
             self.request_timer_armed = true;

@@ -68,6 +68,8 @@ pub enum StateEvent {
     FaultInjected { agent: String, fault: Option<String>, probability_permille: u32 },
     /// A member's quarantine started or ended.
     QuarantineChanged,
+    /// A reconfiguration was committed: a new epoch starts at its boundary.
+    EpochScheduled,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,8 +77,13 @@ pub struct Accountability {
     pub cluster: Digest,
     pub operator: Option<PublicKey>,
     pub quarantine_ms: u64,
-    /// Every epoch so far, oldest first; the last is current.
+    /// Every epoch so far, oldest first; the last is current or scheduled.
     pub epochs: Vec<Epoch>,
+    /// Where joiners admitted by reconfigurations listen (replica, HTTP), by member id; genesis
+    /// members' addresses are in the nodes' configuration.
+    pub addresses: BTreeMap<ReplicaId, (String, String)>,
+    /// K: epochs change at checkpoint boundaries.
+    pub checkpoint_interval: u64,
     pub quarantined: BTreeMap<PublicKey, Quarantine>,
     /// Accusations that can still lead to a quarantine: accused → accuser → when.
     pub accusations: BTreeMap<PublicKey, BTreeMap<PublicKey, u64>>,
@@ -113,6 +120,7 @@ impl Accountability {
         operator: Option<PublicKey>,
         quarantine_ms: u64,
         testing: bool,
+        checkpoint_interval: u64,
     ) -> Self {
         let members = epoch.members.iter().map(|m| (m.key, MemberRecord::default())).collect();
         Accountability {
@@ -120,6 +128,8 @@ impl Accountability {
             operator,
             quarantine_ms: if quarantine_ms == 0 { DEFAULT_QUARANTINE_MS } else { quarantine_ms },
             epochs: vec![epoch],
+            addresses: BTreeMap::new(),
+            checkpoint_interval,
             quarantined: BTreeMap::new(),
             accusations: BTreeMap::new(),
             members,
@@ -137,31 +147,46 @@ impl Accountability {
         }
     }
 
+    /// The newest epoch, which may be scheduled to start at a later checkpoint boundary.
     pub fn current(&self) -> &Epoch {
         self.epochs.last().expect("the history starts with the genesis epoch")
+    }
+
+    /// The epoch that orders `seq` (the genesis epoch for seq 0).
+    pub fn ordering(&self, seq: Seq) -> &Epoch {
+        self.epochs.iter().rev().find(|e| e.start < seq || e.number == 0).unwrap_or(self.current())
+    }
+
+    /// A reconfiguration is committed but its boundary not yet executed.
+    pub fn pending(&self, executed: Seq) -> Option<&Epoch> {
+        self.epochs.last().filter(|e| e.start > executed)
     }
 
     fn epoch(&self, number: EpochNo) -> Option<&Epoch> {
         self.epochs.iter().find(|e| e.number == number)
     }
 
-    /// A member of the current epoch, by key.
+    /// Any agent ever admitted, by key (ids are stable across epochs).
     pub fn member(&self, key: &PublicKey) -> Option<(ReplicaId, &Member)> {
-        self.current()
-            .members
-            .iter()
-            .enumerate()
-            .find(|(_, m)| m.key == *key)
-            .map(|(i, m)| (i as ReplicaId, m))
+        let e = self.current();
+        e.id_of(key).map(|id| (id, &e.members[id as usize]))
+    }
+
+    /// A member by name.
+    pub fn member_named(&self, name: &str) -> Option<(ReplicaId, &Member)> {
+        let e = self.current();
+        e.members.iter().position(|m| m.name == name).map(|i| (i as ReplicaId, &e.members[i]))
     }
 
     pub fn is_quarantined(&self, key: &PublicKey) -> bool {
         self.quarantined.contains_key(key)
     }
 
-    /// Keys that may submit system operations: members and the operator.
+    /// Keys that may submit system operations: members (current or scheduled voters) and the
+    /// operator.
     pub fn may_submit(&self, key: &PublicKey) -> bool {
-        self.member(key).is_some() || self.operator.as_ref() == Some(key)
+        let voter = |e: &Epoch| e.id_of(key).is_some_and(|id| e.is_voter(id));
+        self.epochs.iter().rev().take(2).any(voter) || self.operator.as_ref() == Some(key)
     }
 
     /// Ends quarantines whose time has passed on the replicated clock.
@@ -186,8 +211,11 @@ impl Accountability {
         bytes: &[u8],
         events: &mut Vec<StateEvent>,
     ) -> Result<(), RejectReason> {
-        let Some((_, reporter)) = self.member(&cx.signer) else { return Err(RejectReason::Unauthorized) };
-        let reporter = reporter.name.clone();
+        let ordering = self.ordering(cx.seq);
+        let Some(id) = ordering.id_of(&cx.signer).filter(|id| ordering.is_voter(*id)) else {
+            return Err(RejectReason::Unauthorized);
+        };
+        let reporter = ordering.members[id as usize].name.clone();
         if self.is_quarantined(&cx.signer) {
             return Err(RejectReason::Unauthorized);
         }
@@ -286,8 +314,8 @@ impl Accountability {
         fault: Accusation,
         events: &mut Vec<StateEvent>,
     ) -> Result<(), RejectReason> {
-        let current = self.current().clone();
-        if epoch != current.number || accused as usize >= current.members.len() {
+        let current = self.ordering(cx.seq).clone();
+        if epoch != current.number || !current.is_voter(accused) {
             self.evidence_rejected += 1;
             return Err(RejectReason::InvalidEvidence);
         }
@@ -359,7 +387,7 @@ impl Accountability {
                 self.push_log(e);
                 return Err(RejectReason::Unauthorized);
             }
-            if !self.current().members.iter().any(|m| &m.name == agent) {
+            if self.member_named(agent).is_none() {
                 return Err(RejectReason::UnknownAccount);
             }
             match fault {
@@ -384,15 +412,82 @@ impl Accountability {
                 events.push(StateEvent::ForceViewChange(*view));
             }
             OperatorAction::LiftQuarantine { member } => {
-                let key = self.current().members.iter().find(|m| &m.name == member).map(|m| m.key);
+                let key = self.member_named(member).map(|(_, m)| m.key);
                 let Some(key) = key else { return Err(RejectReason::UnknownAccount) };
                 if self.quarantined.remove(&key).is_some() {
                     events.push(StateEvent::QuarantineChanged);
                 }
             }
+            OperatorAction::UpdateQuorum { remove, add, f } => {
+                let next = self.next_epoch(cx.seq, remove, add, *f)?;
+                for j in add {
+                    if let Some(id) = next.id_of(&j.key) {
+                        self.addresses.insert(id, (j.replica_addr.clone(), j.http_addr.clone()));
+                    }
+                    self.members.entry(j.key).or_default();
+                }
+                self.epochs.push(next);
+                events.push(StateEvent::EpochScheduled);
+            }
             OperatorAction::InjectFault { .. } => {}
         }
         Ok(())
+    }
+
+    /// The epoch a reconfiguration committed at `seq` creates, if it is allowed: one change at a
+    /// time, known names, n >= 3f+1, and at most f members leaving and f joining (so at least
+    /// a quorum of the old voters stays, and a quorum of the new ones has state already).
+    fn next_epoch(
+        &self,
+        seq: Seq,
+        remove: &[String],
+        add: &[crate::wire::Joiner],
+        f: Option<u32>,
+    ) -> Result<Epoch, RejectReason> {
+        let bad = Err(RejectReason::InvalidReconfiguration);
+        if self.pending(seq).is_some() || (remove.is_empty() && add.is_empty() && f.is_none()) {
+            return bad;
+        }
+        let old = self.current();
+        let f = f.map_or(old.f, |f| f as usize);
+        if remove.len() > old.f || add.len() > f {
+            return bad;
+        }
+        let mut members = old.members.clone();
+        let mut voters: BTreeSet<ReplicaId> = old.voters.iter().copied().collect();
+        for name in remove {
+            let Some(id) = members.iter().position(|m| &m.name == name) else { return bad };
+            if !voters.remove(&(id as ReplicaId)) {
+                return bad;
+            }
+        }
+        for j in add {
+            match members.iter().position(|m| m.name == j.name || m.key == j.key) {
+                // A former member may come back with its own key.
+                Some(id) if members[id].name == j.name && members[id].key == j.key => {
+                    if !voters.insert(id as ReplicaId) {
+                        return bad;
+                    }
+                }
+                Some(_) => return bad,
+                None => {
+                    if members.len() >= crate::wire::limits::MAX_MEMBERS {
+                        return bad;
+                    }
+                    voters.insert(members.len() as ReplicaId);
+                    members.push(Member { name: j.name.clone(), key: j.key });
+                }
+            }
+        }
+        let voters: Vec<ReplicaId> = voters.into_iter().collect();
+        if crate::quorum::Quorum::new(voters.len(), f).is_err() {
+            return bad;
+        }
+        // The next checkpoint boundary after this seq: the old epoch orders up to it, and its
+        // checkpoint there is the state the new epoch (and every joiner) starts from.
+        let k = self.checkpoint_interval.max(1);
+        let start = (seq / k + 1) * k;
+        Ok(Epoch { number: old.number + 1, members, voters, f, start })
     }
 
     fn credit_reporter(&mut self, cx: &Context) {

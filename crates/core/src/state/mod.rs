@@ -80,7 +80,12 @@ pub struct AppState {
 pub struct SnapshotError(pub String);
 
 impl AppState {
-    pub fn from_genesis(genesis: &Genesis, cluster: Digest, epoch: &crate::consensus::Epoch) -> Self {
+    pub fn from_genesis(
+        genesis: &Genesis,
+        cluster: Digest,
+        epoch: &crate::consensus::Epoch,
+        checkpoint_interval: u64,
+    ) -> Self {
         let accounts = genesis
             .accounts
             .iter()
@@ -99,6 +104,7 @@ impl AppState {
                 genesis.operator,
                 genesis.quarantine_ms,
                 genesis.testing,
+                checkpoint_interval,
             ),
             events: Vec::new(),
             owners: BTreeSet::new(),

@@ -16,7 +16,8 @@ fn setup() -> (AppState, Keypair, Keypair, Digest) {
         AppState::from_genesis(
             &genesis,
             digest(b"test-cluster"),
-            &crate::consensus::Epoch { number: 0, members: Vec::new(), f: 0 },
+            &crate::consensus::Epoch::genesis(Vec::new(), 0),
+            100,
         ),
         alice,
         bob,

@@ -44,7 +44,7 @@ impl Fixture {
         };
         let config = Config {
             cluster_id: digest(b"test-cluster"),
-            epoch: Epoch { number: 0, members, f: (n - 1) / 3 },
+            epoch: Epoch::genesis(members, (n - 1) / 3),
             params,
             genesis,
         };
