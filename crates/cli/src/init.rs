@@ -109,6 +109,8 @@ pub fn run(a: InitArgs) -> Result<ExitCode, String> {
             key: PathBuf::from(format!("../keys/{name}.pem")),
             genesis: PathBuf::from("../genesis.toml"),
             data_dir: PathBuf::from(format!("../data/{name}")),
+            replica_addr: None,
+            http_addr: None,
         };
         write_new(
             &a.dir.join("nodes").join(format!("{name}.toml")),

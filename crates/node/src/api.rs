@@ -14,7 +14,6 @@ use phalanx_core::wire::{self, ClientRequest, Operation, OperatorAction, Outcome
 use phalanx_crypto::{PublicKey, Signature, verify_one};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -26,8 +25,8 @@ const STALE: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct ApiState {
     pub commands: mpsc::Sender<Command>,
-    pub genesis: Arc<crate::config::GenesisFile>,
-    pub id: u32,
+    /// Who the agents are (genesis and admitted joiners), kept current by the replica loop.
+    pub directory: crate::directory::SharedDirectory,
     pub seen: LastSeen,
     pub cluster: phalanx_crypto::Digest,
 }
@@ -65,6 +64,22 @@ pub enum OpJson {
         fault: Option<String>,
         probability_permille: u32,
     },
+    /// Operator: replace members; takes effect at the next checkpoint boundary as a new epoch.
+    UpdateQuorum {
+        remove: Vec<String>,
+        add: Vec<JoinerJson>,
+        f: Option<u32>,
+    },
+}
+
+/// An agent to admit, with its public key (hex) and where it listens.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinerJson {
+    pub name: String,
+    pub public_key: String,
+    pub replica_addr: String,
+    pub http_addr: String,
 }
 
 impl OpJson {
@@ -82,6 +97,19 @@ impl OpJson {
             Operation::Operator(OperatorAction::InjectFault { agent, fault, probability_permille }) => {
                 OpJson::InjectFault { agent, fault, probability_permille }
             }
+            Operation::Operator(OperatorAction::UpdateQuorum { remove, add, f }) => OpJson::UpdateQuorum {
+                remove,
+                add: add
+                    .into_iter()
+                    .map(|j| JoinerJson {
+                        name: j.name,
+                        public_key: j.key.to_hex(),
+                        replica_addr: j.replica_addr,
+                        http_addr: j.http_addr,
+                    })
+                    .collect(),
+                f,
+            },
         }
     }
 
@@ -100,6 +128,20 @@ impl OpJson {
             }
             OpJson::InjectFault { agent, fault, probability_permille } => {
                 Operation::Operator(OperatorAction::InjectFault { agent, fault, probability_permille })
+            }
+            OpJson::UpdateQuorum { remove, add, f } => {
+                let mut joiners = Vec::with_capacity(add.len());
+                for j in add {
+                    let key = PublicKey::from_hex(&j.public_key)
+                        .map_err(|e| format!("op.add.{}.public_key: {e}", j.name))?;
+                    joiners.push(phalanx_core::wire::Joiner {
+                        name: j.name,
+                        key,
+                        replica_addr: j.replica_addr,
+                        http_addr: j.http_addr,
+                    });
+                }
+                Operation::Operator(OperatorAction::UpdateQuorum { remove, add: joiners, f })
             }
         })
     }
@@ -204,10 +246,9 @@ async fn submit(State(s): State<ApiState>, body: axum::body::Bytes) -> Response 
         return error(StatusCode::SERVICE_UNAVAILABLE, "the replica is shutting down");
     }
     match tokio::time::timeout(SUBMIT_WAIT, rx).await {
-        Ok(Ok(reply)) => axum::Json(reply_json(s.id, &client, nonce, &reply)).into_response(),
-        _ => {
-            (StatusCode::ACCEPTED, axum::Json(json!({"replica": s.id, "status": "pending"}))).into_response()
-        }
+        Ok(Ok(reply)) => axum::Json(reply_json(s.id(), &client, nonce, &reply)).into_response(),
+        _ => (StatusCode::ACCEPTED, axum::Json(json!({"replica": s.id(), "status": "pending"})))
+            .into_response(),
     }
 }
 
@@ -217,7 +258,7 @@ async fn transaction(State(s): State<ApiState>, Path((client, nonce)): Path<(Str
     };
     match ask(&s, |tx| Query::Reply(client, nonce, tx)).await {
         Ok(Some((reply, cert))) => {
-            let mut v = reply_json(s.id, &client, nonce, &reply);
+            let mut v = reply_json(s.id(), &client, nonce, &reply);
             // Proof independent of this node: 2f+1 signed COMMITs for the batch holding the request.
             v["commit_certificate"] =
                 cert.map(|c| Value::String(hex(&wire::to_bytes(&c)))).unwrap_or(Value::Null);
@@ -230,12 +271,25 @@ async fn transaction(State(s): State<ApiState>, Path((client, nonce)): Path<(Str
     }
 }
 
+impl ApiState {
+    fn id(&self) -> u32 {
+        self.directory.read().map(|d| d.id).unwrap_or(phalanx_core::consensus::Replica::STANDBY)
+    }
+
+    fn directory(&self) -> crate::directory::Directory {
+        self.directory.read().map(|d| d.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+}
+
 fn status_json(s: &ApiState, st: &ReplicaStatus) -> Value {
-    let name = |i: u32| s.genesis.members.get(i as usize).map(|m| m.name.clone());
+    let d = s.directory();
+    let name = |i: u32| d.agents.get(i as usize).map(|a| a.name.clone());
     json!({
-        "name": name(s.id),
-        "id": s.id,
+        "name": name(st.id),
+        "id": st.id,
+        "voter": d.agents.get(st.id as usize).is_some_and(|a| a.voter),
         "epoch": st.epoch,
+        "voters": d.agents.iter().filter(|a| a.voter).map(|a| a.name.clone()).collect::<Vec<_>>(),
         "view": st.view,
         "primary": name(st.primary),
         "active": st.active,
@@ -254,11 +308,11 @@ async fn status(State(s): State<ApiState>) -> Response {
     }
 }
 
-fn reachable(s: &ApiState) -> Vec<(bool, Option<u64>)> {
+fn reachable(s: &ApiState, d: &crate::directory::Directory) -> Vec<(bool, Option<u64>)> {
     let seen = s.seen.lock().map(|v| v.clone()).unwrap_or_default();
-    (0..s.genesis.members.len())
+    (0..d.agents.len())
         .map(|i| {
-            if i as u32 == s.id {
+            if i as u32 == d.id {
                 return (true, Some(0));
             }
             match seen.get(i).copied().flatten() {
@@ -278,27 +332,31 @@ async fn agents(State(s): State<ApiState>) -> Response {
         Ok(a) => a,
         Err(r) => return r,
     };
-    let seen = reachable(&s);
-    let list: Vec<Value> = s
-        .genesis
-        .members
+    let d = s.directory();
+    let seen = reachable(&s, &d);
+    let list: Vec<Value> = d
+        .agents
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let key = PublicKey::from_hex(&m.public_key).ok();
-            let quarantine = key.and_then(|k| acc.quarantined.get(&k).cloned());
+            let quarantine = acc.quarantined.get(&m.key).cloned();
             let status = match (&quarantine, seen[i].0) {
                 (Some(_), _) => "quarantined",
                 (None, true) => "healthy",
                 (None, false) => "unreachable",
             };
+            let role = match (m.voter, i as u32 == st.primary) {
+                (true, true) => "primary",
+                (true, false) => "replica",
+                (false, _) => "removed",
+            };
             json!({
                 "name": m.name,
-                "role": if i as u32 == st.primary { "primary" } else { "replica" },
+                "role": role,
                 "status": status,
                 "quarantine": quarantine,
                 "reputation": reps.get(i),
-                "public_key": m.public_key,
+                "public_key": m.key.to_hex(),
                 "last_seen_ms_ago": seen[i].1,
                 "replica_addr": m.replica_addr,
                 "http_addr": m.http_addr,
@@ -318,23 +376,23 @@ async fn health(State(s): State<ApiState>) -> Response {
         Err(r) => return r,
     };
     let quarantined = |name: &str| acc.quarantined.values().any(|q| q.name == name);
-    let reach = reachable(&s);
-    let healthy = s.genesis.members.iter().zip(&reach).filter(|(m, r)| r.0 && !quarantined(&m.name)).count();
-    let quorum = s.genesis.quorum_size;
+    let d = s.directory();
+    let reach = reachable(&s, &d);
+    // Counted over the voters of the current epoch (removed agents no longer take part).
+    let voters: Vec<(usize, &crate::directory::Agent)> =
+        d.agents.iter().enumerate().filter(|(_, a)| a.voter).collect();
+    let healthy = voters.iter().filter(|(i, m)| reach[*i].0 && !quarantined(&m.name)).count();
+    let quorum = d.quorum;
     // Honest = never made faulty by the operator (testing clusters record every injection in
     // committed state); elsewhere every quarantine rests on evidence or f+1 accusers.
-    let honest: Vec<&str> = s
-        .genesis
-        .members
-        .iter()
-        .map(|m| m.name.as_str())
-        .filter(|n| !acc.ever_injected.contains(*n))
-        .collect();
+    let honest: Vec<&str> =
+        d.agents.iter().map(|m| m.name.as_str()).filter(|n| !acc.ever_injected.contains(*n)).collect();
     let false_positives = honest.iter().filter(|n| quarantined(n)).count();
     let fpr = if honest.is_empty() { 0.0 } else { false_positives as f64 / honest.len() as f64 };
     axum::Json(json!({
         "status": if healthy >= quorum && st.active { "healthy" } else { "degraded" },
-        "total_agents": s.genesis.members.len(),
+        "total_agents": voters.len(),
+        "epoch": d.epoch,
         "malicious_detected": acc.quarantined.len(),
         "healthy_agents": healthy,
         "quorum_met": healthy >= quorum,
@@ -373,7 +431,7 @@ async fn accounts(State(s): State<ApiState>) -> Response {
 async fn memory(State(s): State<ApiState>, Path((namespace, key)): Path<(String, String)>) -> Response {
     match ask(&s, |tx| Query::Memory(namespace.clone(), key.clone(), tx)).await {
         Ok(Some((e, clock))) => axum::Json(json!({
-            "replica": s.id,
+            "replica": s.id(),
             "namespace": namespace,
             "key": key,
             "value": e.value,
@@ -410,7 +468,7 @@ async fn detection_log(
     let skip = q.tail.map_or(0, |t| acc.log.len().saturating_sub(t));
     let entries: Vec<&phalanx_core::state::DetectionEntry> = acc.log.iter().skip(skip).collect();
     axum::Json(json!({
-        "replica": s.id,
+        "replica": s.id(),
         "last_executed": st.last_executed,
         "total": acc.log_total,
         "entries": entries,
@@ -420,7 +478,7 @@ async fn detection_log(
 
 async fn view_changes(State(s): State<ApiState>) -> Response {
     match ask(&s, Query::ViewChanges).await {
-        Ok(list) => axum::Json(json!({ "replica": s.id, "view_changes": list })).into_response(),
+        Ok(list) => axum::Json(json!({ "replica": s.id(), "view_changes": list })).into_response(),
         Err(r) => r,
     }
 }

@@ -64,6 +64,11 @@ pub struct NodeFile {
     pub key: PathBuf,
     pub genesis: PathBuf,
     pub data_dir: PathBuf,
+    /// For an agent not in genesis (spawned to join by reconfiguration): where it listens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_addr: Option<SocketAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_addr: Option<SocketAddr>,
 }
 
 fn default_quarantine_ms() -> u64 {
@@ -156,7 +161,10 @@ impl GenesisFile {
 /// Everything a node process needs, loaded and checked.
 pub struct NodeSetup {
     pub name: String,
+    /// Its genesis member id, or `Replica::STANDBY` for a joiner.
     pub id: u32,
+    pub replica_addr: SocketAddr,
+    pub http_addr: SocketAddr,
     pub key: Keypair,
     pub genesis: GenesisFile,
     pub config: Config,
@@ -173,18 +181,39 @@ impl NodeSetup {
         let config = genesis.core_config(&genesis_path)?;
         let key_path = base.join(&node.key);
         let key = Keypair::from_pem(&read(&key_path)?).map_err(|e| invalid(&key_path, e.to_string()))?;
-        let (id, member) = genesis.member(&node.name).ok_or_else(|| {
-            invalid(node_toml, format!("{} is not a member in {}", node.name, genesis_path.display()))
-        })?;
-        if member.public_key != key.public().to_hex() {
-            return Err(invalid(
-                &key_path,
-                format!("this key is not the one genesis lists for {}", node.name),
-            ));
+        let (id, replica_addr, http_addr) = match genesis.member(&node.name) {
+            Some((id, member)) => {
+                if member.public_key != key.public().to_hex() {
+                    return Err(invalid(
+                        &key_path,
+                        format!("this key is not the one genesis lists for {}", node.name),
+                    ));
+                }
+                (id as u32, member.replica_addr, member.http_addr)
+            }
+            // A joiner: it waits as a standby until a committed reconfiguration admits its key.
+            None => match (node.replica_addr, node.http_addr) {
+                (Some(r), Some(h)) => (phalanx_core::consensus::Replica::STANDBY, r, h),
+                _ => {
+                    return Err(invalid(
+                        node_toml,
+                        format!(
+                            "{} is not a member in {}; a joining agent needs replica_addr and http_addr",
+                            node.name,
+                            genesis_path.display()
+                        ),
+                    ));
+                }
+            },
+        };
+        if genesis.members.iter().any(|m| m.public_key == key.public().to_hex() && m.name != node.name) {
+            return Err(invalid(&key_path, "this key belongs to another genesis member"));
         }
         Ok(NodeSetup {
             name: node.name,
-            id: id as u32,
+            id,
+            replica_addr,
+            http_addr,
             key,
             genesis,
             config,

@@ -3,15 +3,17 @@
 
 pub mod api;
 pub mod config;
+pub mod directory;
 pub mod runtime;
 pub mod storage;
 pub mod transport;
 
 use config::NodeSetup;
+use directory::{Directory, SharedDirectory};
 use phalanx_core::consensus::{CachedVerifier, Replica};
 use phalanx_crypto::VerdictCache;
 use runtime::{Command, Runtime};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use transport::Identity;
@@ -38,35 +40,18 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
         Replica::recover(id, key.clone(), config.clone(), verifier, store.records())
             .map_err(|e| format!("cannot recover from {}: {e}", setup.data_dir.display()))?
     };
-    let me = &setup.genesis.members[id as usize];
-    let replica_listener = TcpListener::bind(me.replica_addr)
+    let replica_listener = TcpListener::bind(setup.replica_addr)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", me.replica_addr))?;
-    let http_listener = TcpListener::bind(me.http_addr)
+        .map_err(|e| format!("cannot listen on {}: {e}", setup.replica_addr))?;
+    let http_listener = TcpListener::bind(setup.http_addr)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", me.http_addr))?;
-    let identity = Identity {
-        id,
-        key,
-        cluster: config.cluster_id,
-        members: Arc::new(config.epoch.members.iter().map(|m| m.key).collect()),
-    };
-    let n = setup.genesis.members.len();
-    let seen = Arc::new(Mutex::new(vec![None; n]));
-
-    let mut peers = Vec::with_capacity(n);
-    for (j, m) in setup.genesis.members.iter().enumerate() {
-        if j as u32 == id {
-            peers.push(None);
-            continue;
-        }
-        let (tx, rx) = mpsc::channel(16_384);
-        let mut s = seed;
-        s[0] ^= 0x5a;
-        s[1] = j as u8;
-        tokio::spawn(transport::connect_loop(identity.clone(), j as u32, m.replica_addr, rx, s));
-        peers.push(Some(tx));
-    }
+        .map_err(|e| format!("cannot listen on {}: {e}", setup.http_addr))?;
+    let directory: SharedDirectory = Arc::new(RwLock::new(Directory::from_genesis(&setup.genesis, id)));
+    let identity = Identity { key, cluster: config.cluster_id, directory: directory.clone() };
+    let seen = Arc::new(Mutex::new(vec![None; setup.genesis.members.len()]));
+    let mut s = seed;
+    s[0] ^= 0x5a;
+    let connector = runtime::Connector { identity: identity.clone(), seed: s };
 
     let (cmd_tx, cmd_rx) = mpsc::channel(65_536);
     let (net_tx, mut net_rx) = mpsc::channel(65_536);
@@ -84,8 +69,7 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
 
     let api_state = api::ApiState {
         commands: cmd_tx.clone(),
-        genesis: Arc::new(setup.genesis.clone()),
-        id,
+        directory: directory.clone(),
         seen,
         cluster: config.cluster_id,
     };
@@ -94,7 +78,10 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
             tracing::error!("HTTP server stopped: {e}");
         }
     });
-    tracing::info!(name = %setup.name, replica = %me.replica_addr, http = %me.http_addr, "node started");
+    if id == Replica::STANDBY {
+        tracing::info!(name = %setup.name, "standby: waiting for a committed reconfiguration to admit this agent");
+    }
+    tracing::info!(name = %setup.name, replica = %setup.replica_addr, http = %setup.http_addr, "node started");
     // Injected faults act on their own every 300 ms (as in the simulator); idle otherwise.
     let ticker = cmd_tx.clone();
     tokio::spawn(async move {
@@ -106,7 +93,6 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
             }
         }
     });
-    let names = setup.genesis.members.iter().map(|m| m.name.clone()).collect();
-    Runtime::new(id, replica, store, peers, cmd_tx, names).run(cmd_rx).await;
+    Runtime::new(replica, store, connector, directory, cmd_tx).run(cmd_rx).await;
     Ok(())
 }

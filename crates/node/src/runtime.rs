@@ -1,6 +1,7 @@
 //! The node's event loop: one task owns the replica; network, HTTP and timers feed it inputs;
 //! it performs the replica's effects (persist first, then send).
 
+use crate::directory::SharedDirectory;
 use crate::storage::Store;
 use bytes::Bytes;
 use phalanx_core::consensus::reputation::Reputation;
@@ -83,17 +84,34 @@ const MAX_WAITING: usize = 10_000;
 /// Clients waiting on one request, at most.
 const WAITERS_PER_REQUEST: usize = 16;
 
+/// Opens the outbound link to a peer (and keeps it open, reconnecting).
+pub struct Connector {
+    pub identity: crate::transport::Identity,
+    pub seed: [u8; 32],
+}
+
+impl Connector {
+    fn connect(&self, peer: ReplicaId, addr: std::net::SocketAddr) -> mpsc::Sender<Bytes> {
+        let (tx, rx) = mpsc::channel(16_384);
+        let mut seed = self.seed;
+        seed[1..5].copy_from_slice(&peer.to_le_bytes());
+        tokio::spawn(crate::transport::connect_loop(self.identity.clone(), peer, addr, rx, seed));
+        tx
+    }
+}
+
 pub struct Runtime {
-    pub id: ReplicaId,
     pub replica: Replica,
     pub store: Store,
+    /// Outbound links by member id (None: not connected, or this node).
     pub peers: Vec<Option<mpsc::Sender<Bytes>>>,
     pub commands: mpsc::Sender<Command>,
+    connector: Connector,
+    directory: SharedDirectory,
     generations: [u64; Timer::COUNT],
     waiters: BTreeMap<(PublicKey, u64), Vec<oneshot::Sender<SharedReply>>>,
     recent: BTreeMap<(PublicKey, u64), SharedReply>,
     recent_order: VecDeque<(PublicKey, u64)>,
-    names: Vec<String>,
     fault: Option<Fault>,
     /// When this node left its last active view, and that view's primary.
     left_view: Option<(u64, ReplicaId)>,
@@ -102,32 +120,63 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn new(
-        id: ReplicaId,
         replica: Replica,
         store: Store,
-        peers: Vec<Option<mpsc::Sender<Bytes>>>,
+        connector: Connector,
+        directory: SharedDirectory,
         commands: mpsc::Sender<Command>,
-        names: Vec<String>,
     ) -> Self {
-        Runtime {
-            id,
+        let mut rt = Runtime {
             replica,
             store,
-            peers,
+            peers: Vec::new(),
             commands,
+            connector,
+            directory,
             generations: [0; Timer::COUNT],
             waiters: BTreeMap::new(),
             recent: BTreeMap::new(),
             recent_order: VecDeque::new(),
-            names,
             fault: None,
             left_view: None,
             view_changes: VecDeque::new(),
-        }
+        };
+        rt.connect_all();
+        rt
     }
 
     fn name(&self, id: ReplicaId) -> String {
-        self.names.get(id as usize).cloned().unwrap_or_else(|| format!("member-{id}"))
+        self.directory.read().map(|d| d.name(id)).unwrap_or_default()
+    }
+
+    /// Opens links to every agent in the directory we are not linked to yet (a standby joiner
+    /// links to the genesis members; everyone links to joiners once their epoch starts).
+    fn connect_all(&mut self) {
+        let me = self.replica.id();
+        let agents = self.directory.read().map(|d| d.agents.clone()).unwrap_or_default();
+        if self.peers.len() < agents.len() {
+            self.peers.resize(agents.len(), None);
+        }
+        for (i, a) in agents.iter().enumerate() {
+            if i as ReplicaId == me || self.peers[i].is_some() {
+                continue;
+            }
+            if let Some(addr) = a.replica_addr {
+                self.peers[i] = Some(self.connector.connect(i as ReplicaId, addr));
+            }
+        }
+    }
+
+    /// A new epoch started here: learn its members and where joiners listen, link to them.
+    fn epoch_entered(&mut self, epoch: &phalanx_core::consensus::Epoch) {
+        let addresses = self.replica.state().accountability.addresses.clone();
+        let me = self.replica.id();
+        if let Ok(mut d) = self.directory.write() {
+            d.enter(epoch, &addresses, me);
+        }
+        let role = if self.replica.is_voter() { "voter" } else { "not a voter" };
+        tracing::warn!(epoch = epoch.number, start = epoch.start, voters = ?epoch.voters, role, "entered a new epoch");
+        self.connect_all();
     }
 
     pub async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
@@ -239,7 +288,7 @@ impl Runtime {
 
     fn send_outgoing(&self, out: Vec<phalanx_faults::Outgoing>) {
         for o in out {
-            if o.to == self.id {
+            if o.to == self.replica.id() {
                 continue;
             }
             let bytes = Bytes::from(wire::encode(&o.msg));
@@ -283,8 +332,9 @@ impl Runtime {
         let mut rng = ChaCha8Rng::from_seed(seed);
         let n = self.peers.len();
         let (key, cluster) = (self.replica.keypair().clone(), self.replica.cluster());
-        let mut strategy = Strategy::new(self.id, [behaviour].into(), key, cluster, n, &mut rng);
-        strategy.account = self.name(self.id);
+        let me = self.replica.id();
+        let mut strategy = Strategy::new(me, [behaviour].into(), key, cluster, n, &mut rng);
+        strategy.account = self.name(me);
         strategy.spend_to = ["alice".into(), "bob".into()];
         strategy.probability = Some(probability_permille.min(1000) as f64 / 1000.0);
         tracing::warn!(fault = %name, probability = probability_permille as f64 / 1000.0, "fault injected by the operator: misbehaving on purpose");
@@ -325,6 +375,12 @@ impl Runtime {
             tracing::error!("cannot persist, stopping rather than risk equivocation: {e}");
             std::process::exit(3);
         }
+        // A new epoch first: messages of this round go to its voters, joiners included.
+        for e in &effects {
+            if let Effect::EpochEntered { epoch } = e {
+                self.epoch_entered(epoch);
+            }
+        }
         for e in &effects {
             if let Effect::Persist(Record::ViewChange(_)) = e
                 && self.left_view.is_none()
@@ -336,7 +392,8 @@ impl Runtime {
             match e {
                 Effect::Send { to, msg } => self.emit(msg, vec![to]),
                 Effect::Broadcast(msg) => {
-                    let to = (0..self.peers.len() as ReplicaId).filter(|t| *t != self.id).collect();
+                    let me = self.replica.id();
+                    let to = self.replica.epoch().voters.iter().copied().filter(|t| *t != me).collect();
                     self.emit(msg, to)
                 }
                 Effect::Reply { reply, .. } => {
@@ -365,6 +422,8 @@ impl Runtime {
                 Effect::Stable { seq, state } => tracing::info!(seq, %state, "stable checkpoint"),
                 Effect::StateInstalled { seq, state } => tracing::info!(seq, %state, "state transferred"),
                 Effect::ViewEntered { view, primary, cause } => self.view_entered(view, primary, cause),
+                // Handled before anything was sent (below).
+                Effect::EpochEntered { .. } => {}
                 Effect::Evidence(ev) => {
                     tracing::warn!(fault = ev.fault_type(), culprit = ?ev.culprit(), "evidence")
                 }

@@ -1,9 +1,11 @@
 //! Replica-to-replica links over TCP. Frames are length-delimited with a maximum size. At
-//! connection time each side proves it holds the key genesis lists for the member it claims to
-//! be; anything else is refused and logged. A garbage or oversized frame closes that one
+//! connection time each side proves it holds the key of an agent in the other's directory
+//! (genesis members and those admitted by committed reconfigurations); anything else is refused
+//! and logged. A garbage or oversized frame closes that one
 //! connection. Inbound messages are decoded and their signatures batch-verified here, on the
 //! connection's task, so the replica's event loop finds the verdicts in the cache.
 
+use crate::directory::SharedDirectory;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use phalanx_core::wire::{self, Message, ReplicaId, limits};
@@ -26,20 +28,27 @@ const HANDSHAKE_MAX_FRAME: usize = 256;
 /// Inbound connections at once (authenticated or not): bounds tasks and file handles.
 const MAX_INBOUND: usize = 256;
 
+/// Agents introduce themselves by key: a joiner does not know its id until it has the state
+/// of the epoch that admits it.
 #[derive(Serialize, Deserialize)]
 struct Hello {
     cluster: Digest,
-    from: ReplicaId,
+    key: PublicKey,
     challenge: [u8; 32],
 }
 
 /// What both ends need to authenticate each other.
 #[derive(Clone)]
 pub struct Identity {
-    pub id: ReplicaId,
     pub key: Keypair,
     pub cluster: Digest,
-    pub members: Arc<Vec<PublicKey>>,
+    pub directory: SharedDirectory,
+}
+
+impl Identity {
+    fn key_of(&self, id: ReplicaId) -> Option<PublicKey> {
+        self.directory.read().ok()?.key(id)
+    }
 }
 
 /// When each member was last heard from (for `agents` and `health`).
@@ -57,47 +66,48 @@ fn proof_bytes(
     cluster: &Digest,
     verifier_challenge: &[u8; 32],
     prover_challenge: &[u8; 32],
-    prover: ReplicaId,
-    verifier: ReplicaId,
+    prover: &PublicKey,
+    verifier: &PublicKey,
 ) -> Vec<u8> {
     let mut body = verifier_challenge.to_vec();
     body.extend_from_slice(prover_challenge);
-    body.extend_from_slice(&prover.to_le_bytes());
-    body.extend_from_slice(&verifier.to_le_bytes());
+    body.extend_from_slice(&prover.0);
+    body.extend_from_slice(&verifier.0);
     signing_bytes(cluster, 0, HANDSHAKE_KIND, &body)
 }
 
-/// Mutual authentication; returns the peer's member id.
+/// Mutual authentication; returns the peer's member id in our directory.
 async fn handshake(
     framed: &mut Framed<TcpStream, LengthDelimitedCodec>,
     me: &Identity,
     challenge: [u8; 32],
 ) -> Result<ReplicaId, String> {
-    let hello = Hello { cluster: me.cluster, from: me.id, challenge };
+    let mine = me.key.public();
+    let hello = Hello { cluster: me.cluster, key: mine, challenge };
     framed.send(Bytes::from(wire::to_bytes(&hello))).await.map_err(|e| e.to_string())?;
     let frame = framed.next().await.ok_or("closed during handshake")?.map_err(|e| e.to_string())?;
     let theirs: Hello = wire::decode_value(&frame).map_err(|e| format!("bad hello: {e}"))?;
     if theirs.cluster != me.cluster {
         return Err("peer belongs to another cluster".into());
     }
-    let Some(their_key) = me.members.get(theirs.from as usize).copied() else {
-        return Err(format!("peer claims member {} which genesis does not list", theirs.from));
-    };
-    if theirs.from == me.id {
+    if theirs.key == mine {
         return Err("peer claims to be this node".into());
     }
-    let proof = me.key.sign(&proof_bytes(&me.cluster, &theirs.challenge, &challenge, me.id, theirs.from));
+    let Some(peer) = me.directory.read().ok().and_then(|d| d.id_of(&theirs.key)) else {
+        return Err(format!("peer key {} is not an agent of this cluster (yet)", &theirs.key.to_hex()[..16]));
+    };
+    let proof = me.key.sign(&proof_bytes(&me.cluster, &theirs.challenge, &challenge, &mine, &theirs.key));
     framed.send(Bytes::from(wire::to_bytes(&proof))).await.map_err(|e| e.to_string())?;
     let frame = framed.next().await.ok_or("closed during handshake")?.map_err(|e| e.to_string())?;
     let their_proof: Signature = wire::decode_value(&frame).map_err(|e| format!("bad proof: {e}"))?;
     if !verify_one(
-        &their_key,
-        &proof_bytes(&me.cluster, &challenge, &theirs.challenge, theirs.from, me.id),
+        &theirs.key,
+        &proof_bytes(&me.cluster, &challenge, &theirs.challenge, &theirs.key, &mine),
         &their_proof,
     ) {
-        return Err(format!("peer does not hold the key genesis lists for member {}", theirs.from));
+        return Err(format!("peer does not hold the key of member {peer}"));
     }
-    Ok(theirs.from)
+    Ok(peer)
 }
 
 /// The member that signed a message's envelope, where it travels only on that member's link.
@@ -131,7 +141,7 @@ async fn authenticate(
 /// Signatures a message carries that the replica will check: outer signature, and client
 /// signatures of requests (alone or inside a proposal).
 fn verify_items(m: &Message, me: &Identity) -> Vec<VerifyItem> {
-    let key = |from: ReplicaId| me.members.get(from as usize).copied();
+    let key = |from: ReplicaId| me.key_of(from);
     let mut items = Vec::new();
     let mut outer = |from: ReplicaId, f: &dyn Fn(PublicKey) -> VerifyItem| {
         if let Some(k) = key(from) {
@@ -219,10 +229,12 @@ async fn serve_peer(
             // Only the member's own signed messages travel on its link.
             return Err(format!("member {peer} sent a message signed as another member"));
         }
-        if let Ok(mut s) = seen.lock()
-            && let Some(slot) = s.get_mut(peer as usize)
-        {
-            *slot = Some(Instant::now());
+        if let Ok(mut s) = seen.lock() {
+            // Peers are directory members, so this grows only with committed reconfigurations.
+            if s.len() <= peer as usize {
+                s.resize(peer as usize + 1, None);
+            }
+            s[peer as usize] = Some(Instant::now());
         }
         let items = verify_items(&msg, &me);
         if !items.is_empty() {
