@@ -6,7 +6,7 @@ use phalanx_core::consensus::Config;
 use phalanx_core::wire::{self, ClientRequest, Operation, Reply, RequestBody, Signed};
 use phalanx_crypto::{Keypair, verify_one};
 use phalanx_node::api::{RequestJson, outcome_str, unhex};
-use phalanx_node::config::GenesisFile;
+use phalanx_node::config::{GenesisFile, MemberEntry, NodeFile};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -17,6 +17,8 @@ pub struct Cluster {
     pub dir: PathBuf,
     pub genesis: GenesisFile,
     pub config: Config,
+    /// Genesis members, then agents spawned to join (`agent spawn`), by name.
+    pub agents: Vec<MemberEntry>,
 }
 
 /// A result accepted on f+1 matching signed replies.
@@ -36,23 +38,28 @@ impl Cluster {
         let path = dir.join("genesis.toml");
         let genesis = GenesisFile::load(&path).map_err(|e| e.to_string())?;
         let config = genesis.core_config(&path).map_err(|e| e.to_string())?;
-        Ok(Cluster { dir: dir.to_path_buf(), genesis, config })
+        let mut agents = genesis.members.clone();
+        agents.extend(spawned_agents(dir, &genesis)?);
+        Ok(Cluster { dir: dir.to_path_buf(), genesis, config, agents })
     }
 
     pub fn n(&self) -> usize {
-        self.genesis.members.len()
+        self.agents.len()
+    }
+
+    pub fn agent(&self, name: &str) -> Option<&MemberEntry> {
+        self.agents.iter().find(|m| m.name == name)
     }
 
     pub fn url(&self, i: usize, path: &str) -> String {
-        format!("http://{}{path}", self.genesis.members[i].http_addr)
+        format!("http://{}{path}", self.agents[i].http_addr)
     }
 
     pub fn get(&self, i: usize, path: &str) -> Result<Value, String> {
         let mut resp =
             agent(Duration::from_secs(3)).get(&self.url(i, path)).call().map_err(|e| e.to_string())?;
         let text = resp.body_mut().read_to_string().map_err(|e| e.to_string())?;
-        serde_json::from_str(&text)
-            .map_err(|e| format!("bad JSON from {}: {e}", self.genesis.members[i].name))
+        serde_json::from_str(&text).map_err(|e| format!("bad JSON from {}: {e}", self.agents[i].name))
     }
 
     /// Every node's answer to GET `path`, in member order.
@@ -67,7 +74,7 @@ impl Cluster {
     pub fn members_answering(&self) -> usize {
         self.get_all("/v1/status")
             .iter()
-            .zip(&self.genesis.members)
+            .zip(&self.agents)
             .filter(|(r, m)| r.as_ref().is_ok_and(|v| v["name"].as_str() == Some(m.name.as_str())))
             .count()
     }
@@ -92,11 +99,12 @@ impl Cluster {
         ClientRequest::sign(RequestBody { client: key.public(), nonce, op }, key, &self.config.cluster_id)
     }
 
-    /// Checks one node's signed reply for `req`; returns (replica, outcome, seq).
-    fn check_reply(&self, req: &ClientRequest, v: &Value) -> Option<(u32, String, u64)> {
+    /// Checks agent `i`'s signed reply for `req` (signed with that agent's own key, so each
+    /// agent counts once); returns (agent, outcome, seq).
+    fn check_reply(&self, i: usize, req: &ClientRequest, v: &Value) -> Option<(u32, String, u64)> {
         let bytes = unhex(v.get("signed_reply")?.as_str()?)?;
         let reply: Signed<Reply> = wire::decode_value(&bytes).ok()?;
-        let key = self.config.epoch.members.get(reply.from as usize)?.key;
+        let key = phalanx_crypto::PublicKey::from_hex(&self.agents.get(i)?.public_key).ok()?;
         let item = reply.verify_item(key, &self.config.cluster_id);
         if !verify_one(&item.key, &item.message, &item.signature) {
             return None;
@@ -107,7 +115,7 @@ impl Cluster {
             .entries
             .iter()
             .find(|e| e.client == req.body.client && e.nonce == req.body.nonce && e.op == op)?;
-        Some((reply.from, outcome_str(&e.outcome), reply.body.seq))
+        Some((i as u32, outcome_str(&e.outcome), reply.body.seq))
     }
 
     /// Sends `req` to every node and waits for f+1 matching verified replies.
@@ -149,24 +157,48 @@ impl Cluster {
             match r {
                 Ok((200, text)) => {
                     let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                    if let Some((from, outcome, seq)) = self.check_reply(req, &v) {
+                    if let Some((from, outcome, seq)) = self.check_reply(i, req, &v) {
                         let set = votes.entry((outcome.clone(), seq)).or_default();
                         set.insert(from);
                         if set.len() >= weak {
                             return Ok(Accepted { outcome, seq, replicas: set.iter().copied().collect() });
                         }
                     } else {
-                        errors.push(format!("{}: reply failed verification", self.genesis.members[i].name));
+                        errors.push(format!("{}: reply failed verification", self.agents[i].name));
                     }
                 }
-                Ok((code, text)) => {
-                    errors.push(format!("{}: HTTP {code} {text}", self.genesis.members[i].name))
-                }
-                Err(e) => errors.push(format!("{}: {e}", self.genesis.members[i].name)),
+                Ok((code, text)) => errors.push(format!("{}: HTTP {code} {text}", self.agents[i].name)),
+                Err(e) => errors.push(format!("{}: {e}", self.agents[i].name)),
             }
         }
         Err(format!("no f+1 = {weak} matching signed replies; {}", errors.join("; ")))
     }
+}
+
+/// Agents spawned into this cluster folder to join it (`nodes/*.toml` not in genesis), by name.
+pub fn spawned_agents(dir: &Path, genesis: &GenesisFile) -> Result<Vec<MemberEntry>, String> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir.join("nodes")) else { return Ok(out) };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let node: NodeFile = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        if genesis.member(&node.name).is_some() {
+            continue;
+        }
+        let (Some(replica_addr), Some(http_addr)) = (node.replica_addr, node.http_addr) else {
+            return Err(format!("{}: a joining agent needs replica_addr and http_addr", path.display()));
+        };
+        let key_path = path.parent().unwrap_or(dir).join(&node.key);
+        let pem = std::fs::read_to_string(&key_path).map_err(|e| format!("{}: {e}", key_path.display()))?;
+        let key = Keypair::from_pem(&pem).map_err(|e| format!("{}: {e}", key_path.display()))?;
+        out.push(MemberEntry { name: node.name, public_key: key.public().to_hex(), replica_addr, http_addr });
+    }
+    Ok(out)
 }
 
 pub fn clock_nonce() -> u64 {

@@ -32,6 +32,8 @@ const SPEND_FAULTY: &str = "bft-agent-6";
 const FIRST_PHASE: usize = 700;
 const SECOND_PHASE: usize = 300;
 const OVERDRAFTS: usize = 3;
+/// The agents that replace the two faulty ones.
+const REPLACEMENTS: [&str; 2] = ["bft-agent-8", "bft-agent-9"];
 
 struct Demo {
     dir: PathBuf,
@@ -183,6 +185,30 @@ fn scenario(demo: &Demo) -> Result<ExitCode, String> {
         (q.iter().any(|n| n == SIG_FAULTY) && q.iter().any(|n| n == SPEND_FAULTY)).then_some(q)
     });
 
+    demo.say(&format!(
+        "spawning {} and replacing {SIG_FAULTY}, {SPEND_FAULTY} with them (operator-signed membership change)",
+        REPLACEMENTS.join(", ")
+    ));
+    let mut spawned = true;
+    for name in REPLACEMENTS {
+        spawned &= demo.run(&["agent", "spawn", "--dir", demo.dir(), "--name", name])?.0;
+    }
+    let (reconfigured, out) = demo.run(&[
+        "update-quorum",
+        "--dir",
+        demo.dir(),
+        "--remove",
+        &format!("{SIG_FAULTY},{SPEND_FAULTY}"),
+        "--add",
+        &REPLACEMENTS.join(","),
+        "--wait",
+        "30",
+        "--json",
+    ])?;
+    let reconfig: Value = serde_json::from_str(out.lines().last().unwrap_or("")).unwrap_or(Value::Null);
+    // From here on the cluster folder includes the joiners.
+    let cluster = Cluster::load(&demo.dir)?;
+
     let primary = cluster
         .get_all("/v1/status")
         .into_iter()
@@ -194,13 +220,24 @@ fn scenario(demo: &Demo) -> Result<ExitCode, String> {
     demo.say(&format!("submitting the remaining {SECOND_PHASE} transfers"));
     let second = demo.bench(SECOND_PHASE)?;
 
-    // Everyone converges: every agent at the same executed seq (the cluster is idle now).
+    // Every voter of the new epoch converges at one executed seq (the cluster is idle now); the
+    // removed agents stay where their epoch ended.
     let converged = wait_for(Duration::from_secs(20), || {
-        let st: Vec<Value> = cluster.get_all("/v1/status").into_iter().filter_map(Result::ok).collect();
+        let st: Vec<Value> = cluster
+            .get_all("/v1/status")
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|v| v["voter"] == true)
+            .collect();
         let heights: std::collections::BTreeSet<u64> =
             st.iter().filter_map(|v| v["last_executed"].as_u64()).collect();
-        (st.len() == cluster.n() && heights.len() == 1).then_some(st)
+        (st.len() == cluster.n() - 2 && heights.len() == 1).then_some(st)
     });
+    let joined: Vec<&Value> = converged
+        .iter()
+        .flatten()
+        .filter(|v| REPLACEMENTS.contains(&v["name"].as_str().unwrap_or("")))
+        .collect();
     let faulty = [SIG_FAULTY, SPEND_FAULTY, primary.as_str()];
     let digests: std::collections::BTreeSet<String> = converged
         .iter()
@@ -217,7 +254,7 @@ fn scenario(demo: &Demo) -> Result<ExitCode, String> {
     let events: Vec<Value> = cluster
         .get_all("/v1/view-changes")
         .into_iter()
-        .zip(&cluster.genesis.members)
+        .zip(&cluster.agents)
         .filter(|(_, m)| !faulty.contains(&m.name.as_str()))
         .filter_map(|(r, m)| {
             let list = r.ok()?["view_changes"].as_array()?.clone();
@@ -269,8 +306,14 @@ fn scenario(demo: &Demo) -> Result<ExitCode, String> {
     ));
     claims.push((
         "replacement agents joined (reconfiguration)".into(),
-        true,
-        "SKIPPED: membership changes are not implemented yet (issue 4 stays open)".into(),
+        spawned && reconfigured && joined.len() == REPLACEMENTS.len(),
+        format!(
+            "committed at seq {}, epoch {} with {} voting and executing at seq {}",
+            reconfig["seq"],
+            reconfig["epoch"]["epoch"],
+            joined.iter().filter_map(|v| v["name"].as_str()).collect::<Vec<_>>().join(", "),
+            joined.first().map_or(Value::Null, |v| v["last_executed"].clone())
+        ),
     ));
     let censor_change = events
         .iter()

@@ -7,6 +7,7 @@ mod keygen;
 mod memory;
 mod operator;
 mod ops;
+mod reconfig;
 mod sim;
 mod up;
 
@@ -53,6 +54,11 @@ enum Command {
     InjectFault(operator::InjectFaultArgs),
     /// Force a new primary (operator-signed; enters the normal view-change path).
     ViewChange(operator::ViewChangeArgs),
+    /// Manage agents that join by reconfiguration.
+    #[command(subcommand)]
+    Agent(reconfig::AgentCommand),
+    /// Replace members (operator-signed); takes effect at the next checkpoint as a new epoch.
+    UpdateQuorum(reconfig::UpdateQuorumArgs),
     /// Run seeded deterministic simulations with Byzantine agents and network faults.
     Sim(sim::SimArgs),
 }
@@ -76,6 +82,8 @@ fn main() -> ExitCode {
         Command::DetectionLog(a) => operator::detection_log(a),
         Command::InjectFault(a) => operator::inject_fault(a),
         Command::ViewChange(a) => operator::view_change(a),
+        Command::Agent(c) => reconfig::agent(c),
+        Command::UpdateQuorum(a) => reconfig::update_quorum(a),
     };
     match result {
         Ok(code) => code,

@@ -181,8 +181,11 @@ pub fn agents(a: ReadArgs) -> Result<ExitCode, String> {
     let statuses = cluster.get_all("/v1/status");
     let view = (0..cluster.n()).find_map(|i| cluster.get(i, "/v1/agents").ok());
     let mut list = Vec::new();
-    for (i, m) in cluster.genesis.members.iter().enumerate() {
-        let seen = view.as_ref().and_then(|v| v["agents"].get(i)).cloned().unwrap_or(Value::Null);
+    for (i, m) in cluster.agents.iter().enumerate() {
+        let seen = view
+            .as_ref()
+            .and_then(|v| v["agents"].as_array()?.iter().find(|x| x["name"] == m.name.as_str()).cloned())
+            .unwrap_or(Value::Null);
         let up = statuses[i].is_ok();
         list.push(json!({
             "name": m.name,
@@ -226,7 +229,7 @@ pub fn status(a: ReadArgs) -> Result<ExitCode, String> {
     if a.json {
         let list: Vec<Value> = all
             .iter()
-            .zip(&cluster.genesis.members)
+            .zip(&cluster.agents)
             .map(|(r, m)| r.clone().unwrap_or_else(|e| json!({"name": m.name, "error": e})))
             .collect();
         println!("{}", json!({ "nodes": list }));
@@ -235,7 +238,7 @@ pub fn status(a: ReadArgs) -> Result<ExitCode, String> {
             "{:<16} {:>5} {:>6} {:<16} {:>10} {:>8}  state digest",
             "NAME", "EPOCH", "VIEW", "PRIMARY", "EXECUTED", "STABLE"
         );
-        for (r, m) in all.iter().zip(&cluster.genesis.members) {
+        for (r, m) in all.iter().zip(&cluster.agents) {
             match r {
                 Ok(v) => {
                     let digest = v["state_digest"].as_str().unwrap_or("");
@@ -282,15 +285,20 @@ pub fn health(a: ReadArgs) -> Result<ExitCode, String> {
         .as_array()
         .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
         .unwrap_or_default();
+    // Voters of the current epoch (agents removed by a reconfiguration no longer count).
+    let statuses = cluster.get_all("/v1/status");
+    let voter = |i: usize| statuses[i].as_ref().is_ok_and(|v| v["voter"] == true);
     let healthy = all
         .iter()
-        .zip(&cluster.genesis.members)
-        .filter(|(r, m)| r.is_ok() && !quarantined.contains(&m.name.as_str()))
+        .zip(&cluster.agents)
+        .enumerate()
+        .filter(|(i, (r, m))| r.is_ok() && voter(*i) && !quarantined.contains(&m.name.as_str()))
         .count();
-    let quorum = cluster.genesis.quorum_size;
+    let quorum = best["quorum_threshold"].as_u64().map_or(cluster.genesis.quorum_size, |q| q as usize);
     let result = json!({
         "status": if healthy >= quorum && consistent { "healthy" } else { "degraded" },
-        "total_agents": cluster.n(),
+        "total_agents": best["total_agents"],
+        "epoch": best["epoch"],
         "malicious_detected": best["malicious_detected"],
         "healthy_agents": healthy,
         "quorum_met": healthy >= quorum,

@@ -42,7 +42,7 @@ fn alive(pid: u32, name: &str) -> bool {
 
 fn check_names(cluster: &Cluster, only: &Option<Vec<String>>) -> Result<(), String> {
     for name in only.iter().flatten() {
-        if cluster.genesis.member(name).is_none() {
+        if cluster.agent(name).is_none() {
             return Err(format!("{name} is not a member of this cluster"));
         }
     }
@@ -53,42 +53,47 @@ fn read_pid(dir: &Path, name: &str) -> Option<u32> {
     std::fs::read_to_string(pid_file(dir, name)).ok()?.trim().parse().ok()
 }
 
+/// Starts one agent's node as a background process (its own process group), unless it runs.
+pub fn start_agent(dir: &Path, exe: &Path, name: &str) -> Result<(), String> {
+    if let Some(pid) = read_pid(dir, name)
+        && alive(pid, name)
+    {
+        println!("{name} is already running (pid {pid})");
+        return Ok(());
+    }
+    let data = dir.join("data").join(name);
+    std::fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data.join("node.log"))
+        .map_err(|e| format!("cannot open the log of {name}: {e}"))?;
+    let err = log.try_clone().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(exe);
+    // Its own process group: a Ctrl-C in this terminal does not take the cluster down.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd
+        .arg("node")
+        .arg("--config")
+        .arg(dir.join("nodes").join(format!("{name}.toml")))
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("cannot start {name}: {e}"))?;
+    std::fs::write(pid_file(dir, name), child.id().to_string()).map_err(|e| e.to_string())
+}
+
 pub fn up(a: UpArgs) -> Result<ExitCode, String> {
     let cluster = Cluster::load(&a.dir)?;
     check_names(&cluster, &a.only)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the phalanx binary: {e}"))?;
-    for m in &cluster.genesis.members {
+    for m in &cluster.agents {
         if a.only.as_ref().is_some_and(|o| !o.contains(&m.name)) {
             continue;
         }
-        if let Some(pid) = read_pid(&a.dir, &m.name)
-            && alive(pid, &m.name)
-        {
-            println!("{} is already running (pid {pid})", m.name);
-            continue;
-        }
-        let data = a.dir.join("data").join(&m.name);
-        std::fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data.join("node.log"))
-            .map_err(|e| format!("cannot open the log of {}: {e}", m.name))?;
-        let err = log.try_clone().map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(&exe);
-        // Its own process group: a Ctrl-C in this terminal does not take the cluster down.
-        #[cfg(unix)]
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd
-            .arg("node")
-            .arg("--config")
-            .arg(a.dir.join("nodes").join(format!("{}.toml", m.name)))
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", m.name))?;
-        std::fs::write(pid_file(&a.dir, &m.name), child.id().to_string()).map_err(|e| e.to_string())?;
+        start_agent(&a.dir, &exe, &m.name)?;
     }
     let deadline = Instant::now() + Duration::from_secs(a.wait);
     loop {
@@ -99,7 +104,7 @@ pub fn up(a: UpArgs) -> Result<ExitCode, String> {
         if Instant::now() > deadline {
             return Err(format!(
                 "only {ready} of {} agents answer after {} s; see {}/data/*/node.log",
-                cluster.genesis.members.len(),
+                cluster.agents.len(),
                 a.wait,
                 a.dir.display()
             ));
@@ -108,10 +113,10 @@ pub fn up(a: UpArgs) -> Result<ExitCode, String> {
     }
     println!(
         "Cluster is up ({} agents, quorum {}). APIs:",
-        cluster.genesis.members.len(),
+        cluster.agents.len(),
         cluster.genesis.quorum_size
     );
-    for m in &cluster.genesis.members {
+    for m in &cluster.agents {
         println!("  {:<16} http://{}/v1/status", m.name, m.http_addr);
     }
     Ok(ExitCode::SUCCESS)
@@ -122,7 +127,7 @@ pub fn down(a: DownArgs) -> Result<ExitCode, String> {
     check_names(&cluster, &a.only)?;
     let mut stopped = 0;
     let mut stuck = Vec::new();
-    for m in &cluster.genesis.members {
+    for m in &cluster.agents {
         if a.only.as_ref().is_some_and(|o| !o.contains(&m.name)) {
             continue;
         }

@@ -29,6 +29,8 @@ pub struct ApiState {
     pub directory: crate::directory::SharedDirectory,
     pub seen: LastSeen,
     pub cluster: phalanx_crypto::Digest,
+    /// This agent's name (a standby joiner has no id yet).
+    pub name: String,
 }
 
 /// An operation as JSON: `{"type": "transfer", "from": "alice", "to": "bob", "amount": 10}`.
@@ -285,7 +287,7 @@ fn status_json(s: &ApiState, st: &ReplicaStatus) -> Value {
     let d = s.directory();
     let name = |i: u32| d.agents.get(i as usize).map(|a| a.name.clone());
     json!({
-        "name": name(st.id),
+        "name": name(st.id).unwrap_or_else(|| s.name.clone()),
         "id": st.id,
         "voter": d.agents.get(st.id as usize).is_some_and(|a| a.voter),
         "epoch": st.epoch,

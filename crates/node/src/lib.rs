@@ -72,6 +72,7 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
         directory: directory.clone(),
         seen,
         cluster: config.cluster_id,
+        name: setup.name.clone(),
     };
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http_listener, api::router(api_state)).await {

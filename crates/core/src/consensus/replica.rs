@@ -596,6 +596,10 @@ impl Replica {
     // ----- clients -----
 
     fn on_request(&mut self, r: ClientRequest) {
+        // A standby joiner or a removed member orders nothing: it keeps no requests.
+        if !self.is_voter() {
+            return;
+        }
         if crate::wire::check_limits(&Message::Request(r.clone())).is_err()
             || !self.state.is_client(&r.body.client)
         {
@@ -695,8 +699,19 @@ impl Replica {
         loop {
             let limit = self.high_mark().min(self.last_executed + self.params.max_inflight).min(boundary);
             let waiting = self.pool.unproposed();
-            if self.next_seq > limit || waiting == 0 {
+            if self.next_seq > limit {
                 return;
+            }
+            if waiting == 0 {
+                // A scheduled epoch must start even if no client sends anything: pad with empty
+                // batches up to its boundary.
+                if boundary == Seq::MAX {
+                    return;
+                }
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                self.send_pre_prepare(seq, Batch { timestamp_ms: self.now, requests: Vec::new() });
+                continue;
             }
             if waiting < self.params.batch_size && !force {
                 if !self.batch_timer_armed {
