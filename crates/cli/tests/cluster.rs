@@ -56,7 +56,8 @@ impl TestCluster {
     fn new(name: &str, n: u16) -> Self {
         let dir = std::env::temp_dir().join(format!("phalanx-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let base = free_base(n).to_string();
+        // Two spare ports above the cluster's for agents spawned to join it.
+        let base = free_base(n + 2).to_string();
         ok(&[
             "init",
             "--agents",
@@ -303,4 +304,61 @@ fn operator_actions_are_checked_by_the_cluster() {
     let addr = genesis(&c.dir)["members"][1]["http_addr"].as_str().unwrap().to_string();
     let events = http(&addr, "GET /v1/view-changes HTTP/1.0\r\n\r\n");
     assert!(events.contains("\"triggered_by\":\"operator\""), "{events}");
+}
+
+#[test]
+fn a_member_is_replaced_by_a_spawned_agent_that_catches_up_and_votes() {
+    let c = TestCluster::new("reconfig", 4);
+    ok(&["agent", "spawn", "--dir", c.d(), "--name", "bft-agent-5"]);
+    let standby = json(&["status", "--dir", c.d(), "--json"])["nodes"][4].clone();
+    assert_eq!(standby["name"], "bft-agent-5");
+    assert_eq!(standby["voter"], false, "a spawned agent waits as a standby: {standby}");
+    ok(&["submit", "--dir", c.d(), "--from", "alice", "--to", "bob", "--amount", "5"]);
+
+    // Refused by every replica: the churn bound (f = 1) and n >= 3f+1.
+    for remove in ["bft-agent-3,bft-agent-4", "bft-agent-4"] {
+        let out = phalanx(&["update-quorum", "--dir", c.d(), "--remove", remove, "--wait", "0"]);
+        assert!(!out.status.success(), "removing {remove} was accepted");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("invalid-reconfiguration"));
+    }
+    let unknown = phalanx(&["update-quorum", "--dir", c.d(), "--add", "nobody", "--wait", "0"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("agent spawn"));
+
+    let done = json(&[
+        "update-quorum",
+        "--dir",
+        c.d(),
+        "--remove",
+        "bft-agent-4",
+        "--add",
+        "bft-agent-5",
+        "--wait",
+        "30",
+        "--json",
+    ]);
+    assert_eq!(done["outcome"], "applied", "{done}");
+    assert_eq!(done["epoch"]["epoch"], 1, "{done}");
+
+    // The joiner survives a crash: it recovers into its epoch and catches up.
+    ok(&["down", "--dir", c.d(), "--only", "bft-agent-5", "--kill"]);
+    let bench = json(&["bench", "--dir", c.d(), "--txs", "200", "--clients", "8", "--json"]);
+    assert_eq!(bench["committed"].as_u64().unwrap(), 200, "{bench}");
+    ok(&["up", "--dir", c.d(), "--only", "bft-agent-5"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = c.statuses();
+        let voters: Vec<&Value> = s.iter().filter(|v| v["voter"] == true).collect();
+        let names: Vec<&str> = voters.iter().filter_map(|v| v["name"].as_str()).collect();
+        let same = voters.iter().all(|v| {
+            v["last_executed"] == voters[0]["last_executed"] && v["state_digest"] == voters[0]["state_digest"]
+        });
+        if names == ["bft-agent-1", "bft-agent-2", "bft-agent-3", "bft-agent-5"] && same {
+            let removed = s.iter().find(|v| v["name"] == "bft-agent-4").unwrap();
+            assert_eq!(removed["voter"], false);
+            assert!(removed["last_executed"].as_u64() < voters[0]["last_executed"].as_u64());
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new epoch did not converge: {s:#?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
