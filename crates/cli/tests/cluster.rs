@@ -201,11 +201,12 @@ fn bad_input_on_every_interface_is_refused_and_costs_nothing_else() {
         }
         assert!(total < 4096);
     }
-    // An impostor: a fresh key claiming to be member 2.
+    // An impostor: it claims member 2's public key without holding the private key.
     let mut imp = TcpStream::connect(&replica_addr).unwrap();
     imp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let cluster_id = g["cluster_id"].as_str().unwrap();
-    let hello = [hex(cluster_id), vec![2u8], vec![7u8; 32]].concat(); // postcard: digest, varint id, challenge
+    let member_2 = g["members"][2]["public_key"].as_str().unwrap();
+    let hello = [hex(cluster_id), hex(member_2), vec![7u8; 32]].concat(); // postcard: digest, key, challenge
     let mut frame = (hello.len() as u32).to_be_bytes().to_vec();
     frame.extend(&hello);
     imp.write_all(&frame).unwrap();
@@ -215,7 +216,7 @@ fn bad_input_on_every_interface_is_refused_and_costs_nothing_else() {
     let mut sink = Vec::new();
     let _ = imp.read_to_end(&mut sink);
     // The refusal is logged as the connection closes: give the write a moment.
-    let refused = "does not hold the key genesis lists for member 2";
+    let refused = "does not hold the key of member 2";
     let deadline = Instant::now() + Duration::from_secs(5);
     let mut log = String::new();
     while Instant::now() < deadline {

@@ -274,7 +274,7 @@ impl Replica {
             {
                 return None;
             }
-            let Some(key) = self.epoch.voter_key(pp.from) else { return None };
+            let key = self.epoch.voter_key(pp.from)?;
             items.push(pp.verify_item(key, &self.cluster));
         }
         super::certs::all_valid(self.verifier.as_mut(), &items).then_some(plan)
