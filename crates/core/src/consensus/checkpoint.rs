@@ -152,13 +152,20 @@ impl Replica {
         if self.stable.seq < r.body.seq || !self.verify_signed(&r) {
             return;
         }
-        // A snapshot is the largest thing we send: at most one per peer per resend interval.
-        let last = self.served_at.get(&r.from).copied();
-        if last.is_some_and(|t| self.now < t.saturating_add(self.params.resend_interval_ms)) {
-            return;
+        if self.may_serve_heavy(r.from) {
+            self.send_state(r.from);
         }
-        self.served_at.insert(r.from, self.now);
-        self.send_state(r.from);
+    }
+
+    /// A snapshot or a NEW-VIEW is the largest thing we send: at most one per peer per resend
+    /// interval, so a peer cannot turn requests into an amplification attack.
+    pub(super) fn may_serve_heavy(&mut self, to: ReplicaId) -> bool {
+        let last = self.served_at.get(&to).copied();
+        if last.is_some_and(|t| self.now < t.saturating_add(self.params.resend_interval_ms)) {
+            return false;
+        }
+        self.served_at.insert(to, self.now);
+        true
     }
 
     fn send_state(&mut self, to: ReplicaId) {

@@ -124,11 +124,8 @@ impl Replica {
         if f.body.epoch != prev.number || !self.verify_in(&prev, &f) {
             return;
         }
-        let last = self.served_at.get(&f.from).copied();
-        if last.is_some_and(|t| self.now < t.saturating_add(self.params.resend_interval_ms)) {
-            return;
+        if self.may_serve_heavy(f.from) {
+            self.send_boundary(f.from);
         }
-        self.served_at.insert(f.from, self.now);
-        self.send_boundary(f.from);
     }
 }
