@@ -957,7 +957,6 @@ impl Replica {
                         self.out.push(Effect::InjectFault { fault, probability_permille });
                     }
                 }
-                StateEvent::EpochScheduled => {}
                 StateEvent::QuarantineChanged => {
                     if self.active && self.quarantined(self.primary()) {
                         self.start_view_change(self.view.saturating_add(1), "quarantine");

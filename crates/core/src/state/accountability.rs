@@ -68,8 +68,6 @@ pub enum StateEvent {
     FaultInjected { agent: String, fault: Option<String>, probability_permille: u32 },
     /// A member's quarantine started or ended.
     QuarantineChanged,
-    /// A reconfiguration was committed: a new epoch starts at its boundary.
-    EpochScheduled,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -426,8 +424,8 @@ impl Accountability {
                     }
                     self.members.entry(j.key).or_default();
                 }
+                // The replica reads the new epoch from the state when it executes the boundary.
                 self.epochs.push(next);
-                events.push(StateEvent::EpochScheduled);
             }
             OperatorAction::InjectFault { .. } => {}
         }
