@@ -1,8 +1,9 @@
 //! Provable misbehaviour: self-contained objects anyone holding the epoch's keys can verify.
 
+use crate::consensus::plan_new_view;
 use crate::wire::{
-    Batch, Checkpoint, ClientRequest, EpochNo, PrePrepare, ReplicaId, Signed, Vote, WireError, check_batch,
-    to_bytes,
+    Batch, Checkpoint, ClientRequest, EpochNo, Message, NewView, PrePrepare, ReplicaId, Signed, Vote,
+    WireError, check_batch, to_bytes,
 };
 use phalanx_crypto::{Digest, PublicKey, digest, verify_one};
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,9 @@ pub enum Evidence {
     CheckpointEquivocation(Signed<Checkpoint>, Signed<Checkpoint>),
     /// A signed pre-prepare whose batch holds a request with an invalid client signature.
     InvalidProposal(Signed<PrePrepare>, Batch),
+    /// A signed NEW-VIEW whose re-proposals do not follow from the VIEW-CHANGEs it carries.
+    /// Its signature covers everything inside, so its signer answers for all of it.
+    InvalidNewView(Signed<NewView>),
     /// Two requests signed by one client with the same nonce and different content.
     DoubleSpend(ClientRequest, ClientRequest),
 }
@@ -44,6 +48,8 @@ pub enum EvidenceError {
     BatchMismatch,
     #[error("every request in the proposal is validly signed")]
     ProposalValid,
+    #[error("the new view follows from its view changes")]
+    NewViewValid,
     #[error("epoch {0} is not in the cluster's history")]
     UnknownEpoch(EpochNo),
     #[error("the evidence exceeds a size limit")]
@@ -57,6 +63,7 @@ impl Evidence {
             Evidence::VoteEquivocation(a, _) => Culprit::Member(a.from),
             Evidence::CheckpointEquivocation(a, _) => Culprit::Member(a.from),
             Evidence::InvalidProposal(p, _) => Culprit::Member(p.from),
+            Evidence::InvalidNewView(nv) => Culprit::Member(nv.from),
             Evidence::DoubleSpend(a, _) => Culprit::Client(a.body.client),
         }
     }
@@ -67,6 +74,7 @@ impl Evidence {
             Evidence::VoteEquivocation(..) => "vote-equivocation",
             Evidence::CheckpointEquivocation(..) => "checkpoint-equivocation",
             Evidence::InvalidProposal(..) => "invalid-proposal",
+            Evidence::InvalidNewView(..) => "invalid-new-view",
             Evidence::DoubleSpend(..) => "double-spend",
         }
     }
@@ -78,6 +86,7 @@ impl Evidence {
             Evidence::VoteEquivocation(a, _) => Some(a.body.epoch),
             Evidence::CheckpointEquivocation(a, _) => Some(a.body.epoch),
             Evidence::InvalidProposal(p, _) => Some(p.body.epoch),
+            Evidence::InvalidNewView(nv) => Some(nv.body.epoch),
             Evidence::DoubleSpend(..) => None,
         }
     }
@@ -86,6 +95,7 @@ impl Evidence {
     pub fn check_limits(&self) -> Result<(), WireError> {
         match self {
             Evidence::InvalidProposal(_, batch) => check_batch(batch),
+            Evidence::InvalidNewView(nv) => crate::wire::check_limits(&Message::NewView(nv.clone())),
             Evidence::DoubleSpend(a, b) => {
                 crate::wire::check_limits(&crate::wire::Message::Request(a.clone()))?;
                 crate::wire::check_limits(&crate::wire::Message::Request(b.clone()))
@@ -108,6 +118,7 @@ impl Evidence {
             Evidence::VoteEquivocation(a, _) => (a.body.epoch, a.body.view, a.body.seq),
             Evidence::CheckpointEquivocation(a, _) => (a.body.epoch, 0, a.body.seq),
             Evidence::InvalidProposal(p, _) => (p.body.epoch, p.body.view, p.body.seq),
+            Evidence::InvalidNewView(nv) => (nv.body.epoch, nv.body.view, 0),
             Evidence::DoubleSpend(a, _) => (0, 0, a.body.nonce),
         };
         let culprit = match self.culprit() {
@@ -169,6 +180,10 @@ impl Evidence {
                 });
                 if all_valid { Err(EvidenceError::ProposalValid) } else { Ok(()) }
             }
+            Evidence::InvalidNewView(nv) => {
+                check(nv.verify_item(key(nv.from)?, cluster))?;
+                if new_view_follows(nv, cluster, members) { Err(EvidenceError::NewViewValid) } else { Ok(()) }
+            }
             Evidence::DoubleSpend(a, b) => {
                 if a.body.client != b.body.client {
                     return Err(EvidenceError::DifferentSigners);
@@ -194,4 +209,36 @@ fn pair_shape(a: ReplicaId, b: ReplicaId, conflict: bool) -> Result<(), Evidence
         return Err(EvidenceError::NoConflict);
     }
     Ok(())
+}
+
+/// Whether a NEW-VIEW is one an honest primary could have sent: every VIEW-CHANGE inside asks for
+/// its view, comes from a distinct member and is validly signed, and its pre-prepares are exactly
+/// the re-proposals those VIEW-CHANGEs determine, signed by the NEW-VIEW's signer. Only what an
+/// honest primary always ensures is checked (not, say, the quorum size, which depends on the
+/// epoch's voters), so an honest primary's NEW-VIEW always passes: no false accusation.
+fn new_view_follows(nv: &Signed<NewView>, cluster: &Digest, members: &[PublicKey]) -> bool {
+    let body = &nv.body;
+    let valid = |key: Option<&PublicKey>, item: &dyn Fn(PublicKey) -> phalanx_crypto::VerifyItem| {
+        key.is_some_and(|k| {
+            let it = item(*k);
+            verify_one(&it.key, &it.message, &it.signature)
+        })
+    };
+    let mut senders = std::collections::BTreeSet::new();
+    for vc in &body.view_changes {
+        if vc.body.new_view != body.view
+            || !senders.insert(vc.from)
+            || !valid(members.get(vc.from as usize), &|k| vc.verify_item(k, cluster))
+        {
+            return false;
+        }
+    }
+    let Some(plan) = plan_new_view(&body.view_changes) else { return false };
+    body.pre_prepares.len() == plan.proposals.len()
+        && body.pre_prepares.iter().zip(&plan.proposals).all(|(pp, (seq, d, _))| {
+            let b = &pp.body;
+            pp.from == nv.from
+                && (b.epoch, b.view, b.seq, b.digest) == (body.epoch, body.view, *seq, *d)
+                && valid(members.get(pp.from as usize), &|k| pp.verify_item(k, cluster))
+        })
 }

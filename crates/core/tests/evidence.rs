@@ -4,7 +4,9 @@ mod common;
 
 use common::Fixture;
 use phalanx_core::evidence::{Culprit, Evidence, EvidenceError};
-use phalanx_core::wire::{Phase, PrePrepare};
+use phalanx_core::wire::{
+    Checkpoint, CheckpointCert, NewView, Phase, PrePrepare, PreparedCert, Signed, ViewChange,
+};
 use phalanx_crypto::digest;
 
 #[test]
@@ -77,5 +79,109 @@ fn double_spend_is_two_operations_under_one_nonce() {
     assert_eq!(
         Evidence::DoubleSpend(a, fx.request(8, 11)).verify(fx.cluster(), &[]),
         Err(EvidenceError::DifferentSlots)
+    );
+}
+
+/// A NEW-VIEW for view 1 (primary 1) built from VIEW-CHANGEs of 0, 2, 3; replica 2 prepared
+/// `batch` at seq 1 in view 0. Returns the honest re-proposal list's NEW-VIEW body.
+fn new_view_body(fx: &Fixture) -> NewView {
+    let batch = fx.batch(vec![fx.request(1, 5)]);
+    let d = batch.digest();
+    let stable = CheckpointCert { seq: 0, state: digest(b"genesis"), proofs: Vec::new() };
+    let pre_prepare = fx.sign(0, PrePrepare { epoch: 0, view: 0, seq: 1, digest: d });
+    let prepares = [2, 3].map(|i| fx.sign(i, fx.vote_body(Phase::Prepare, 0, 1, d))).to_vec();
+    let cert = PreparedCert { pre_prepare, prepares, batch };
+    let vc = |from, prepared: Vec<PreparedCert>| {
+        fx.sign(from, ViewChange { epoch: 0, new_view: 1, stable: stable.clone(), prepared })
+    };
+    let view_changes = vec![vc(0, Vec::new()), vc(2, vec![cert]), vc(3, Vec::new())];
+    let pre_prepares = vec![fx.sign(1, PrePrepare { epoch: 0, view: 1, seq: 1, digest: d })];
+    NewView { epoch: 0, view: 1, view_changes, pre_prepares }
+}
+
+#[test]
+fn a_new_view_that_drops_or_invents_re_proposals_is_proven() {
+    let fx = Fixture::new(4);
+    let keys: Vec<_> = fx.keys.iter().map(|k| k.public()).collect();
+    let check = |body: NewView| Evidence::InvalidNewView(fx.sign(1, body)).verify(fx.cluster(), &keys);
+
+    let honest = new_view_body(&fx);
+    assert_eq!(check(honest.clone()), Err(EvidenceError::NewViewValid));
+    assert_eq!(Evidence::InvalidNewView(fx.sign(1, honest.clone())).culprit(), Culprit::Member(1));
+
+    // The prepared request is dropped: the attack the recomputation exists for.
+    let mut dropped = honest.clone();
+    dropped.pre_prepares.clear();
+    assert_eq!(check(dropped), Ok(()));
+    // A re-proposal with another digest, or one more slot than the view changes justify.
+    let mut swapped = honest.clone();
+    swapped.pre_prepares[0] = fx.sign(1, PrePrepare { epoch: 0, view: 1, seq: 1, digest: digest(b"x") });
+    assert_eq!(check(swapped), Ok(()));
+    let mut invented = honest.clone();
+    invented.pre_prepares.push(fx.sign(1, PrePrepare { epoch: 0, view: 1, seq: 2, digest: digest(b"y") }));
+    assert_eq!(check(invented), Ok(()));
+    // No view changes at all, or one for another view, or one with a broken signature: an
+    // honest primary verifies each before including it.
+    let mut empty = honest.clone();
+    empty.view_changes.clear();
+    empty.pre_prepares.clear();
+    assert_eq!(check(empty), Ok(()));
+    let mut other_view = honest.clone();
+    other_view.view_changes[0].body.new_view = 2;
+    other_view.view_changes[0] = fx.sign(0, other_view.view_changes[0].body.clone());
+    assert_eq!(check(other_view), Ok(()));
+    let mut broken: NewView = honest.clone();
+    broken.view_changes[2].sig.s[0] ^= 1;
+    assert_eq!(check(broken), Ok(()));
+
+    // Forged evidence: the NEW-VIEW's own signature is bad, or its signer is unknown.
+    let mut forged: Signed<NewView> = fx.sign(1, honest.clone());
+    forged.body.pre_prepares.clear();
+    assert_eq!(
+        Evidence::InvalidNewView(forged).verify(fx.cluster(), &keys),
+        Err(EvidenceError::BadSignature)
+    );
+    let mut stranger = fx.sign(1, honest);
+    stranger.from = 9;
+    assert_eq!(
+        Evidence::InvalidNewView(stranger).verify(fx.cluster(), &keys),
+        Err(EvidenceError::UnknownSigner(9))
+    );
+}
+
+#[test]
+fn proposal_and_checkpoint_equivocation_need_one_slot_and_two_values() {
+    let fx = Fixture::new(4);
+    let keys: Vec<_> = fx.keys.iter().map(|k| k.public()).collect();
+    let pp = |view, seq, d: &[u8]| fx.sign(0, PrePrepare { epoch: 0, view, seq, digest: digest(d) });
+    let ev = Evidence::ProposalEquivocation(pp(0, 3, b"a"), pp(0, 3, b"b"));
+    assert_eq!(ev.verify(fx.cluster(), &keys), Ok(()));
+    assert_eq!(ev.culprit(), Culprit::Member(0));
+    assert_eq!(
+        Evidence::ProposalEquivocation(pp(0, 3, b"a"), pp(1, 3, b"b")).verify(fx.cluster(), &keys),
+        Err(EvidenceError::DifferentSlots)
+    );
+    assert_eq!(
+        Evidence::ProposalEquivocation(pp(0, 3, b"a"), pp(0, 3, b"a")).verify(fx.cluster(), &keys),
+        Err(EvidenceError::NoConflict)
+    );
+
+    let cp = |from, seq, s: &[u8]| fx.sign(from, Checkpoint { epoch: 0, seq, state: digest(s) });
+    let ev = Evidence::CheckpointEquivocation(cp(3, 10, b"x"), cp(3, 10, b"y"));
+    assert_eq!(ev.verify(fx.cluster(), &keys), Ok(()));
+    assert_eq!(ev.fault_type(), "checkpoint-equivocation");
+    assert_eq!(
+        Evidence::CheckpointEquivocation(cp(3, 10, b"x"), cp(3, 20, b"y")).verify(fx.cluster(), &keys),
+        Err(EvidenceError::DifferentSlots)
+    );
+    assert_eq!(
+        Evidence::CheckpointEquivocation(cp(3, 10, b"x"), cp(2, 10, b"y")).verify(fx.cluster(), &keys),
+        Err(EvidenceError::DifferentSigners)
+    );
+    let mut forged = cp(3, 10, b"y");
+    forged.sig.s[3] ^= 1;
+    assert_eq!(
+        Evidence::CheckpointEquivocation(cp(3, 10, b"x"), forged).verify(fx.cluster(), &keys),
+        Err(EvidenceError::BadSignature)
     );
 }

@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use phalanx_core::consensus::{Effect, Input, Timer};
+use phalanx_core::evidence::{Culprit, Evidence};
 use phalanx_core::wire::{
     Batch, CheckpointCert, Message, NewView, Phase, PrePrepare, PreparedCert, Signed, ViewChange,
 };
@@ -143,10 +144,12 @@ fn a_new_view_that_does_not_follow_from_its_view_changes_is_rejected() {
     // The new primary drops the prepared request and re-proposes the null batch instead.
     let forged = new_view(&fx, view_changes(&fx, &batch), &Batch::null());
     let mut backup = fx.replica(2);
-    // Unsolicited, it changes nothing (or any faulty member could force view changes).
+    // Unsolicited, it changes nothing (or any faulty member could force view changes), but the
+    // signed NEW-VIEW is itself the proof: the backup reports it, and only that.
     let out = feed(&mut backup, forged.clone());
     assert_eq!((backup.view(), backup.is_active()), (0, true));
-    assert!(sent(&out).is_empty());
+    assert!(sent(&out).iter().all(|m| matches!(m, Message::Request(_))));
+    assert!(out.iter().any(|e| matches!(e, Effect::Evidence(Evidence::InvalidNewView(nv)) if nv.from == 1)));
     // A backup waiting for view 1 (f+1 members asked for it) rejects it and moves on to view 2.
     for vc in view_changes(&fx, &batch).into_iter().take(2) {
         feed(&mut backup, Message::ViewChange(vc));
@@ -165,6 +168,30 @@ fn a_new_view_that_does_not_follow_from_its_view_changes_is_rejected() {
     assert!(backup.is_active());
     assert!(sent(&out).iter().any(|m| matches!(m,
         Message::Vote(v) if v.body.view == 1 && v.body.seq == 1 && v.body.digest == batch.digest())));
+}
+
+/// A primary that showed replica 2 one proposal and the others another is caught by replica 2
+/// when a VIEW-CHANGE carries the others' prepared certificate: no single peer saw both.
+#[test]
+fn a_split_proposal_is_proven_from_a_view_changes_certificate() {
+    let fx = Fixture::new(4);
+    let (a, b) = (fx.batch(vec![fx.request(1, 5)]), fx.batch(vec![fx.request(1, 6)]));
+    let mut backup = fx.replica(2);
+    feed(&mut backup, fx.pre_prepare(0, 1, &a));
+    let genesis = fx.config.genesis_state().digest();
+    let cert = PreparedCert {
+        pre_prepare: fx.sign(0, PrePrepare { epoch: 0, view: 0, seq: 1, digest: b.digest() }),
+        prepares: [1, 3].map(|i| fx.sign(i, fx.vote_body(Phase::Prepare, 0, 1, b.digest()))).to_vec(),
+        batch: b,
+    };
+    let stable = CheckpointCert { seq: 0, state: genesis, proofs: vec![] };
+    let vc = fx.sign(3, ViewChange { epoch: 0, new_view: 1, stable, prepared: vec![cert] });
+    let out = feed(&mut backup, Message::ViewChange(vc));
+    let proven = out.iter().any(|e| {
+        matches!(e, Effect::Evidence(ev @ Evidence::ProposalEquivocation(x, y))
+            if ev.culprit() == Culprit::Member(0) && x.body.digest == a.digest() && y.body.digest != a.digest())
+    });
+    assert!(proven, "the split proposal was not reported");
 }
 
 #[test]

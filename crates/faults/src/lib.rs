@@ -35,7 +35,8 @@ pub enum Behaviour {
     Delay,
     /// Re-sends old messages to random peers.
     Replay,
-    /// Sends VIEW-CHANGEs carrying bogus prepared certificates.
+    /// Sends VIEW-CHANGEs carrying bogus prepared certificates and, as a new primary, NEW-VIEWs
+    /// whose re-proposals do not follow from their view changes (provable: invalid new view).
     ForgeViewChange,
 }
 

@@ -45,6 +45,9 @@ pub struct Strategy {
     pub probability: Option<f64>,
     /// Requests this agent fabricated with invalid signatures (must never execute).
     pub forged_requests: Vec<Digest>,
+    /// Whether it has misbehaved yet: a probabilistic behaviour may never get to act in a short
+    /// run, and a fault that never happened cannot be detected.
+    pub acted: bool,
 }
 
 const HISTORY: usize = 256;
@@ -72,6 +75,7 @@ impl Strategy {
             nonce: 1 << 40,
             probability: None,
             forged_requests: Vec::new(),
+            acted: false,
         }
     }
 
@@ -80,8 +84,11 @@ impl Strategy {
     }
 
     /// Whether behaviour `b` acts this time.
-    fn acts(&self, b: Behaviour, rng: &mut ChaCha8Rng) -> bool {
-        self.has(b) && rng.random_bool(self.probability.unwrap_or(b.default_probability()).clamp(0.0, 1.0))
+    fn acts(&mut self, b: Behaviour, rng: &mut ChaCha8Rng) -> bool {
+        let acts = self.has(b)
+            && rng.random_bool(self.probability.unwrap_or(b.default_probability()).clamp(0.0, 1.0));
+        self.acted |= acts;
+        acts
     }
 
     pub fn crashed(&self, now: u64) -> bool {
@@ -106,9 +113,12 @@ impl Strategy {
         board: &mut Blackboard,
     ) -> Vec<Outgoing> {
         if self.has(Behaviour::Silent) {
+            self.acted = true;
             return Vec::new();
         }
         self.remember(&msg);
+        let always = [Behaviour::Censor, Behaviour::Equivocate, Behaviour::Delay, Behaviour::ForgeViewChange];
+        self.acted |= always.iter().any(|b| self.has(*b));
         if self.has(Behaviour::Censor) && matches!(msg, Message::PrePrepare(..)) {
             return Vec::new();
         }
@@ -118,6 +128,9 @@ impl Strategy {
             }
             Message::ViewChange(vc) if self.has(Behaviour::ForgeViewChange) => {
                 Message::ViewChange(self.forge_view_change(vc.body.new_view, vc.body.stable))
+            }
+            Message::NewView(nv) if self.has(Behaviour::ForgeViewChange) => {
+                Message::NewView(self.skew_new_view(nv))
             }
             m => m,
         };
@@ -201,6 +214,20 @@ impl Strategy {
         batch.requests.push(forged);
         let body = PrePrepare { digest: batch.digest(), ..pp.body };
         Message::PrePrepare(Signed::sign(body, self.id, &self.key, &self.cluster), batch)
+    }
+
+    /// As a new primary: drops the first re-proposal (the attack that would lose a prepared
+    /// request) or, with none, invents one, and re-signs the NEW-VIEW.
+    fn skew_new_view(&self, nv: Signed<NewView>) -> Signed<NewView> {
+        let mut body = nv.body;
+        if body.pre_prepares.is_empty() {
+            let seq = body.view_changes.iter().map(|vc| vc.body.stable.seq).max().unwrap_or(0) + 1;
+            let pp = PrePrepare { epoch: body.epoch, view: body.view, seq, digest: Batch::null().digest() };
+            body.pre_prepares.push(Signed::sign(pp, self.id, &self.key, &self.cluster));
+        } else {
+            body.pre_prepares.remove(0);
+        }
+        Signed::sign(body, self.id, &self.key, &self.cluster)
     }
 
     /// A VIEW-CHANGE whose prepared certificate is made up: prepares "from" other agents that

@@ -431,7 +431,11 @@ impl World {
                 *detections.entry(e.fault_type.clone()).or_insert(0) += 1;
             }
         }
-        let missed: Vec<u32> = self.faulty.iter().copied().filter(|id| !quarantined.contains(id)).collect();
+        // An agent whose probabilistic fault never got its chance in the run has nothing to
+        // be caught for.
+        let acted = |id: &u32| self.nodes[*id as usize].strategy.as_ref().is_some_and(|s| s.acted);
+        let missed: Vec<u32> =
+            self.faulty.iter().copied().filter(|id| acted(id) && !quarantined.contains(id)).collect();
         let failure = (self.cfg.require_quarantine && !missed.is_empty())
             .then(|| format!("faulty agents {missed:?} were not quarantined on every honest replica"));
         (quarantined, detections, failure)

@@ -121,6 +121,7 @@ fn detectable_faults_end_in_quarantine() {
         Behaviour::InvalidProposal,
         Behaviour::DoubleSpend,
         Behaviour::CorruptSignatures,
+        Behaviour::ForgeViewChange,
     ] {
         for seed in 0..3 {
             let mut c = cfg(4, 1, seed);

@@ -312,6 +312,7 @@ impl Replica {
         if !valid {
             return;
         }
+        self.cross_check(None, &c.commits);
         let slot = self.log.entry(seq).or_insert_with(|| super::slot::Slot::new(first.body.view));
         slot.batch = Some(c.batch.clone());
         slot.decided = Some(c);

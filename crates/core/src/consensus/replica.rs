@@ -489,10 +489,49 @@ impl Replica {
         }
         // Submitted for ordering: once committed, every replica verifies it and quarantines the
         // culprit at the same seq.
-        if !self.quarantined(self.id) {
-            self.submit_own(Operation::report(&Report::Evidence(ev.clone())));
+        // Evidence too large for one report (a NEW-VIEW may carry many certificates) is only
+        // logged locally: the replica still refuses what it proves.
+        let op = Operation::report(&Report::Evidence(ev.clone()));
+        let fits = matches!(&op, Operation::Report(b) if b.len() <= crate::wire::limits::MAX_REPORT_BYTES);
+        if fits && !self.quarantined(self.id) {
+            self.submit_own(op);
         }
         self.out.push(Effect::Evidence(ev));
+    }
+
+    /// Compares the signed messages inside a verified certificate with those we hold for the
+    /// same slot: a primary that showed us one proposal and others another, or a member that
+    /// voted both ways, is caught even when no single peer received both versions directly.
+    pub(super) fn cross_check(&mut self, pre_prepare: Option<&Signed<PrePrepare>>, votes: &[Signed<Vote>]) {
+        let mut found = Vec::new();
+        let epoch = self.epoch.number;
+        let slot_of = |seq| self.log.get(&seq);
+        if let Some(theirs) = pre_prepare
+            && let Some(ours) = slot_of(theirs.body.seq).and_then(|s| s.pre_prepare.as_ref())
+            && (ours.body.epoch, ours.body.view, ours.from)
+                == (theirs.body.epoch, theirs.body.view, theirs.from)
+            && ours.body.digest != theirs.body.digest
+        {
+            found.push(Evidence::ProposalEquivocation(ours.clone(), theirs.clone()));
+        }
+        for v in votes {
+            let Some(slot) = slot_of(v.body.seq) else { continue };
+            if v.body.epoch != epoch || slot.view != v.body.view || v.from == self.id {
+                continue;
+            }
+            let held = match v.body.phase {
+                Phase::Prepare => slot.prepares.get(&v.from),
+                Phase::Commit => slot.commits.get(&v.from),
+            };
+            if let Some(ours) = held
+                && ours.body.digest != v.body.digest
+            {
+                found.push(Evidence::VoteEquivocation(ours.clone(), v.clone()));
+            }
+        }
+        for ev in found {
+            self.report(ev);
+        }
     }
 
     /// Keeps a message we cannot use yet (later view, above the window), bounded per sender by

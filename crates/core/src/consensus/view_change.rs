@@ -2,6 +2,7 @@
 
 use super::replica::Replica;
 use super::{Effect, Record, Timer};
+use crate::evidence::Evidence;
 use crate::wire::{
     Batch, CheckpointCert, Message, NewView, PrePrepare, ReplicaId, Seq, Signed, View, ViewChange,
 };
@@ -124,6 +125,9 @@ impl Replica {
         if !valid {
             return;
         }
+        for p in &vc.body.prepared {
+            self.cross_check(Some(&p.pre_prepare), &p.prepares);
+        }
         self.store_view_change(vc);
         self.apply_weak_rule();
         self.check_view_change_quorum();
@@ -230,7 +234,13 @@ impl Replica {
             return;
         }
         let Some(plan) = self.check_new_view(&nv) else {
-            // A NEW-VIEW that does not follow from its own view changes: its primary is faulty.
+            // A NEW-VIEW that does not follow from its own view changes: its primary is faulty,
+            // provably so when the NEW-VIEW alone shows it (not, say, a certificate inside that
+            // only our state rejects).
+            let ev = Evidence::InvalidNewView(nv);
+            if ev.verify(&self.cluster, &self.epoch.keys()).is_ok() {
+                self.report(ev);
+            }
             // Only the one we are waiting for makes us move on; an unsolicited bad NEW-VIEW for
             // some other view is ignored, or a faulty member could trigger view changes at will.
             if !self.active && w == self.vc_target {
