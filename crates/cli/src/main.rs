@@ -1,5 +1,6 @@
 //! `phalanx`: one binary for every Phalanx task.
 
+mod bench;
 mod client;
 mod demo;
 mod init;
@@ -36,7 +37,7 @@ enum Command {
     /// Sign and submit one transfer; accepted on f+1 matching signed replies.
     Submit(ops::SubmitArgs),
     /// Submit many transfers and report throughput and latency.
-    Bench(ops::BenchArgs),
+    Bench(bench::BenchArgs),
     /// List the agents with role, status and public key.
     Agents(ops::ReadArgs),
     /// Each agent's view, primary, executed seq, checkpoint and state digest.
@@ -72,7 +73,7 @@ fn main() -> ExitCode {
         Command::Up(a) => up::up(a),
         Command::Down(a) => up::down(a),
         Command::Submit(a) => ops::submit(a),
-        Command::Bench(a) => ops::bench(a),
+        Command::Bench(a) => bench::bench(a),
         Command::Agents(a) => ops::agents(a),
         Command::Status(a) => ops::status(a),
         Command::Health(a) => ops::health(a),

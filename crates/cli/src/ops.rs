@@ -5,9 +5,7 @@ use clap::Args;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Args)]
 pub struct NodeArgs {
@@ -63,107 +61,6 @@ pub fn submit(a: SubmitArgs) -> Result<ExitCode, String> {
         );
     }
     Ok(if accepted.outcome == "applied" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-#[derive(Args)]
-pub struct BenchArgs {
-    #[arg(long, default_value = "./cluster")]
-    dir: PathBuf,
-    /// Transfers to submit.
-    #[arg(long, default_value_t = 1000)]
-    txs: usize,
-    /// Concurrent clients (closed loop, one outstanding request each; uses bench-N accounts).
-    #[arg(long, default_value_t = 32)]
-    clients: usize,
-    #[arg(long)]
-    json: bool,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
-    let cluster = Cluster::load(&a.dir)?;
-    let clients = a.clients.max(1).min(a.txs.max(1));
-    let keys: Vec<_> =
-        (0..clients).map(|i| cluster.client_key(&format!("bench-{i}"))).collect::<Result<_, _>>()?;
-    // Clients sign before the timed phase, as they would on their own machines.
-    let base = clock_nonce();
-    let mut work: Vec<Vec<_>> = vec![Vec::new(); clients];
-    for t in 0..a.txs {
-        let c = t % clients;
-        let to = format!("bench-{}", (c + 1) % clients.max(2));
-        let from = format!("bench-{c}");
-        work[c].push(cluster.sign_transfer(&keys[c], base + t as u64, &from, &to, 1));
-    }
-    let bar =
-        if a.json { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(a.txs as u64) };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} transfers {per_sec} {elapsed}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let latencies = Mutex::new(Vec::with_capacity(a.txs));
-    let (committed, rejected, failed) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
-    let first_error = Mutex::new(None::<String>);
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        for reqs in &work {
-            let (cluster, bar, latencies) = (&cluster, &bar, &latencies);
-            let (committed, rejected, failed, first_error) = (&committed, &rejected, &failed, &first_error);
-            s.spawn(move || {
-                for req in reqs {
-                    let t = Instant::now();
-                    match cluster.submit(req, Duration::from_secs(30)) {
-                        Ok(acc) => {
-                            latencies.lock().unwrap().push(t.elapsed().as_secs_f64() * 1000.0);
-                            if acc.outcome == "applied" { committed } else { rejected }
-                                .fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            first_error.lock().unwrap().get_or_insert(e);
-                        }
-                    }
-                    bar.inc(1);
-                }
-            });
-        }
-    });
-    bar.finish_and_clear();
-    let secs = started.elapsed().as_secs_f64();
-    let mut lat = latencies.into_inner().unwrap();
-    lat.sort_by(|a, b| a.total_cmp(b));
-    let (c, r, f) = (committed.into_inner(), rejected.into_inner(), failed.into_inner());
-    let result = json!({
-        "nodes": cluster.n(),
-        "txs": a.txs,
-        "clients": clients,
-        "committed": c,
-        "rejected": r,
-        "failed": f,
-        "seconds": (secs * 1000.0).round() / 1000.0,
-        "tx_per_sec": ((c + r) as f64 / secs).round(),
-        "latency_ms": {"p50": percentile(&lat, 0.5), "p95": percentile(&lat, 0.95), "p99": percentile(&lat, 0.99)},
-    });
-    if a.json {
-        println!("{result}");
-    } else {
-        println!(
-            "{c} committed, {r} rejected, {f} failed in {secs:.2} s: {} tx/s; latency p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms",
-            result["tx_per_sec"],
-            percentile(&lat, 0.5),
-            percentile(&lat, 0.95),
-            percentile(&lat, 0.99)
-        );
-    }
-    if let Some(e) = first_error.into_inner().unwrap() {
-        eprintln!("first failure: {e}");
-    }
-    Ok(if f == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 #[derive(Args)]

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use phalanx_core::consensus::ReplicaStatus;
 use phalanx_core::wire::{self, ClientRequest, Operation, OperatorAction, Outcome, RequestBody};
-use phalanx_crypto::{PublicKey, Signature, verify_one};
+use phalanx_crypto::{PublicKey, Signature};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -31,6 +31,26 @@ pub struct ApiState {
     pub cluster: phalanx_crypto::Digest,
     /// This agent's name (a standby joiner has no id yet).
     pub name: String,
+    /// Signature verdicts shared with the replica: a request checked here is not checked again.
+    pub cache: std::sync::Arc<phalanx_crypto::VerdictCache>,
+    pub traffic: std::sync::Arc<crate::runtime::Traffic>,
+}
+
+/// Requests in one call to the batch endpoint, at most.
+pub const MAX_SUBMIT_BATCH: usize = 4096;
+/// Body of the batch endpoint, at most.
+pub const MAX_BATCH_BODY: usize = 4 << 20;
+
+/// The answer of `POST /v1/transactions/batch` (postcard): every distinct signed batch reply
+/// covering the submitted requests that executed in time, and which did not.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BatchAnswer {
+    pub replica: u32,
+    pub replies: Vec<wire::Signed<wire::Reply>>,
+    /// Indices (into the submitted list) not executed before the wait ended.
+    pub pending: Vec<u32>,
+    /// Indices refused: bad client signature or over a size limit.
+    pub invalid: Vec<u32>,
 }
 
 /// An operation as JSON: `{"type": "transfer", "from": "alice", "to": "bob", "amount": 10}`.
@@ -238,8 +258,7 @@ async fn submit(State(s): State<ApiState>, body: axum::body::Bytes) -> Response 
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    let item = req.verify_item(&s.cluster);
-    if !verify_one(&item.key, &item.message, &item.signature) {
+    if !verify_requests(&s, std::slice::from_ref(&req)).await[0] {
         return error(StatusCode::UNAUTHORIZED, "bad signature: the request is not signed by its client key");
     }
     let (client, nonce) = (req.body.client, req.body.nonce);
@@ -252,6 +271,75 @@ async fn submit(State(s): State<ApiState>, body: axum::body::Bytes) -> Response 
         _ => (StatusCode::ACCEPTED, axum::Json(json!({"replica": s.id(), "status": "pending"})))
             .into_response(),
     }
+}
+
+/// Checks client signatures off the async workers, through the verdict cache the replica uses.
+async fn verify_requests(s: &ApiState, reqs: &[ClientRequest]) -> Vec<bool> {
+    let items: Vec<_> = reqs.iter().map(|r| r.verify_item(&s.cluster)).collect();
+    let cache = s.cache.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut rng = phalanx_crypto::SeededRng::new(crate::os_seed().unwrap_or([3; 32]));
+        cache.verify(&mut rng, &items)
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// `POST /v1/transactions/batch`: many signed requests in one call (postcard-encoded
+/// `Vec<ClientRequest>`), answered when all executed or the wait ends. Clients and benchmarks
+/// use it to keep HTTP off the per-transaction path.
+async fn submit_batch(State(s): State<ApiState>, body: axum::body::Bytes) -> Response {
+    let reqs: Vec<ClientRequest> = match wire::decode_value(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("malformed batch (postcard Vec<ClientRequest>): {e}"),
+            );
+        }
+    };
+    if reqs.is_empty() || reqs.len() > MAX_SUBMIT_BATCH {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("a batch holds 1 to {MAX_SUBMIT_BATCH} requests, not {}", reqs.len()),
+        );
+    }
+    let verdicts = verify_requests(&s, &reqs).await;
+    let mut invalid = Vec::new();
+    let mut waiting = Vec::with_capacity(reqs.len());
+    let mut accepted = Vec::with_capacity(reqs.len());
+    for (i, (req, ok)) in reqs.into_iter().zip(verdicts).enumerate() {
+        if !ok || wire::check_limits(&wire::Message::Request(req.clone())).is_err() {
+            invalid.push(i as u32);
+            continue;
+        }
+        let (tx, rx) = oneshot::channel();
+        waiting.push((i as u32, rx));
+        accepted.push((req, tx));
+    }
+    if !accepted.is_empty() && s.commands.send(Command::SubmitMany(accepted)).await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the replica is shutting down");
+    }
+    let deadline = tokio::time::Instant::now() + SUBMIT_WAIT;
+    let (mut replies, mut pending) = (Vec::<SharedReply>::new(), Vec::new());
+    for (i, rx) in waiting {
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(r)) => {
+                if !replies.iter().any(|x| std::sync::Arc::ptr_eq(x, &r)) {
+                    replies.push(r);
+                }
+            }
+            _ => pending.push(i),
+        }
+    }
+    let answer = BatchAnswer {
+        replica: s.id(),
+        replies: replies.iter().map(|r| r.as_ref().clone()).collect(),
+        pending,
+        invalid,
+    };
+    ([(axum::http::header::CONTENT_TYPE, "application/octet-stream")], wire::to_bytes(&answer))
+        .into_response()
 }
 
 async fn transaction(State(s): State<ApiState>, Path((client, nonce)): Path<(String, u64)>) -> Response {
@@ -300,6 +388,13 @@ fn status_json(s: &ApiState, st: &ReplicaStatus) -> Value {
         "stable_checkpoint": st.stable_checkpoint,
         "state_digest": st.state_digest.to_hex(),
         "pending_requests": st.pending_requests,
+        "traffic": {
+            "messages_sent": s.traffic.messages_sent.load(std::sync::atomic::Ordering::Relaxed),
+            "bytes_sent": s.traffic.bytes_sent.load(std::sync::atomic::Ordering::Relaxed),
+            "fsyncs": s.traffic.fsyncs.load(std::sync::atomic::Ordering::Relaxed),
+            "rounds": s.traffic.rounds.load(std::sync::atomic::Ordering::Relaxed),
+            "inputs": s.traffic.inputs.load(std::sync::atomic::Ordering::Relaxed),
+        },
     })
 }
 
@@ -497,6 +592,7 @@ async fn not_found() -> Response {
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/transactions", post(submit))
+        .route("/v1/transactions/batch", post(submit_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY)))
         .route("/v1/transactions/{client}/{nonce}", get(transaction))
         .route("/v1/status", get(status))
         .route("/v1/agents", get(agents))

@@ -57,7 +57,7 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
     let (net_tx, mut net_rx) = mpsc::channel(65_536);
     let mut s = seed;
     s[0] ^= 0xa5;
-    tokio::spawn(transport::accept_loop(replica_listener, identity, net_tx, cache, seen.clone(), s));
+    tokio::spawn(transport::accept_loop(replica_listener, identity, net_tx, cache.clone(), seen.clone(), s));
     let forward = cmd_tx.clone();
     tokio::spawn(async move {
         while let Some((peer, m)) = net_rx.recv().await {
@@ -67,7 +67,10 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
         }
     });
 
+    let traffic = Arc::new(runtime::Traffic::default());
     let api_state = api::ApiState {
+        cache: cache.clone(),
+        traffic: traffic.clone(),
         commands: cmd_tx.clone(),
         directory: directory.clone(),
         seen,
@@ -94,6 +97,6 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
             }
         }
     });
-    Runtime::new(replica, store, connector, directory, cmd_tx).run(cmd_rx).await;
+    Runtime::new(replica, store, connector, directory, cmd_tx, traffic).run(cmd_rx).await;
     Ok(())
 }

@@ -271,8 +271,20 @@ pub async fn connect_loop(
         match attempt.await {
             Ok(mut framed) => {
                 backoff = Duration::from_millis(100);
-                while let Some(bytes) = outbox.recv().await {
-                    if framed.send(bytes).await.is_err() {
+                // Everything queued goes out with one flush (one write syscall under load).
+                'link: while let Some(bytes) = outbox.recv().await {
+                    let mut next = Some(bytes);
+                    let mut queued = 0;
+                    while let Some(b) = next.take() {
+                        if framed.feed(b).await.is_err() {
+                            break 'link;
+                        }
+                        queued += 1;
+                        if queued < 256 {
+                            next = outbox.try_recv().ok();
+                        }
+                    }
+                    if SinkExt::<Bytes>::flush(&mut framed).await.is_err() {
                         break;
                     }
                 }

@@ -1,0 +1,466 @@
+//! `phalanx bench`: the benchmark harness. Against a running cluster folder, or with `--nodes`
+//! a fresh local cluster per size (created, started, measured, stopped). Transfers are signed
+//! before the timed phase, as clients would on their own machines; load is closed loop
+//! (`--clients`) or open loop (`--rate`).
+
+mod limit;
+mod load;
+
+use crate::client::{Cluster, clock_nonce};
+use clap::Args;
+use load::{Load, Window};
+use phalanx_core::wire::ClientRequest;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Cluster folder to measure (ignored with --nodes).
+    #[arg(long, default_value = "./cluster")]
+    dir: PathBuf,
+    /// Cluster sizes: a fresh local cluster per size, e.g. 4,7,10,13.
+    #[arg(long, value_delimiter = ',')]
+    nodes: Option<Vec<usize>>,
+    /// Closed loop: clients with one outstanding transfer each (bench-N accounts).
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Open loop: transfers offered per second, whatever the cluster manages.
+    #[arg(long)]
+    rate: Option<u64>,
+    /// A fixed number of transfers instead of a timed run (no warm-up).
+    #[arg(long)]
+    txs: Option<usize>,
+    /// Measured phase.
+    #[arg(long, default_value = "10s")]
+    duration: humantime::Duration,
+    /// Load before the measured phase, not counted.
+    #[arg(long, default_value = "2s")]
+    warmup: humantime::Duration,
+    /// Print this machine's signature-verification bound per cluster size (with --nodes, only
+    /// those sizes) and, with --nodes and a load, compare each row with it.
+    #[arg(long)]
+    limit: bool,
+    /// First replica port of the fresh clusters (HTTP ports are +100).
+    #[arg(long, default_value_t = 7800)]
+    base_port: u16,
+    /// Keep the fresh clusters' folders (logs) instead of deleting them.
+    #[arg(long)]
+    keep: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Open-loop pacing: a chunk every tick.
+const TICK: Duration = Duration::from_millis(5);
+/// Accounts the fresh clusters get for open-loop load (each account's nonces must execute in
+/// order, so load is spread over many).
+const OPEN_LOOP_ACCOUNTS: usize = 1024;
+
+pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
+    let want_load = a.nodes.is_some() || !a.limit;
+    let costs = (a.limit || a.txs.is_none()).then(|| limit::measure(Duration::from_millis(400)));
+    if a.limit {
+        print_limit(costs.as_ref().expect("measured above"), &a)?;
+        if a.nodes.is_none() {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    if !want_load {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut ok = true;
+    let mut rows = Vec::new();
+    match &a.nodes {
+        None => {
+            let cluster = Arc::new(Cluster::load(&a.dir)?);
+            let row = run(&a, cluster, &a.dir, costs.as_ref())?;
+            ok &= row["failed"] == 0;
+            rows.push(row);
+        }
+        Some(sizes) => {
+            for (k, &n) in sizes.iter().enumerate() {
+                let dir = std::env::temp_dir().join(format!("phalanx-bench-{}-{n}", std::process::id()));
+                let port = a.base_port + (k as u16 % 4) * 20;
+                let row = fresh(&a, n, &dir, port, costs.as_ref());
+                if !a.keep {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+                let row = row?;
+                ok &= row["failed"] == 0;
+                rows.push(row);
+            }
+        }
+    }
+    if !a.json {
+        print_table(&rows);
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn print_limit(c: &limit::Costs, a: &BenchArgs) -> Result<(), String> {
+    let sizes = a.nodes.clone().unwrap_or_else(|| vec![4, 7, 10, 13]);
+    let rows: Vec<Value> = sizes
+        .iter()
+        .map(|&n| json!({"nodes": n, "limit_tx_per_sec": c.limit(n).round(), "target_tx_per_sec": (0.8 * c.limit(n)).round()}))
+        .collect();
+    let v = json!({
+        "cores": c.cores,
+        "verify_single_us": (c.single_us * 100.0).round() / 100.0,
+        "verify_batch_us": (c.batch_us * 100.0).round() / 100.0,
+        "limits": rows,
+    });
+    if a.json {
+        println!("{v}");
+    } else {
+        println!(
+            "Ed25519 on this machine: {:.1} µs per signature singly, {:.1} µs in batches of 64; {} cores",
+            c.single_us, c.batch_us, c.cores
+        );
+        println!("signature-bound limit = cores ÷ (n × batch cost):");
+        for r in &rows {
+            println!(
+                "  n={:<3} {:>8} tx/s   (0.8× target {} tx/s)",
+                r["nodes"],
+                r["limit_tx_per_sec"].as_f64().unwrap_or(0.0),
+                r["target_tx_per_sec"].as_f64().unwrap_or(0.0)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `phalanx ARGS` (this binary) and fails with its output if it fails.
+fn phalanx(args: &[&str]) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let out = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run phalanx {}: {e}", args.join(" ")))?;
+    if !out.status.success() {
+        return Err(format!(
+            "phalanx {} failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+/// Creates, starts, measures and stops an n-agent cluster in `dir`.
+fn fresh(
+    a: &BenchArgs,
+    n: usize,
+    dir: &Path,
+    port: u16,
+    costs: Option<&limit::Costs>,
+) -> Result<Value, String> {
+    let _ = std::fs::remove_dir_all(dir);
+    let d = dir.to_str().ok_or("temporary folder is not UTF-8")?;
+    let accounts = if a.rate.is_some() { OPEN_LOOP_ACCOUNTS } else { a.clients.max(2) }.to_string();
+    let (n_s, port_s) = (n.to_string(), port.to_string());
+    phalanx(&["init", "--agents", &n_s, "--dir", d, "--base-port", &port_s, "--bench-clients", &accounts])?;
+    phalanx(&["up", "--dir", d])?;
+    let result = Cluster::load(dir).and_then(|c| run(a, Arc::new(c), dir, costs));
+    let _ = phalanx(&["down", "--dir", d]);
+    result
+}
+
+/// Pre-signed transfers: for each account in use, a queue of transfers to the next account.
+fn presign(
+    cluster: &Cluster,
+    accounts: usize,
+    per_account: usize,
+) -> Result<Vec<Vec<ClientRequest>>, String> {
+    let keys: Vec<_> =
+        (0..accounts).map(|i| cluster.client_key(&format!("bench-{i}"))).collect::<Result<_, _>>()?;
+    let base = clock_nonce();
+    let sign_range = |range: std::ops::Range<usize>| {
+        range
+            .map(|c| {
+                let (from, to) = (format!("bench-{c}"), format!("bench-{}", (c + 1) % accounts.max(2)));
+                (0..per_account)
+                    .map(|k| cluster.sign_transfer(&keys[c], base + k as u64, &from, &to, 1))
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    // Signing is the clients' work: spread it over the cores, before anything is timed.
+    let threads = std::thread::available_parallelism().map_or(1, |c| c.get()).max(1);
+    let per = accounts.div_ceil(threads);
+    let parts: Vec<Vec<Vec<ClientRequest>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let range = (t * per).min(accounts)..((t + 1) * per).min(accounts);
+                s.spawn(move || sign_range(range))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+    });
+    Ok(parts.into_iter().flatten().collect())
+}
+
+fn bench_accounts(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("clients"))
+        .map(|it| {
+            it.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().starts_with("bench-"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// What the nodes did so far: (CPU seconds, messages sent, bytes sent, fsyncs).
+fn node_counters(cluster: &Cluster, dir: &Path) -> (f64, u64, u64, u64) {
+    let mut cpu = 0.0;
+    for m in &cluster.agents {
+        let pid =
+            std::fs::read_to_string(dir.join("data").join(&m.name).join("node.pid")).unwrap_or_default();
+        cpu += cpu_seconds(pid.trim());
+    }
+    let (mut msgs, mut bytes, mut fsyncs) = (0, 0, 0);
+    for s in cluster.get_all("/v1/status").into_iter().flatten() {
+        msgs += s["traffic"]["messages_sent"].as_u64().unwrap_or(0);
+        bytes += s["traffic"]["bytes_sent"].as_u64().unwrap_or(0);
+        fsyncs += s["traffic"]["fsyncs"].as_u64().unwrap_or(0);
+    }
+    (cpu, msgs, bytes, fsyncs)
+}
+
+/// User + system CPU time of a process (Linux /proc; 0 elsewhere).
+fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
+    // Fields after the command name (which may contain spaces) start at field 3.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 (index 11 and 12 here), in 1/100 s.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let v = sorted[((sorted.len() - 1) as f64 * p).round() as usize];
+    (v * 100.0).round() / 100.0
+}
+
+/// One measured run against `cluster`.
+fn run(
+    a: &BenchArgs,
+    cluster: Arc<Cluster>,
+    dir: &Path,
+    costs: Option<&limit::Costs>,
+) -> Result<Value, String> {
+    let n = cluster.n();
+    let available = bench_accounts(dir);
+    let (warmup, duration) = match a.txs {
+        Some(_) => (Duration::ZERO, Duration::from_secs(3600)),
+        None => (a.warmup.into(), a.duration.into()),
+    };
+    // How much to sign: the fixed count, or what 1.5× the signature bound could consume.
+    let expected = costs.map_or(20_000.0, |c| 1.5 * c.limit(n));
+    let total_secs = (warmup + duration).as_secs_f64();
+    let (accounts, per_account) = match (a.txs, a.rate) {
+        (Some(t), _) => {
+            let c = a.clients.clamp(1, t.max(1));
+            (c, t.div_ceil(c))
+        }
+        (None, Some(r)) => {
+            let acc = OPEN_LOOP_ACCOUNTS.min(available);
+            (acc, ((r as f64 * total_secs * 1.05) as usize).div_ceil(acc.max(1)) + 1)
+        }
+        (None, None) => {
+            (a.clients.max(1), ((expected * total_secs) as usize).div_ceil(a.clients.max(1)).min(50_000))
+        }
+    };
+    if accounts > available {
+        return Err(format!(
+            "{accounts} bench accounts needed, the cluster has {available} (init --bench-clients)"
+        ));
+    }
+    if !a.json {
+        eprintln!("n={n}: signing {} transfers for {accounts} accounts…", accounts * per_account);
+    }
+    let mut queues = presign(&cluster, accounts, per_account)?;
+    if let Some(t) = a.txs {
+        // Exactly t transfers: trim the last accounts' queues.
+        let mut extra = accounts * per_account - t;
+        for q in queues.iter_mut().rev() {
+            let cut = extra.min(q.len());
+            q.truncate(q.len() - cut);
+            extra -= cut;
+        }
+    }
+    let start = Instant::now() + Duration::from_millis(50);
+    let window = Window { start: start + warmup, end: start + warmup + duration };
+    let mut load = Load::start(cluster.clone(), window)?;
+    let client_cpu0 = cpu_seconds("self");
+    let mut before = None;
+    let measure_start = |before: &mut Option<_>| {
+        if before.is_none() && Instant::now() >= window.start {
+            *before = Some((Instant::now(), node_counters(&cluster, dir)));
+        }
+    };
+    let mut ran_dry = false;
+    match a.rate {
+        Some(rate) if a.txs.is_none() => {
+            // Open loop: transfer j comes from account j mod A, so each account's nonces go out in order.
+            let mut next = vec![0usize; queues.len()];
+            let mut sent = 0u64;
+            while Instant::now() < start {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            while Instant::now() < window.end {
+                measure_start(&mut before);
+                let due = (rate as f64 * start.elapsed().as_secs_f64()) as u64;
+                let mut chunk = Vec::new();
+                while sent < due && chunk.len() < phalanx_node::api::MAX_SUBMIT_BATCH {
+                    let acc = (sent as usize) % queues.len();
+                    let Some(r) = queues[acc].get(next[acc]) else {
+                        ran_dry = true;
+                        break;
+                    };
+                    chunk.push(r.clone());
+                    next[acc] += 1;
+                    sent += 1;
+                }
+                if !chunk.is_empty() {
+                    load.send(&chunk, None);
+                }
+                std::thread::sleep(TICK);
+            }
+        }
+        _ => {
+            // Closed loop: each client has one transfer outstanding; clients are served by a few
+            // drivers, each sending its clients' next transfers as one chunk.
+            let drivers = queues.len().clamp(1, 8);
+            let mut per_driver: Vec<Vec<std::vec::IntoIter<ClientRequest>>> =
+                (0..drivers).map(|_| Vec::new()).collect();
+            for (i, q) in queues.drain(..).enumerate() {
+                per_driver[i % drivers].push(q.into_iter());
+            }
+            let (notify_txs, notify_rxs): (Vec<_>, Vec<_>) =
+                (0..drivers).map(|_| std::sync::mpsc::channel::<()>()).unzip();
+            let mut ready: Vec<bool> = vec![true; drivers];
+            while Instant::now() < start {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            loop {
+                measure_start(&mut before);
+                if Instant::now() >= window.end {
+                    break;
+                }
+                let mut active = false;
+                for d in 0..drivers {
+                    if !ready[d] {
+                        match notify_rxs[d].try_recv() {
+                            Ok(()) => ready[d] = true,
+                            Err(std::sync::mpsc::TryRecvError::Empty) => {
+                                active = true;
+                                continue;
+                            }
+                            Err(_) => continue,
+                        }
+                    }
+                    let chunk: Vec<ClientRequest> =
+                        per_driver[d].iter_mut().filter_map(|q| q.next()).collect();
+                    if chunk.is_empty() {
+                        if a.txs.is_none() {
+                            ran_dry = true;
+                        }
+                        continue;
+                    }
+                    active = true;
+                    ready[d] = false;
+                    load.send(&chunk, Some(notify_txs[d].clone()));
+                }
+                if !active {
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+    let tally = load.finish(Duration::from_secs(30));
+    let end = Instant::now().min(window.end);
+    let after = node_counters(&cluster, dir);
+    let client_cpu = cpu_seconds("self") - client_cpu0;
+    let (t0, before) = before.unwrap_or((window.start, after));
+    let secs = match a.txs {
+        Some(_) => start.elapsed().as_secs_f64(),
+        None => end.duration_since(t0).as_secs_f64().max(1e-3),
+    };
+    let mut lat = tally.latencies;
+    lat.sort_by(|x, y| x.total_cmp(y));
+    let done = (tally.committed + tally.rejected) as f64;
+    let per_tx = |x: u64| if done > 0.0 { (x as f64 / done * 10.0).round() / 10.0 } else { 0.0 };
+    let tx_per_sec = (done / secs).round();
+    let limit = costs.map(|c| c.limit(n).round());
+    let row = json!({
+        "nodes": n,
+        "f": cluster.genesis.max_failures,
+        "mode": "ledger",
+        "load": match (a.rate, a.txs) { (Some(r), None) => format!("open {r} tx/s"), _ => format!("closed {accounts} clients") },
+        "txs": a.txs,
+        "clients": accounts,
+        "seconds": (secs * 1000.0).round() / 1000.0,
+        "committed": tally.committed,
+        "rejected": tally.rejected,
+        "failed": tally.failed,
+        "tx_per_sec": tx_per_sec,
+        "latency_ms": {"p50": percentile(&lat, 0.5), "p95": percentile(&lat, 0.95), "p99": percentile(&lat, 0.99)},
+        "cpu_pct": ((after.0 - before.0) / secs / costs.map_or(1, |c| c.cores) as f64 * 100.0).round(),
+        "client_cpu_pct": (client_cpu / start.elapsed().as_secs_f64() * 100.0).round(),
+        "msgs_per_tx": per_tx(after.1 - before.1),
+        "bytes_per_tx": per_tx(after.2 - before.2),
+        "fsyncs_per_tx": if done > 0.0 { ((after.3 - before.3) as f64 / done * 1000.0).round() / 1000.0 } else { 0.0 },
+        "limit_tx_per_sec": limit,
+        "vs_limit": limit.map(|l| (tx_per_sec / l * 100.0).round() / 100.0),
+        "presigned_ran_out": ran_dry,
+        "first_error": tally.first_error,
+    });
+    if a.json {
+        println!("{row}");
+    }
+    Ok(row)
+}
+
+fn print_table(rows: &[Value]) {
+    let cell = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    println!(
+        "{:>3} {:>18} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>9} {:>8} {:>7}",
+        "n", "load", "tx/s", "p50 ms", "p95 ms", "p99 ms", "cpu%", "msgs/tx", "bytes/tx", "limit", "×limit"
+    );
+    for r in rows {
+        println!(
+            "{:>3} {:>18} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>9} {:>8} {:>7}",
+            cell(&r["nodes"]),
+            cell(&r["load"]),
+            cell(&r["tx_per_sec"]),
+            cell(&r["latency_ms"]["p50"]),
+            cell(&r["latency_ms"]["p95"]),
+            cell(&r["latency_ms"]["p99"]),
+            cell(&r["cpu_pct"]),
+            cell(&r["msgs_per_tx"]),
+            cell(&r["bytes_per_tx"]),
+            cell(&r["limit_tx_per_sec"]),
+            cell(&r["vs_limit"])
+        );
+        if r["failed"] != 0 {
+            println!("    {} transfers failed; first error: {}", r["failed"], r["first_error"]);
+        }
+        if r["presigned_ran_out"] == true {
+            println!("    the pre-signed transfers ran out before the end: the figure is a lower bound");
+        }
+    }
+}
