@@ -180,6 +180,23 @@ fn bad_input_on_every_interface_is_refused_and_costs_nothing_else() {
         "{\"client\":\"zz\",\"nonce\":1,\"op\":{\"type\":\"transfer\",\"from\":\"a\",\"to\":\"b\",\"amount\":1},\"signature\":\"00\"}",
     );
     assert!(r.starts_with("HTTP/1.1 400") && r.contains("client"), "{r}");
+    // The batch endpoint: garbage and an empty list are refused with what was wrong.
+    let batch = |body: &[u8]| {
+        let head = format!(
+            "POST /v1/transactions/batch HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let mut s = TcpStream::connect(&http_addr).unwrap();
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let r = batch(&[0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2]);
+    assert!(r.starts_with("HTTP/1.1 400") && r.contains("malformed batch"), "{r}");
+    let r = batch(&[0]);
+    assert!(r.starts_with("HTTP/1.1 400") && r.contains("1 to 4096 requests"), "{r}");
 
     // Replica port: garbage, an oversized frame, and a peer whose key is not in genesis. Each
     // loses only its own connection.
