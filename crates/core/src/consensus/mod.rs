@@ -129,7 +129,7 @@ impl Default for Params {
             checkpoint_interval: 100,
             log_window: 200,
             max_inflight: 50,
-            batch_size: 64,
+            batch_size: 256,
             batch_delay_ms: 2,
             view_change_timeout_ms: 1000,
             resend_interval_ms: 500,
