@@ -33,6 +33,8 @@ pub struct ApiState {
     pub name: String,
     /// Signature verdicts shared with the replica: a request checked here is not checked again.
     pub cache: std::sync::Arc<phalanx_crypto::VerdictCache>,
+    /// Secret seed of the batch verifier's coefficients (from the OS, once per process).
+    pub rng_seed: [u8; 32],
     pub traffic: std::sync::Arc<crate::runtime::Traffic>,
 }
 
@@ -276,13 +278,15 @@ async fn submit(State(s): State<ApiState>, body: axum::body::Bytes) -> Response 
 /// Checks client signatures off the async workers, through the verdict cache the replica uses.
 async fn verify_requests(s: &ApiState, reqs: &[ClientRequest]) -> Vec<bool> {
     let items: Vec<_> = reqs.iter().map(|r| r.verify_item(&s.cluster)).collect();
+    let count = items.len();
     let cache = s.cache.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut rng = phalanx_crypto::SeededRng::new(crate::os_seed().unwrap_or([3; 32]));
-        cache.verify(&mut rng, &items)
-    })
-    .await
-    .unwrap_or_default()
+    // Fresh, unpredictable coefficients per call without reading the OS each time.
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let seed = phalanx_crypto::digest(&[&s.rng_seed[..], &call.to_le_bytes()].concat()).0;
+    tokio::task::spawn_blocking(move || cache.verify(&mut phalanx_crypto::SeededRng::new(seed), &items))
+        .await
+        .unwrap_or_else(|_| vec![false; count])
 }
 
 /// `POST /v1/transactions/batch`: many signed requests in one call (postcard-encoded

@@ -70,6 +70,11 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
     let traffic = Arc::new(runtime::Traffic::default());
     let api_state = api::ApiState {
         cache: cache.clone(),
+        rng_seed: {
+            let mut s = seed;
+            s[0] ^= 0x3c;
+            s
+        },
         traffic: traffic.clone(),
         commands: cmd_tx.clone(),
         directory: directory.clone(),
