@@ -223,12 +223,14 @@ fn bad_input_on_every_interface_is_refused_and_costs_nothing_else() {
     imp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let cluster_id = g["cluster_id"].as_str().unwrap();
     let member_2 = g["members"][2]["public_key"].as_str().unwrap();
-    let hello = [hex(cluster_id), hex(member_2), vec![7u8; 32]].concat(); // postcard: digest, key, challenge
+    // postcard: digest and key as length-prefixed bytes, then the raw 32-byte challenge.
+    let hello = [vec![32], hex(cluster_id), vec![32], hex(member_2), vec![7u8; 32]].concat();
     let mut frame = (hello.len() as u32).to_be_bytes().to_vec();
     frame.extend(&hello);
     imp.write_all(&frame).unwrap();
-    let mut proof = 64u32.to_be_bytes().to_vec();
-    proof.extend([1u8; 64]);
+    // A signature: R and s, each length-prefixed.
+    let mut proof = 66u32.to_be_bytes().to_vec();
+    proof.extend([vec![32], vec![1u8; 32], vec![32], vec![1u8; 32]].concat());
     imp.write_all(&proof).unwrap();
     let mut sink = Vec::new();
     let _ = imp.read_to_end(&mut sink);

@@ -174,10 +174,12 @@ impl Evidence {
                     return Err(EvidenceError::BatchMismatch);
                 }
                 check(p.verify_item(key(p.from)?, cluster))?;
-                let all_valid = batch.requests.iter().all(|r| {
-                    let it = r.verify_item(cluster);
-                    verify_one(&it.key, &it.message, &it.signature)
-                });
+                // An unsigned opaque payload proves nothing: execution decides whether it counts.
+                let all_valid = batch
+                    .requests
+                    .iter()
+                    .filter_map(|r| r.verify_item(cluster))
+                    .all(|it| verify_one(&it.key, &it.message, &it.signature));
                 if all_valid { Err(EvidenceError::ProposalValid) } else { Ok(()) }
             }
             Evidence::InvalidNewView(nv) => {
@@ -194,8 +196,9 @@ impl Evidence {
                 if a.op_digest() == b.op_digest() {
                     return Err(EvidenceError::NoConflict);
                 }
-                check(a.verify_item(cluster))?;
-                check(b.verify_item(cluster))
+                // Only signed operations can prove a double spend.
+                check(a.verify_item(cluster).ok_or(EvidenceError::BadSignature)?)?;
+                check(b.verify_item(cluster).ok_or(EvidenceError::BadSignature)?)
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Every message Phalanx sends, its one canonical encoding (postcard over types without hash
 //! maps) and total decoding: any byte string yields a message or an error, never a panic.
 
-use phalanx_crypto::{Digest, Keypair, PublicKey, Signature, VerifyItem, digest, signing_bytes};
+use phalanx_crypto::{Digest, Keypair, PublicKey, Signature, VerifyItem, signing_bytes};
 use serde::{Deserialize, Serialize};
 
 pub type ReplicaId = u32;
@@ -27,6 +27,8 @@ pub mod limits {
     pub const MAX_MEMORY_TOTAL: u64 = 4 << 20;
     /// One encoded report (evidence may carry a whole batch).
     pub const MAX_REPORT_BYTES: usize = 1 << 20;
+    /// One opaque benchmark payload.
+    pub const MAX_OPAQUE_BYTES: usize = 64 * 1024;
 }
 
 /// Message kinds, part of the signed domain so a signature for one kind never verifies as another.
@@ -54,7 +56,17 @@ pub trait Body: Serialize {
 
 /// Canonical bytes of any wire value.
 pub fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
-    postcard::to_stdvec(value).expect("postcard serialization of in-memory values cannot fail")
+    // Most messages fit: fewer reallocations while encoding.
+    postcard::to_extend(value, Vec::with_capacity(256))
+        .expect("postcard serialization of in-memory values cannot fail")
+}
+
+/// The digest of a value's canonical encoding (`digest(&to_bytes(value))`), streamed into the
+/// hasher instead of built first.
+pub fn digest_of<T: Serialize>(value: &T) -> Digest {
+    let mut w = phalanx_crypto::DigestWriter::default();
+    postcard::to_io(value, &mut w).expect("postcard serialization of in-memory values cannot fail");
+    w.finish()
 }
 
 /// A body signed by a replica (`from` is its index in the epoch's member list).
@@ -104,9 +116,13 @@ pub enum Operation {
     /// A member reports misbehaviour (signed with its own member key). The [`Report`] is kept
     /// encoded: evidence holds batches of requests, and decoding a report only when it is
     /// executed keeps the nesting depth of any decoded message bounded (no recursion bombs).
-    Report(Vec<u8>),
+    Report(#[serde(with = "serde_bytes")] Vec<u8>),
     /// An action of the operator (signed with the operator key named in genesis).
     Operator(OperatorAction),
+    /// A payload that is ordered and acknowledged but neither signed by its client nor executed:
+    /// how other consensus engines are benchmarked (`phalanx bench --mode opaque`). Only a
+    /// testing cluster orders it; any other cluster rejects it as unauthorized.
+    Opaque(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 impl Operation {
@@ -224,22 +240,36 @@ impl ClientRequest {
         ClientRequest { body, sig }
     }
 
-    pub fn verify_item(&self, cluster: &Digest) -> VerifyItem {
-        VerifyItem {
+    /// The signature to check; `None` for an opaque payload, which carries none.
+    pub fn verify_item(&self, cluster: &Digest) -> Option<VerifyItem> {
+        if self.is_opaque() {
+            return None;
+        }
+        Some(VerifyItem {
             key: self.body.client,
             message: signing_bytes(cluster, 0, Kind::Request as u8, &to_bytes(&self.body)),
             signature: self.sig,
-        }
+        })
+    }
+
+    /// An unsigned opaque payload (testing clusters only).
+    pub fn opaque(client: PublicKey, nonce: u64, payload: Vec<u8>) -> Self {
+        let body = RequestBody { client, nonce, op: Operation::Opaque(payload) };
+        ClientRequest { body, sig: Signature { r: [0; 32], s: [0; 32] } }
+    }
+
+    pub fn is_opaque(&self) -> bool {
+        matches!(self.body.op, Operation::Opaque(_))
     }
 
     /// Identity of the signed bytes (includes the signature encoding).
     pub fn digest(&self) -> Digest {
-        digest(&to_bytes(self))
+        digest_of(self)
     }
 
     /// Identity of what the client asked for, independent of how the signature is encoded.
     pub fn op_digest(&self) -> Digest {
-        digest(&to_bytes(&self.body))
+        digest_of(&self.body)
     }
 }
 
@@ -257,7 +287,7 @@ impl Batch {
     }
 
     pub fn digest(&self) -> Digest {
-        digest(&to_bytes(self))
+        digest_of(self)
     }
 }
 
@@ -475,6 +505,7 @@ impl Body for StateRequest {
 pub struct StateResponse {
     pub epoch: EpochNo,
     pub cert: CheckpointCert,
+    #[serde(with = "serde_bytes")]
     pub snapshot: Vec<u8>,
 }
 
@@ -631,6 +662,11 @@ fn check_request(r: &ClientRequest) -> Result<(), WireError> {
         Operation::Report(bytes) => {
             if bytes.len() > limits::MAX_REPORT_BYTES {
                 return Err(WireError::Limit("report larger than 1 MiB"));
+            }
+        }
+        Operation::Opaque(payload) => {
+            if payload.len() > limits::MAX_OPAQUE_BYTES {
+                return Err(WireError::Limit("opaque payload larger than 64 KiB"));
             }
         }
         Operation::Operator(OperatorAction::LiftQuarantine { member })

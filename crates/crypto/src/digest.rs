@@ -3,7 +3,8 @@ use std::fmt;
 
 /// A 32-byte BLAKE3 digest.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
-pub struct Digest(pub [u8; 32]);
+// Byte arrays go through serde_bytes: postcard then copies them whole instead of byte by byte.
+pub struct Digest(#[serde(with = "serde_bytes")] pub [u8; 32]);
 
 impl Digest {
     pub const ZERO: Digest = Digest([0; 32]);
@@ -46,4 +47,25 @@ impl fmt::Display for Digest {
 /// BLAKE3 of one byte string.
 pub fn digest(bytes: &[u8]) -> Digest {
     Digest(*blake3::hash(bytes).as_bytes())
+}
+
+/// BLAKE3 of bytes written in pieces: the same digest as [`digest`] of their concatenation,
+/// without building it (encoders stream into it).
+#[derive(Default)]
+pub struct DigestWriter(blake3::Hasher);
+
+impl DigestWriter {
+    pub fn finish(&self) -> Digest {
+        Digest(*self.0.finalize().as_bytes())
+    }
+}
+
+impl std::io::Write for DigestWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

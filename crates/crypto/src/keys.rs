@@ -6,7 +6,7 @@ use std::fmt;
 
 /// An agent's Ed25519 public key (32 bytes, as it appears in genesis).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct PublicKey(pub [u8; 32]);
+pub struct PublicKey(#[serde(with = "serde_bytes")] pub [u8; 32]);
 
 impl PublicKey {
     pub fn to_hex(&self) -> String {
@@ -44,7 +44,9 @@ impl fmt::Display for PublicKey {
 /// Never compare signatures to decide anything: a signature can be re-encoded.
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Signature {
+    #[serde(with = "serde_bytes")]
     pub r: [u8; 32],
+    #[serde(with = "serde_bytes")]
     pub s: [u8; 32],
 }
 

@@ -10,7 +10,7 @@ mod keys;
 mod verify;
 
 pub use cache::VerdictCache;
-pub use digest::{Digest, digest};
+pub use digest::{Digest, DigestWriter, digest};
 pub use keys::{KeyError, Keypair, PublicKey, Signature};
 pub use verify::{BatchVerifier, VerifyItem, verify_one};
 

@@ -36,6 +36,8 @@ pub struct ApiState {
     /// Secret seed of the batch verifier's coefficients (from the OS, once per process).
     pub rng_seed: [u8; 32],
     pub traffic: std::sync::Arc<crate::runtime::Traffic>,
+    /// A testing cluster: unsigned opaque benchmark payloads are ordered.
+    pub testing: bool,
 }
 
 /// Requests in one call to the batch endpoint, at most.
@@ -94,6 +96,10 @@ pub enum OpJson {
         add: Vec<JoinerJson>,
         f: Option<u32>,
     },
+    /// Testing clusters only: a benchmark payload (hex), ordered but unsigned and not executed.
+    Opaque {
+        payload: String,
+    },
 }
 
 /// An agent to admit, with its public key (hex) and where it listens.
@@ -134,6 +140,7 @@ impl OpJson {
                     .collect(),
                 f,
             },
+            Operation::Opaque(payload) => OpJson::Opaque { payload: hex(&payload) },
         }
     }
 
@@ -166,6 +173,9 @@ impl OpJson {
                     });
                 }
                 Operation::Operator(OperatorAction::UpdateQuorum { remove, add: joiners, f })
+            }
+            OpJson::Opaque { payload } => {
+                Operation::Opaque(unhex(&payload).ok_or("op.payload: expected hex")?)
             }
         })
     }
@@ -260,6 +270,9 @@ async fn submit(State(s): State<ApiState>, body: axum::body::Bytes) -> Response 
         Ok(r) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
+    if req.is_opaque() && !s.testing {
+        return error(StatusCode::FORBIDDEN, OPAQUE_REFUSED);
+    }
     if !verify_requests(&s, std::slice::from_ref(&req)).await[0] {
         return error(StatusCode::UNAUTHORIZED, "bad signature: the request is not signed by its client key");
     }
@@ -275,18 +288,28 @@ async fn submit(State(s): State<ApiState>, body: axum::body::Bytes) -> Response 
     }
 }
 
+const OPAQUE_REFUSED: &str =
+    "opaque payloads are unsigned benchmark load: only a testing cluster (init --testing) orders them";
+
 /// Checks client signatures off the async workers, through the verdict cache the replica uses.
+/// An opaque payload carries none: it passes here, and only a testing cluster admits it.
 async fn verify_requests(s: &ApiState, reqs: &[ClientRequest]) -> Vec<bool> {
-    let items: Vec<_> = reqs.iter().map(|r| r.verify_item(&s.cluster)).collect();
+    let items: Vec<_> = reqs.iter().filter_map(|r| r.verify_item(&s.cluster)).collect();
+    if items.is_empty() {
+        return vec![true; reqs.len()];
+    }
     let count = items.len();
     let cache = s.cache.clone();
     // Fresh, unpredictable coefficients per call without reading the OS each time.
     static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let seed = phalanx_crypto::digest(&[&s.rng_seed[..], &call.to_le_bytes()].concat()).0;
-    tokio::task::spawn_blocking(move || cache.verify(&mut phalanx_crypto::SeededRng::new(seed), &items))
-        .await
-        .unwrap_or_else(|_| vec![false; count])
+    let verdicts =
+        tokio::task::spawn_blocking(move || cache.verify(&mut phalanx_crypto::SeededRng::new(seed), &items))
+            .await
+            .unwrap_or_else(|_| vec![false; count]);
+    let mut signed = verdicts.into_iter();
+    reqs.iter().map(|r| r.is_opaque() || signed.next().unwrap_or(false)).collect()
 }
 
 /// `POST /v1/transactions/batch`: many signed requests in one call (postcard-encoded
@@ -313,7 +336,10 @@ async fn submit_batch(State(s): State<ApiState>, body: axum::body::Bytes) -> Res
     let mut waiting = Vec::with_capacity(reqs.len());
     let mut accepted = Vec::with_capacity(reqs.len());
     for (i, (req, ok)) in reqs.into_iter().zip(verdicts).enumerate() {
-        if !ok || wire::check_limits(&wire::Message::Request(req.clone())).is_err() {
+        if !ok
+            || (req.is_opaque() && !s.testing)
+            || wire::check_limits(&wire::Message::Request(req.clone())).is_err()
+        {
             invalid.push(i as u32);
             continue;
         }

@@ -81,6 +81,7 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
         seen,
         cluster: config.cluster_id,
         name: setup.name.clone(),
+        testing: setup.genesis.testing,
     };
     tokio::spawn(async move {
         if let Err(e) = axum::serve(http_listener, api::router(api_state)).await {

@@ -12,7 +12,7 @@ use phalanx_crypto::PublicKey;
 use phalanx_faults::{Behaviour, Blackboard, Strategy};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -128,8 +128,8 @@ pub struct Runtime {
     connector: Connector,
     directory: SharedDirectory,
     generations: [u64; Timer::COUNT],
-    waiters: BTreeMap<(PublicKey, u64), Vec<oneshot::Sender<SharedReply>>>,
-    recent: BTreeMap<(PublicKey, u64), SharedReply>,
+    waiters: HashMap<(PublicKey, u64), Vec<oneshot::Sender<SharedReply>>>,
+    recent: HashMap<(PublicKey, u64), SharedReply>,
     recent_order: VecDeque<(PublicKey, u64)>,
     fault: Option<Fault>,
     /// When this node left its last active view, and that view's primary.
@@ -155,8 +155,8 @@ impl Runtime {
             connector,
             directory,
             generations: [0; Timer::COUNT],
-            waiters: BTreeMap::new(),
-            recent: BTreeMap::new(),
+            waiters: HashMap::new(),
+            recent: HashMap::new(),
             recent_order: VecDeque::new(),
             fault: None,
             left_view: None,

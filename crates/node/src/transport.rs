@@ -149,10 +149,10 @@ fn verify_items(m: &Message, me: &Identity) -> Vec<VerifyItem> {
         }
     };
     match m {
-        Message::Request(r) => return vec![r.verify_item(&me.cluster)],
+        Message::Request(r) => return r.verify_item(&me.cluster).into_iter().collect(),
         Message::PrePrepare(pp, batch) => {
             outer(pp.from, &|k| pp.verify_item(k, &me.cluster));
-            items.extend(batch.requests.iter().map(|r| r.verify_item(&me.cluster)));
+            items.extend(batch.requests.iter().filter_map(|r| r.verify_item(&me.cluster)));
         }
         Message::Vote(v) => outer(v.from, &|k| v.verify_item(k, &me.cluster)),
         Message::Checkpoint(c) => outer(c.from, &|k| c.verify_item(k, &me.cluster)),
@@ -298,5 +298,25 @@ pub async fn connect_loop(
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
         }
+    }
+}
+
+/// An authenticated outbound link, as a peer opens one: for tools that must speak the replica
+/// protocol themselves (the flood benchmark's Byzantine agent uses a member's own key).
+pub struct Link(Framed<TcpStream, LengthDelimitedCodec>);
+
+impl Link {
+    pub async fn dial(me: &Identity, addr: SocketAddr, seed: [u8; 32]) -> Result<Link, String> {
+        let stream = TcpStream::connect(addr).await.map_err(|e| format!("{addr}: {e}"))?;
+        let (framed, _) = authenticate(stream, me, &mut SeededRng::new(seed)).await?;
+        Ok(Link(framed))
+    }
+
+    /// Sends frames as they are (encoded messages, or anything else) with one flush.
+    pub async fn send(&mut self, frames: &[&[u8]]) -> Result<(), String> {
+        for f in frames {
+            self.0.feed(Bytes::copy_from_slice(f)).await.map_err(|e| e.to_string())?;
+        }
+        SinkExt::<Bytes>::flush(&mut self.0).await.map_err(|e| e.to_string())
     }
 }

@@ -49,6 +49,8 @@ pub struct Tally {
     /// Transfers that got no f+1 matching replies (all nodes answered or gave up).
     pub failed: usize,
     pub first_error: Option<String>,
+    /// When the first request was accepted with replies from each view (kill-primary recovery).
+    pub first_accept_in_view: BTreeMap<u64, Instant>,
 }
 
 /// The measured window: transfers sent in [start, end) count.
@@ -189,14 +191,15 @@ impl Collector {
         let mut verified: HashMap<(usize, Vec<u8>), bool> = HashMap::new();
         while let Ok((id, node, result)) = rx.recv() {
             let now = Instant::now();
-            let mut index: HashMap<(PublicKey, u64), (Digest, bool, u64)> = HashMap::new();
+            let mut index: HashMap<(PublicKey, u64), (Digest, bool, u64, u64)> = HashMap::new();
             match result {
                 Ok(answer) => {
                     for reply in &answer.replies {
                         if self.check(node, reply, &mut verified) {
                             for e in &reply.body.entries {
                                 let applied = matches!(e.outcome, Outcome::Applied);
-                                index.insert((e.client, e.nonce), (e.op, applied, reply.body.seq));
+                                let (seq, view) = (reply.body.seq, reply.body.view);
+                                index.insert((e.client, e.nonce), (e.op, applied, seq, view));
                             }
                         }
                     }
@@ -215,7 +218,7 @@ impl Collector {
             let counts = chunk.sent >= self.window.start && chunk.sent < self.window.end;
             let mut tally = self.tally.lock().unwrap();
             for p in chunk.requests.iter_mut().filter(|p| !p.done) {
-                let Some((op, applied, seq)) = index.get(&(p.client, p.nonce)) else { continue };
+                let Some((op, applied, seq, view)) = index.get(&(p.client, p.nonce)) else { continue };
                 if *op != p.op {
                     continue;
                 }
@@ -224,6 +227,8 @@ impl Collector {
                 if voters.count_ones() as usize >= self.weak {
                     p.done = true;
                     chunk.open -= 1;
+                    // The view of the (f+1)th reply: at least one honest replica executed it then.
+                    tally.first_accept_in_view.entry(*view).or_insert(now);
                     if counts {
                         tally.latencies.push(now.duration_since(chunk.sent).as_secs_f64() * 1000.0);
                         if *applied { tally.committed += 1 } else { tally.rejected += 1 }

@@ -3,6 +3,8 @@
 //! before the timed phase, as clients would on their own machines; load is closed loop
 //! (`--clients`) or open loop (`--rate`).
 
+mod flood;
+mod kill;
 mod limit;
 mod load;
 
@@ -24,6 +26,13 @@ pub struct BenchArgs {
     /// Cluster sizes: a fresh local cluster per size, e.g. 4,7,10,13.
     #[arg(long, value_delimiter = ',')]
     nodes: Option<Vec<usize>>,
+    /// ledger: client-signed transfers, verified and executed. opaque: fixed-size unsigned
+    /// payloads, ordered and acknowledged but not executed (testing clusters only).
+    #[arg(long, value_enum, default_value_t = Mode::Ledger)]
+    mode: Mode,
+    /// Size of each opaque payload.
+    #[arg(long, default_value_t = 512)]
+    payload_bytes: usize,
     /// Closed loop: clients with one outstanding transfer each (bench-N accounts).
     #[arg(long, default_value_t = 32)]
     clients: usize,
@@ -46,12 +55,39 @@ pub struct BenchArgs {
     /// First replica port of the fresh clusters (HTTP ports are +100).
     #[arg(long, default_value_t = 7800)]
     base_port: u16,
+    /// A third into the measured phase, kill the primary's process and report the time to the
+    /// first transfer accepted from the next view (target: view-change timeout + 200 ms).
+    #[arg(long)]
+    kill_primary: bool,
+    /// The last agent turns Byzantine: its node stops and the benchmark floods every other
+    /// agent with its key for the measured phase; reports each node's peak memory (target
+    /// under 256 MiB) alongside what still commits.
+    #[arg(long, conflicts_with = "kill_primary")]
+    flood: bool,
     /// Keep the fresh clusters' folders (logs) instead of deleting them.
     #[arg(long)]
     keep: bool,
     #[arg(long)]
     json: bool,
 }
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    Ledger,
+    Opaque,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Ledger => "ledger",
+            Mode::Opaque => "opaque",
+        }
+    }
+}
+
+/// What one account sends, in nonce order.
+type Queue = Box<dyn Iterator<Item = ClientRequest> + Send>;
 
 /// Open-loop pacing: a chunk every tick.
 const TICK: Duration = Duration::from_millis(5);
@@ -60,6 +96,13 @@ const TICK: Duration = Duration::from_millis(5);
 const OPEN_LOOP_ACCOUNTS: usize = 1024;
 
 pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
+    if a.payload_bytes > phalanx_core::wire::limits::MAX_OPAQUE_BYTES {
+        return Err(format!(
+            "--payload-bytes {} is above the {}-byte limit of an opaque payload",
+            a.payload_bytes,
+            phalanx_core::wire::limits::MAX_OPAQUE_BYTES
+        ));
+    }
     let costs = (a.limit || a.txs.is_none()).then(|| limit::measure(Duration::from_millis(400)));
     if a.limit {
         print_limit(costs.as_ref().expect("measured above"), &a)?;
@@ -159,11 +202,38 @@ fn fresh(
     let d = dir.to_str().ok_or("temporary folder is not UTF-8")?;
     let accounts = if a.rate.is_some() { OPEN_LOOP_ACCOUNTS } else { a.clients.max(2) }.to_string();
     let (n_s, port_s) = (n.to_string(), port.to_string());
-    phalanx(&["init", "--agents", &n_s, "--dir", d, "--base-port", &port_s, "--bench-clients", &accounts])?;
+    let mut init =
+        vec!["init", "--agents", &n_s, "--dir", d, "--base-port", &port_s, "--bench-clients", &accounts];
+    if a.mode == Mode::Opaque {
+        init.push("--testing");
+    }
+    phalanx(&init)?;
     phalanx(&["up", "--dir", d])?;
     let result = Cluster::load(dir).and_then(|c| run(a, Arc::new(c), dir, costs));
     let _ = phalanx(&["down", "--dir", d]);
     result
+}
+
+/// Opaque payloads: for each account in use, `per_account` payloads (unbounded with `None`),
+/// made as they are sent since they need no signature.
+fn opaque_queues(
+    cluster: &Cluster,
+    accounts: usize,
+    per_account: Option<usize>,
+    payload_bytes: usize,
+) -> Result<Vec<Queue>, String> {
+    let base = clock_nonce();
+    // Incompressible filler, shared; every request still differs by its client and nonce.
+    let payload: Vec<u8> =
+        (0u64..).flat_map(|i| phalanx_crypto::digest(&i.to_le_bytes()).0).take(payload_bytes).collect();
+    (0..accounts)
+        .map(|i| {
+            let client = cluster.client_key(&format!("bench-{i}"))?.public();
+            let payload = payload.clone();
+            let nonces = base..base + per_account.map_or(u64::MAX - base, |p| p as u64);
+            Ok(Box::new(nonces.map(move |k| ClientRequest::opaque(client, k, payload.clone()))) as Queue)
+        })
+        .collect()
 }
 
 /// Pre-signed transfers: for each account in use, a queue of transfers to the next account.
@@ -210,13 +280,13 @@ fn bench_accounts(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// What the nodes did so far: (CPU seconds, messages sent, bytes sent, fsyncs).
-fn node_counters(cluster: &Cluster, dir: &Path) -> (f64, u64, u64, u64) {
-    let mut cpu = 0.0;
+/// What the nodes did so far: (CPU seconds per node, messages sent, bytes sent, fsyncs).
+fn node_counters(cluster: &Cluster, dir: &Path) -> (Vec<f64>, u64, u64, u64) {
+    let mut cpu = Vec::new();
     for m in &cluster.agents {
         let pid =
             std::fs::read_to_string(dir.join("data").join(&m.name).join("node.pid")).unwrap_or_default();
-        cpu += cpu_seconds(pid.trim());
+        cpu.push(cpu_seconds(pid.trim()));
     }
     let (mut msgs, mut bytes, mut fsyncs) = (0, 0, 0);
     for s in cluster.get_all("/v1/status").into_iter().flatten() {
@@ -280,18 +350,36 @@ fn run(
             "{accounts} bench accounts needed, the cluster has {available} (init --bench-clients)"
         ));
     }
-    if !a.json {
-        eprintln!("n={n}: signing {} transfers for {accounts} accounts…", accounts * per_account);
-    }
-    let mut queues = presign(&cluster, accounts, per_account)?;
-    if let Some(t) = a.txs {
-        // Exactly t transfers: trim the last accounts' queues.
-        let mut extra = accounts * per_account - t;
-        for q in queues.iter_mut().rev() {
-            let cut = extra.min(q.len());
-            q.truncate(q.len() - cut);
-            extra -= cut;
+    let mut queues: Vec<Queue> = match a.mode {
+        Mode::Ledger => {
+            if !a.json {
+                eprintln!("n={n}: signing {} transfers for {accounts} accounts…", accounts * per_account);
+            }
+            let signed = presign(&cluster, accounts, per_account)?;
+            signed.into_iter().map(|q| Box::new(q.into_iter()) as Queue).collect()
         }
+        Mode::Opaque => {
+            if !cluster.genesis.testing {
+                return Err("--mode opaque needs a testing cluster (init --testing): other clusters \
+                            refuse unsigned payloads"
+                    .into());
+            }
+            opaque_queues(&cluster, accounts, a.txs.map(|_| per_account), a.payload_bytes)?
+        }
+    };
+    if let Some(t) = a.txs {
+        // Exactly t requests: the last accounts send fewer.
+        let mut extra = accounts * per_account - t;
+        queues = queues
+            .into_iter()
+            .rev()
+            .map(|q| {
+                let cut = extra.min(per_account);
+                extra -= cut;
+                Box::new(q.take(per_account - cut)) as Queue
+            })
+            .collect();
+        queues.reverse();
     }
     let start = Instant::now() + Duration::from_millis(50);
     let window = Window { start: start + warmup, end: start + warmup + duration };
@@ -303,11 +391,19 @@ fn run(
             *before = Some((Instant::now(), node_counters(&cluster, dir)));
         }
     };
+    let flood = if a.flood { Some(flood::start(&cluster, dir, window.start)?) } else { None };
+    let killer = a.kill_primary.then(|| {
+        let (cluster, dir) = (cluster.clone(), dir.to_path_buf());
+        let at = window.start + duration / 3;
+        std::thread::spawn(move || {
+            std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            kill::kill_primary(&cluster, &dir)
+        })
+    });
     let mut ran_dry = false;
     match a.rate {
         Some(rate) if a.txs.is_none() => {
             // Open loop: transfer j comes from account j mod A, so each account's nonces go out in order.
-            let mut next = vec![0usize; queues.len()];
             let mut sent = 0u64;
             while Instant::now() < start {
                 std::thread::sleep(Duration::from_millis(1));
@@ -318,12 +414,11 @@ fn run(
                 let mut chunk = Vec::new();
                 while sent < due && chunk.len() < phalanx_node::api::MAX_SUBMIT_BATCH {
                     let acc = (sent as usize) % queues.len();
-                    let Some(r) = queues[acc].get(next[acc]) else {
+                    let Some(r) = queues[acc].next() else {
                         ran_dry = true;
                         break;
                     };
-                    chunk.push(r.clone());
-                    next[acc] += 1;
+                    chunk.push(r);
                     sent += 1;
                 }
                 if !chunk.is_empty() {
@@ -336,10 +431,9 @@ fn run(
             // Closed loop: each client has one transfer outstanding; clients are served by a few
             // drivers, each sending its clients' next transfers as one chunk.
             let drivers = queues.len().clamp(1, 8);
-            let mut per_driver: Vec<Vec<std::vec::IntoIter<ClientRequest>>> =
-                (0..drivers).map(|_| Vec::new()).collect();
+            let mut per_driver: Vec<Vec<Queue>> = (0..drivers).map(|_| Vec::new()).collect();
             for (i, q) in queues.drain(..).enumerate() {
-                per_driver[i % drivers].push(q.into_iter());
+                per_driver[i % drivers].push(q);
             }
             let (notify_txs, notify_rxs): (Vec<_>, Vec<_>) =
                 (0..drivers).map(|_| std::sync::mpsc::channel::<()>()).unzip();
@@ -383,11 +477,20 @@ fn run(
             }
         }
     }
+    let flood = flood.map(flood::Flood::finish);
     let tally = load.finish(Duration::from_secs(30));
+    let kill = match killer.map(|k| k.join()) {
+        Some(Ok(Ok(k))) => {
+            Some(kill::report(&k, &tally.first_accept_in_view, cluster.genesis.params.view_change_timeout_ms))
+        }
+        Some(Ok(Err(e))) => return Err(format!("--kill-primary: {e}")),
+        Some(Err(_)) => return Err("--kill-primary: the killer thread panicked".into()),
+        None => None,
+    };
     let end = Instant::now().min(window.end);
     let after = node_counters(&cluster, dir);
     let client_cpu = cpu_seconds("self") - client_cpu0;
-    let (t0, before) = before.unwrap_or((window.start, after));
+    let (t0, before) = before.unwrap_or_else(|| (window.start, after.clone()));
     let secs = match a.txs {
         Some(_) => start.elapsed().as_secs_f64(),
         None => end.duration_since(t0).as_secs_f64().max(1e-3),
@@ -401,7 +504,7 @@ fn run(
     let row = json!({
         "nodes": n,
         "f": cluster.genesis.max_failures,
-        "mode": "ledger",
+        "mode": a.mode.name(),
         "load": match (a.rate, a.txs) { (Some(r), None) => format!("open {r} tx/s"), _ => format!("closed {accounts} clients") },
         "txs": a.txs,
         "clients": accounts,
@@ -411,7 +514,9 @@ fn run(
         "failed": tally.failed,
         "tx_per_sec": tx_per_sec,
         "latency_ms": {"p50": percentile(&lat, 0.5), "p95": percentile(&lat, 0.95), "p99": percentile(&lat, 0.99)},
-        "cpu_pct": ((after.0 - before.0) / secs / costs.map_or(1, |c| c.cores) as f64 * 100.0).round(),
+        // A killed node's counter is gone: only what each node still reports is summed.
+        "cpu_pct": (after.0.iter().zip(&before.0).map(|(x, y)| (x - y).max(0.0)).sum::<f64>() / secs
+            / costs.map_or(1, |c| c.cores) as f64 * 100.0).round(),
         "client_cpu_pct": (client_cpu / start.elapsed().as_secs_f64() * 100.0).round(),
         "msgs_per_tx": per_tx(after.1 - before.1),
         "bytes_per_tx": per_tx(after.2 - before.2),
@@ -420,6 +525,8 @@ fn run(
         "vs_limit": limit.map(|l| (tx_per_sec / l * 100.0).round() / 100.0),
         "presigned_ran_out": ran_dry,
         "first_error": tally.first_error,
+        "kill_primary": kill,
+        "flood": flood,
     });
     if a.json {
         println!("{row}");
@@ -434,13 +541,25 @@ fn print_table(rows: &[Value]) {
         other => other.to_string(),
     };
     println!(
-        "{:>3} {:>18} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>9} {:>8} {:>7}",
-        "n", "load", "tx/s", "p50 ms", "p95 ms", "p99 ms", "cpu%", "msgs/tx", "bytes/tx", "limit", "×limit"
+        "{:>3} {:>6} {:>18} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>9} {:>8} {:>7}",
+        "n",
+        "mode",
+        "load",
+        "tx/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "cpu%",
+        "msgs/tx",
+        "bytes/tx",
+        "limit",
+        "×limit"
     );
     for r in rows {
         println!(
-            "{:>3} {:>18} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>9} {:>8} {:>7}",
+            "{:>3} {:>6} {:>18} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>9} {:>8} {:>7}",
             cell(&r["nodes"]),
+            cell(&r["mode"]),
             cell(&r["load"]),
             cell(&r["tx_per_sec"]),
             cell(&r["latency_ms"]["p50"]),
@@ -454,6 +573,27 @@ fn print_table(rows: &[Value]) {
         );
         if r["failed"] != 0 {
             println!("    {} transfers failed; first error: {}", r["failed"], r["first_error"]);
+        }
+        if let Some(k) = r["kill_primary"].as_object() {
+            println!(
+                "    primary {} killed in view {}: first transfer accepted from a later view {} ms later (target {} ms: {})",
+                cell(&k["victim"]),
+                cell(&k["view_before"]),
+                cell(&k["recovery_ms"]),
+                cell(&k["target_ms"]),
+                if k["met"] == true { "met" } else { "missed" }
+            );
+        }
+        if let Some(f) = r["flood"].as_object() {
+            println!(
+                "    flooded by {} ({} frames, {} MiB): worst honest peak RSS {} MiB (target < {} MiB: {})",
+                cell(&f["attacker"]),
+                cell(&f["frames_sent"]),
+                cell(&f["mib_sent"]),
+                cell(&f["worst_rss_mib"]),
+                cell(&f["target_rss_mib"]),
+                if f["rss_met"] == true { "met" } else { "missed" }
+            );
         }
         if r["presigned_ran_out"] == true {
             println!("    the pre-signed transfers ran out before the end: the figure is a lower bound");

@@ -10,8 +10,8 @@ struct Entry {
     arrival_ms: u64,
     order: u64,
     proposed: bool,
-    /// Already relayed to every replica once after waiting a full timeout.
-    relayed: bool,
+    /// When it was relayed to every replica (once, after waiting half a timeout).
+    relayed_ms: Option<u64>,
 }
 
 pub(crate) enum Added {
@@ -70,7 +70,7 @@ impl Pool {
         let order = self.next_order;
         self.next_order += 1;
         self.by_client.entry(req.body.client).or_default().push((req.body.nonce, d));
-        self.entries.insert(d, Entry { req, arrival_ms: now, order, proposed: false, relayed: false });
+        self.entries.insert(d, Entry { req, arrival_ms: now, order, proposed: false, relayed_ms: None });
         self.unproposed.insert(order, d);
         match conflict {
             Some(other) => Added::Conflict(other),
@@ -103,7 +103,7 @@ impl Pool {
     pub fn reset(&mut self, now: u64) {
         for (d, e) in self.entries.iter_mut() {
             e.arrival_ms = now;
-            e.relayed = false;
+            e.relayed_ms = None;
             if e.proposed {
                 e.proposed = false;
                 self.unproposed.insert(e.order, *d);
@@ -129,26 +129,49 @@ impl Pool {
         }
     }
 
-    /// Arrival time of the oldest request still waiting to execute.
-    pub fn oldest_arrival(&self) -> Option<u64> {
-        self.entries.values().map(|e| e.arrival_ms).min()
+    /// Drops the client's requests under one executed nonce (an opaque payload, which leaves no
+    /// client record for `remove_upto`).
+    pub fn remove_nonce(&mut self, client: &PublicKey, nonce: u64) {
+        let Some(list) = self.by_client.get_mut(client) else { return };
+        list.retain(|(n, d)| {
+            if *n != nonce {
+                return true;
+            }
+            if let Some(e) = self.entries.remove(d) {
+                self.unproposed.remove(&e.order);
+            }
+            false
+        });
+        if list.is_empty() {
+            self.by_client.remove(client);
+        }
     }
 
     /// Requests that waited since before `cutoff` and were not relayed yet: marks them relayed
-    /// and restarts their wait. Relaying once before suspecting the primary means a request a
-    /// client sent to only some replicas cannot make an honest replica start a view change alone.
+    /// at `now`. Relaying before suspecting the primary means a request a client sent to only
+    /// some replicas cannot make an honest primary look silent.
     pub fn take_unrelayed(&mut self, cutoff: u64, now: u64, max: usize) -> Vec<ClientRequest> {
         let mut out = Vec::new();
         for e in self.entries.values_mut() {
             if out.len() >= max {
                 break;
             }
-            if e.arrival_ms <= cutoff && !e.relayed {
-                e.relayed = true;
-                e.arrival_ms = now;
+            if e.arrival_ms <= cutoff && e.relayed_ms.is_none() {
+                e.relayed_ms = Some(now);
                 out.push(e.req.clone());
             }
         }
         out
+    }
+
+    /// Arrival of the oldest request not relayed yet.
+    pub fn oldest_unrelayed(&self) -> Option<u64> {
+        self.entries.values().filter(|e| e.relayed_ms.is_none()).map(|e| e.arrival_ms).min()
+    }
+
+    /// The first moment some request will have waited `wait` since arriving and `spread` since
+    /// it was relayed (every replica has had it that long).
+    pub fn first_overdue(&self, wait: u64, spread: u64) -> Option<u64> {
+        self.entries.values().filter_map(|e| Some((e.arrival_ms + wait).max(e.relayed_ms? + spread))).min()
     }
 }

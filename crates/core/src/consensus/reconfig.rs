@@ -55,8 +55,7 @@ impl Replica {
         self.out.push(Effect::EpochEntered { epoch: self.epoch.clone() });
         self.out.push(Effect::ViewEntered { view, primary: self.primary(), cause: "reconfiguration" });
         if self.pool.len() > 0 {
-            self.request_timer_armed = true;
-            self.set_timer(Timer::Request, self.params.view_change_timeout_ms);
+            self.arm_request_timer();
         }
         if self.quarantined(self.primary()) {
             self.start_view_change(view.saturating_add(1), "quarantine");

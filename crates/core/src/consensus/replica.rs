@@ -82,6 +82,9 @@ pub struct Replica {
     // Clients.
     pub(super) pool: Pool,
     pub(super) request_timer_armed: bool,
+    /// Last sign of the primary's progress: an execution, entering the view, or the first
+    /// request after an idle spell. Nothing for a full timeout while requests wait: suspect it.
+    pub(super) last_progress_ms: u64,
     pub(super) batch_timer_armed: bool,
 
     // Catch-up.
@@ -116,6 +119,8 @@ pub(super) struct SenderBuffer {
 
 /// Evidence keys remembered for deduplication.
 const EVIDENCE_MEMORY: usize = 4096;
+/// Requests relayed per look at the pool (a backlog goes out a budget at a time).
+const RELAY_BUDGET: usize = 64;
 
 impl Replica {
     /// Id of a replica that is not (yet) a member: a joiner on standby until it installs the
@@ -164,6 +169,7 @@ impl Replica {
             resend_ticks: 0,
             pool: Pool::default(),
             request_timer_armed: false,
+            last_progress_ms: 0,
             batch_timer_armed: false,
             executed_at_last_tick: 0,
             fetch_round: 0,
@@ -641,10 +647,13 @@ impl Replica {
         }
         if crate::wire::check_limits(&Message::Request(r.clone())).is_err()
             || !self.state.is_client(&r.body.client)
+            || (r.is_opaque() && !self.state.accepts_opaque())
         {
             return;
         }
-        if let Some(rec) = self.state.clients.get(&r.body.client).cloned() {
+        // Opaque payloads leave no client record: nothing to answer from a reply cache.
+        let record = if r.is_opaque() { None } else { self.state.clients.get(&r.body.client).cloned() };
+        if let Some(rec) = record {
             if r.body.nonce < rec.nonce {
                 return;
             }
@@ -681,48 +690,63 @@ impl Replica {
         );
         match added {
             Added::Full | Added::AlreadyPending => return,
+            // An opaque payload carries no signature, so a conflict with one proves nothing.
+            Added::Conflict(other) if other.is_opaque() || r.is_opaque() => return,
             Added::Conflict(other) => self.report(Evidence::DoubleSpend(other, r)),
             Added::New => {}
         }
         if !self.request_timer_armed {
-            self.request_timer_armed = true;
-            self.set_timer(Timer::Request, self.params.view_change_timeout_ms);
+            // The first request after an idle spell: the primary's clock starts now.
+            self.arm_request_timer();
         }
         self.propose(false);
     }
 
-    fn verify_request(&mut self, r: &ClientRequest) -> bool {
-        let item = r.verify_item(&self.cluster);
-        all_valid(self.verifier.as_mut(), &[item])
+    /// (Re)starts the wait for the primary, from now.
+    pub(super) fn arm_request_timer(&mut self) {
+        self.last_progress_ms = self.last_progress_ms.max(self.now);
+        self.request_timer_armed = true;
+        self.set_timer(Timer::Request, (self.params.view_change_timeout_ms / 2).max(1));
     }
 
-    /// A backup that waited too long for its oldest request suspects the primary.
+    fn verify_request(&mut self, r: &ClientRequest) -> bool {
+        match r.verify_item(&self.cluster) {
+            Some(item) => all_valid(self.verifier.as_mut(), &[item]),
+            None => true,
+        }
+    }
+
+    /// Requests waiting half a timeout are relayed to every replica (the primary may never have
+    /// had them); the primary is suspected when nothing executed for a full timeout while a
+    /// request waited that long, the last half of it known to every replica. Progress, not the
+    /// age of each request, is what counts: an overloaded primary that keeps executing is not
+    /// suspected, a crashed one is within one timeout of its last execution.
     fn on_request_timer(&mut self) {
         self.request_timer_armed = false;
-        if !self.active {
+        if !self.active || self.pool.len() == 0 {
             return;
         }
-        let Some(oldest) = self.pool.oldest_arrival() else { return };
         let timeout = self.params.view_change_timeout_ms;
-        let waited = self.now.saturating_sub(oldest);
-        if waited >= timeout {
-            let cutoff = self.now - timeout;
-            let relay = self.pool.take_unrelayed(cutoff, self.now, 64);
-            if relay.is_empty() {
-                // Requests waited two full timeouts, the second after every replica had them.
-                self.accuse(self.primary(), Accusation::Censorship, self.view);
-                self.start_view_change(self.view.saturating_add(1), "request-timeout");
-                return;
-            }
-            for r in relay {
-                self.out.push(Effect::Broadcast(Message::Request(r)));
-            }
-            self.request_timer_armed = true;
-            self.set_timer(Timer::Request, timeout);
-        } else {
-            self.request_timer_armed = true;
-            self.set_timer(Timer::Request, timeout - waited);
+        let half = (timeout / 2).max(1);
+        let relayed = self.pool.take_unrelayed(self.now.saturating_sub(half), self.now, RELAY_BUDGET);
+        // A backlog is relayed a budget at a time, not in one burst.
+        let relay_pause = if relayed.len() == RELAY_BUDGET { (timeout / 20).max(1) } else { 0 };
+        for r in relayed {
+            self.out.push(Effect::Broadcast(Message::Request(r)));
         }
+        let stalled_at = self.last_progress_ms + timeout;
+        let overdue_at = self.pool.first_overdue(timeout, half);
+        if overdue_at.is_some_and(|t| self.now >= t.max(stalled_at)) {
+            self.accuse(self.primary(), Accusation::Censorship, self.view);
+            self.start_view_change(self.view.saturating_add(1), "request-timeout");
+            return;
+        }
+        // Next look: when a request is due for relay, or the primary could be suspected.
+        let relay_at = self.pool.oldest_unrelayed().map(|a| (a + half).max(self.now + relay_pause));
+        let suspect_at = overdue_at.map(|t| t.max(stalled_at));
+        let due = [relay_at, suspect_at].into_iter().flatten().min().unwrap_or(self.now + timeout);
+        self.request_timer_armed = true;
+        self.set_timer(Timer::Request, due.saturating_sub(self.now).max(1));
     }
 
     // ----- primary -----
@@ -821,11 +845,13 @@ impl Replica {
             return;
         }
         // Every request must carry its client's valid signature; verify those we have not seen.
+        let digests: Vec<Digest> = batch.requests.iter().map(ClientRequest::digest).collect();
         let unseen: Vec<_> = batch
             .requests
             .iter()
-            .filter(|r| !self.pool.contains(&r.digest()))
-            .map(|r| r.verify_item(&self.cluster))
+            .zip(&digests)
+            .filter(|(_, d)| !self.pool.contains(d))
+            .filter_map(|(r, _)| r.verify_item(&self.cluster))
             .collect();
         if !all_valid(self.verifier.as_mut(), &unseen) {
             self.report(Evidence::InvalidProposal(pp, batch));
@@ -837,17 +863,23 @@ impl Replica {
         if batch.timestamp_ms > self.now.saturating_add(self.params.max_clock_skew_ms) {
             return;
         }
-        self.accept_pre_prepare(pp, batch);
+        self.accept_with_digests(pp, batch, &digests);
     }
 
     /// Stores a verified pre-prepare and votes PREPARE for it (backups only).
     pub(super) fn accept_pre_prepare(&mut self, pp: Signed<PrePrepare>, batch: Batch) {
+        let digests: Vec<Digest> = batch.requests.iter().map(ClientRequest::digest).collect();
+        self.accept_with_digests(pp, batch, &digests);
+    }
+
+    /// `accept_pre_prepare` with the batch's request digests already computed.
+    fn accept_with_digests(&mut self, pp: Signed<PrePrepare>, batch: Batch, digests: &[Digest]) {
         let seq = pp.body.seq;
         if let Some(p) = self.peers.get_mut(pp.from as usize) {
             p.proposals_made += 1;
         }
-        for r in &batch.requests {
-            self.pool.mark_proposed(&r.digest());
+        for d in digests {
+            self.pool.mark_proposed(d);
         }
         let d = pp.body.digest;
         let slot = self.slot(seq);
@@ -961,6 +993,7 @@ impl Replica {
     }
 
     fn execute(&mut self, seq: Seq, batch: Batch) {
+        self.last_progress_ms = self.now;
         let mut entries = Vec::new();
         let mut clients = Vec::new();
         self.state.begin_batch(batch.timestamp_ms);
@@ -973,7 +1006,9 @@ impl Replica {
                 }
                 Execution::Stale => {}
             }
-            if let Some(n) = self.state.last_nonce(&client) {
+            if req.is_opaque() {
+                self.pool.remove_nonce(&client, req.body.nonce);
+            } else if let Some(n) = self.state.last_nonce(&client) {
                 self.pool.remove_upto(&client, n);
             }
         }

@@ -322,8 +322,7 @@ impl Replica {
         self.next_seq = (max_seq + 1).max(self.stable.seq + 1).max(self.epoch.start + 1);
         self.out.push(Effect::ViewEntered { view: w, primary: self.primary(), cause: self.vc_cause });
         if self.pool.len() > 0 {
-            self.request_timer_armed = true;
-            self.set_timer(Timer::Request, self.params.view_change_timeout_ms);
+            self.arm_request_timer();
         }
         self.replay_buffered();
         self.propose(true);

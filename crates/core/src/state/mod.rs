@@ -24,6 +24,8 @@ pub struct ClientRecord {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     pub applied: u64,
+    /// Opaque benchmark payloads ordered (testing clusters only; never executed).
+    pub opaque: u64,
     pub rejected: BTreeMap<RejectReason, u64>,
 }
 
@@ -150,6 +152,11 @@ impl AppState {
         self.owners.contains(key) || self.accountability.may_submit(key)
     }
 
+    /// Whether unsigned opaque payloads are ordered: only in a testing cluster.
+    pub fn accepts_opaque(&self) -> bool {
+        self.accountability.testing
+    }
+
     /// What the replica must act on since the last call (forced view change, quarantine).
     pub fn take_events(&mut self) -> Vec<StateEvent> {
         std::mem::take(&mut self.events)
@@ -158,6 +165,14 @@ impl AppState {
     /// Executes one ordered request at `seq`. Deterministic: depends only on the state and the
     /// request, never on the replica.
     pub fn execute(&mut self, seq: Seq, req: &ClientRequest) -> Execution {
+        if req.is_opaque() {
+            // Ordered and acknowledged, nothing else: no client record, no effect on the state.
+            if !self.accepts_opaque() {
+                return Execution::Executed(self.reject(RejectReason::Unauthorized));
+            }
+            self.counters.opaque += 1;
+            return Execution::Executed(Outcome::Applied);
+        }
         let op_digest = req.op_digest();
         if !self.is_client(&req.body.client) {
             // Only a faulty primary proposes this; reject without remembering the key.
@@ -205,6 +220,8 @@ impl AppState {
             crate::wire::Operation::Operator(action) => {
                 self.accountability.execute_operator(&cx, action, &mut self.events)
             }
+            // Never reaches here: `execute` acknowledges opaque payloads without applying them.
+            crate::wire::Operation::Opaque(_) => Ok(()),
             crate::wire::Operation::Transfer { from, to, amount } => {
                 ledger::transfer(&mut self.accounts, &req.body.client, from, to, *amount)
             }
