@@ -478,6 +478,8 @@ fn run(
         }
     }
     let flood = flood.map(flood::Flood::finish);
+    // CPU over the measured window only (the backlog drained below is not part of it).
+    let cpu_at_end = node_counters(&cluster, dir).0;
     let tally = load.finish(Duration::from_secs(30));
     let kill = match killer.map(|k| k.join()) {
         Some(Ok(Ok(k))) => {
@@ -515,7 +517,7 @@ fn run(
         "tx_per_sec": tx_per_sec,
         "latency_ms": {"p50": percentile(&lat, 0.5), "p95": percentile(&lat, 0.95), "p99": percentile(&lat, 0.99)},
         // A killed node's counter is gone: only what each node still reports is summed.
-        "cpu_pct": (after.0.iter().zip(&before.0).map(|(x, y)| (x - y).max(0.0)).sum::<f64>() / secs
+        "cpu_pct": (cpu_at_end.iter().zip(&before.0).map(|(x, y)| (x - y).max(0.0)).sum::<f64>() / secs
             / costs.map_or(1, |c| c.cores) as f64 * 100.0).round(),
         "client_cpu_pct": (client_cpu / start.elapsed().as_secs_f64() * 100.0).round(),
         "msgs_per_tx": per_tx(after.1 - before.1),

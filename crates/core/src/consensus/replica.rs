@@ -82,9 +82,12 @@ pub struct Replica {
     // Clients.
     pub(super) pool: Pool,
     pub(super) request_timer_armed: bool,
-    /// Last sign of the primary's progress: an execution, entering the view, or the first
-    /// request after an idle spell. Nothing for a full timeout while requests wait: suspect it.
+    /// Last signs of the primary's progress: an execution, and a proposal accepted from it
+    /// (both also restart on entering the view, or with the first request after an idle
+    /// spell). Either missing for a full timeout while requests wait: suspect it. Proposals stop
+    /// the moment a primary dies; executions also stop when its proposals cannot commit.
     pub(super) last_progress_ms: u64,
+    pub(super) last_proposal_ms: u64,
     pub(super) batch_timer_armed: bool,
 
     // Catch-up.
@@ -170,6 +173,7 @@ impl Replica {
             pool: Pool::default(),
             request_timer_armed: false,
             last_progress_ms: 0,
+            last_proposal_ms: 0,
             batch_timer_armed: false,
             executed_at_last_tick: 0,
             fetch_round: 0,
@@ -705,6 +709,7 @@ impl Replica {
     /// (Re)starts the wait for the primary, from now.
     pub(super) fn arm_request_timer(&mut self) {
         self.last_progress_ms = self.last_progress_ms.max(self.now);
+        self.last_proposal_ms = self.last_proposal_ms.max(self.now);
         self.request_timer_armed = true;
         self.set_timer(Timer::Request, (self.params.view_change_timeout_ms / 2).max(1));
     }
@@ -734,7 +739,7 @@ impl Replica {
         for r in relayed {
             self.out.push(Effect::Broadcast(Message::Request(r)));
         }
-        let stalled_at = self.last_progress_ms + timeout;
+        let stalled_at = self.last_progress_ms.min(self.last_proposal_ms) + timeout;
         let overdue_at = self.pool.first_overdue(timeout, half);
         if overdue_at.is_some_and(|t| self.now >= t.max(stalled_at)) {
             self.accuse(self.primary(), Accusation::Censorship, self.view);
@@ -792,6 +797,7 @@ impl Replica {
     }
 
     pub(super) fn send_pre_prepare(&mut self, seq: Seq, batch: Batch) {
+        self.last_proposal_ms = self.now;
         let d = batch.digest();
         if !self.may_sign(2, self.view, seq, d) {
             return;
@@ -874,6 +880,7 @@ impl Replica {
 
     /// `accept_pre_prepare` with the batch's request digests already computed.
     fn accept_with_digests(&mut self, pp: Signed<PrePrepare>, batch: Batch, digests: &[Digest]) {
+        self.last_proposal_ms = self.now;
         let seq = pp.body.seq;
         if let Some(p) = self.peers.get_mut(pp.from as usize) {
             p.proposals_made += 1;
