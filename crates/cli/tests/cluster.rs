@@ -54,6 +54,10 @@ struct TestCluster {
 
 impl TestCluster {
     fn new(name: &str, n: u16) -> Self {
+        Self::with(name, n, &[])
+    }
+
+    fn with(name: &str, n: u16, extra: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(format!("phalanx-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         // Two spare ports above the cluster's for agents spawned to join it.
@@ -68,7 +72,11 @@ impl TestCluster {
             &base,
             "--bench-clients",
             "16",
-        ]);
+        ]
+        .iter()
+        .chain(extra)
+        .copied()
+        .collect::<Vec<_>>());
         ok(&["up", "--dir", dir.to_str().unwrap()]);
         TestCluster { dir }
     }
@@ -299,6 +307,25 @@ fn agent_keys_are_pkcs8_pem_that_openssl_reads() {
 #[test]
 fn operator_actions_are_checked_by_the_cluster() {
     let c = TestCluster::new("operator", 4);
+    // Unsigned opaque payloads are benchmark load: a production cluster refuses them.
+    let opaque = phalanx(&["bench", "--dir", c.d(), "--mode", "opaque", "--txs", "10", "--json"]);
+    assert!(!opaque.status.success());
+    assert!(String::from_utf8_lossy(&opaque.stderr).contains("needs a testing cluster"));
+    let addr = genesis(&c.dir)["members"][0]["http_addr"].as_str().unwrap().to_string();
+    let client = genesis(&c.dir)["accounts"][0]["owner"].as_str().unwrap().to_string();
+    let body = format!(
+        r#"{{"client":"{client}","nonce":1,"op":{{"type":"opaque","payload":"00ff"}},"signature":"{}"}}"#,
+        "0".repeat(128)
+    );
+    let answer = http(
+        &addr,
+        &format!(
+            "POST /v1/transactions HTTP/1.0\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(answer.contains("403") && answer.contains("only a testing cluster"), "{answer}");
+
     let refused =
         phalanx(&["inject-fault", "--dir", c.d(), "--agent", "bft-agent-2", "--fault-type", "silence"]);
     assert!(!refused.status.success(), "a production cluster accepted a fault injection");
@@ -381,4 +408,29 @@ fn a_member_is_replaced_by_a_spawned_agent_that_catches_up_and_votes() {
         assert!(Instant::now() < deadline, "the new epoch did not converge: {s:#?}");
         std::thread::sleep(Duration::from_millis(300));
     }
+}
+
+#[test]
+fn a_testing_cluster_orders_opaque_payloads_for_benchmarks() {
+    let c = TestCluster::with("opaque", 4, &["--testing"]);
+    let row = json(&[
+        "bench",
+        "--dir",
+        c.d(),
+        "--mode",
+        "opaque",
+        "--payload-bytes",
+        "512",
+        "--txs",
+        "300",
+        "--clients",
+        "8",
+        "--json",
+    ]);
+    assert_eq!(row["mode"], "opaque", "{row}");
+    assert_eq!(row["committed"].as_u64().unwrap(), 300, "{row}");
+    assert_eq!(row["failed"].as_u64().unwrap(), 0, "{row}");
+    // Ordered, not executed: every replica counted them and no balance moved.
+    let st = c.converged(Duration::from_secs(20));
+    assert!(st.iter().all(|s| s["state_digest"] == st[0]["state_digest"]), "{st:#?}");
 }

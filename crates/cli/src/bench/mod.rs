@@ -209,8 +209,9 @@ fn fresh(
     }
     phalanx(&init)?;
     phalanx(&["up", "--dir", d])?;
-    let result = Cluster::load(dir).and_then(|c| run(a, Arc::new(c), dir, costs));
-    let _ = phalanx(&["down", "--dir", d]);
+    let result = started(dir).and_then(|_| Cluster::load(dir)).and_then(|c| run(a, Arc::new(c), dir, costs));
+    // Throwaway clusters: stop them hard, so none outlives the run and holds its ports.
+    let _ = phalanx(&["down", "--dir", d, "--kill"]);
     result
 }
 
@@ -234,6 +235,24 @@ fn opaque_queues(
             Ok(Box::new(nonces.map(move |k| ClientRequest::opaque(client, k, payload.clone()))) as Queue)
         })
         .collect()
+}
+
+/// Every agent of a fresh cluster runs: a port still held by another process (say, a cluster
+/// left over from an interrupted run) stops the benchmark instead of measuring a stranger.
+fn started(dir: &Path) -> Result<(), String> {
+    std::thread::sleep(Duration::from_millis(300));
+    for e in std::fs::read_dir(dir.join("data")).map_err(|e| e.to_string())?.flatten() {
+        let pid = std::fs::read_to_string(e.path().join("node.pid")).unwrap_or_default();
+        let cmd = std::fs::read(format!("/proc/{}/cmdline", pid.trim())).unwrap_or_default();
+        if !String::from_utf8_lossy(&cmd).contains(&*dir.to_string_lossy()) {
+            return Err(format!(
+                "{} did not start (ports taken by another process?): see {}",
+                e.file_name().to_string_lossy(),
+                e.path().join("node.log").display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Pre-signed transfers: for each account in use, a queue of transfers to the next account.

@@ -78,3 +78,36 @@ fn snapshot_round_trip_and_digest_is_deterministic() {
     assert_eq!(restored.digest(), s.digest());
     assert!(AppState::restore(&[0xff, 0xff, 0xff]).is_err());
 }
+
+#[test]
+fn opaque_payloads_are_acknowledged_only_in_a_testing_cluster_and_leave_no_trace() {
+    let (mut s, alice, _, c) = setup();
+    let before = s.digest();
+    let opaque = ClientRequest::opaque(alice.public(), 7, vec![9; 512]);
+    assert!(opaque.verify_item(&c).is_none(), "an opaque payload carries no signature to check");
+    // A production cluster refuses it as unauthorized, without remembering the client.
+    assert_eq!(s.execute(1, &opaque), Execution::Executed(Outcome::Rejected(RejectReason::Unauthorized)));
+    assert_eq!(s.last_nonce(&alice.public()), None);
+
+    s.accountability.testing = true;
+    assert_eq!(s.execute(2, &opaque), Execution::Executed(Outcome::Applied));
+    assert_eq!(s.counters.opaque, 1);
+    // Nothing else changed: no client record, no balance, the nonce stays free for a transfer.
+    assert_eq!(s.last_nonce(&alice.public()), None);
+    assert_eq!(s.total_balance(), 150);
+    assert_ne!(s.digest(), before, "the opaque counter is part of the state");
+    assert_eq!(
+        s.execute(3, &transfer(&alice, 7, "alice", "bob", 1, &c)),
+        Execution::Executed(Outcome::Applied)
+    );
+}
+
+#[test]
+fn an_opaque_payload_over_64_kib_breaks_the_limits() {
+    let key = Keypair::from_seed([3; 32]);
+    let ok = ClientRequest::opaque(key.public(), 1, vec![0; crate::wire::limits::MAX_OPAQUE_BYTES]);
+    let big = ClientRequest::opaque(key.public(), 2, vec![0; crate::wire::limits::MAX_OPAQUE_BYTES + 1]);
+    assert!(crate::wire::check_limits(&crate::wire::Message::Request(ok)).is_ok());
+    let err = crate::wire::check_limits(&crate::wire::Message::Request(big)).unwrap_err();
+    assert!(err.to_string().contains("opaque payload larger than 64 KiB"), "{err}");
+}
