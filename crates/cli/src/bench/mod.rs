@@ -537,7 +537,7 @@ fn run(
         "latency_ms": {"p50": percentile(&lat, 0.5), "p95": percentile(&lat, 0.95), "p99": percentile(&lat, 0.99)},
         // A killed node's counter is gone: only what each node still reports is summed.
         "cpu_pct": (cpu_at_end.iter().zip(&before.0).map(|(x, y)| (x - y).max(0.0)).sum::<f64>() / secs
-            / costs.map_or(1, |c| c.cores) as f64 * 100.0).round(),
+            / std::thread::available_parallelism().map_or(1, |c| c.get()) as f64 * 100.0).round(),
         "client_cpu_pct": (client_cpu / start.elapsed().as_secs_f64() * 100.0).round(),
         "msgs_per_tx": per_tx(after.1 - before.1),
         "bytes_per_tx": per_tx(after.2 - before.2),
