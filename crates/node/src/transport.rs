@@ -53,9 +53,9 @@ impl Identity {
     /// Whether `id` is the primary of `view` in the current epoch, as far as this node knows.
     fn is_primary(&self, id: ReplicaId, epoch: u64, view: u64) -> bool {
         let Ok(d) = self.directory.read() else { return false };
-        let voters: Vec<usize> =
-            d.agents.iter().enumerate().filter(|(_, a)| a.voter).map(|(i, _)| i).collect();
-        d.epoch == epoch && !voters.is_empty() && voters[(view % voters.len() as u64) as usize] == id as usize
+        let voters = d.agents.iter().filter(|a| a.voter).count() as u64;
+        let mut ids = d.agents.iter().enumerate().filter(|(_, a)| a.voter).map(|(i, _)| i);
+        d.epoch == epoch && voters > 0 && ids.nth((view % voters) as usize) == Some(id as usize)
     }
 }
 
