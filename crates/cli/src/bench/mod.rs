@@ -124,7 +124,8 @@ pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
                 let dir = std::env::temp_dir().join(format!("phalanx-bench-{}-{n}", std::process::id()));
                 let port = a.base_port + (k as u16 % 4) * 20;
                 let row = fresh(&a, n, &dir, port, costs.as_ref());
-                if !a.keep {
+                // A failed size keeps its folder: the error names its logs.
+                if !a.keep && row.is_ok() {
                     let _ = std::fs::remove_dir_all(&dir);
                 }
                 let row = row?;

@@ -757,7 +757,7 @@ impl Replica {
     // ----- primary -----
 
     /// Cuts batches while the window allows: full batches at once, a partial one when `force`
-    /// (the batch delay expired).
+    /// (the batch delay expired) or when nothing is in flight.
     pub(super) fn propose(&mut self, force: bool) {
         if !self.active || !self.is_primary() || self.transfer_target.is_some() {
             return;
@@ -781,7 +781,10 @@ impl Replica {
                 self.send_pre_prepare(seq, Batch { timestamp_ms: self.now, requests: Vec::new() });
                 continue;
             }
-            if waiting < self.params.batch_size && !force {
+            // Batch only behind an instance in flight: an idle pipeline proposes at once, so a
+            // lone request does not wait out the batch delay (Nagle's rule).
+            let in_flight = self.next_seq > self.last_executed + 1;
+            if waiting < self.params.batch_size && !force && in_flight {
                 if !self.batch_timer_armed {
                     self.batch_timer_armed = true;
                     self.set_timer(Timer::Batch, self.params.batch_delay_ms);
