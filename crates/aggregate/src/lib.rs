@@ -1,0 +1,84 @@
+//! Byzantine-robust aggregation of n vectors of which up to f may be arbitrary (poisoned
+//! gradients, say), plus the attacks used to test the rules. Pure: no I/O, no clocks, no
+//! unseeded randomness; every result is bit-identical across runs and thread counts.
+//!
+//! ```text
+//! validate → pre-aggregators (nnm, bucketing, clip, arc), in order → rule → finite check
+//! ```
+
+pub mod attacks;
+mod error;
+pub mod linalg;
+mod params;
+mod pre;
+mod rules;
+
+pub use attacks::{ATTACKS, Attack};
+pub use error::{Error, Result};
+pub use params::Params;
+pub use pre::{PRE_AGGREGATORS, Pre};
+pub use rules::{Aggregate, KrumScore, RULES, Rule, Start};
+
+/// Refuses empty input, vectors of different or zero dimension, and non-finite values.
+pub fn validate(vectors: &[Vec<f64>]) -> Result<()> {
+    let first = vectors.first().ok_or(Error::Empty)?;
+    if first.is_empty() {
+        return Err(Error::NoCoordinates);
+    }
+    for (index, v) in vectors.iter().enumerate() {
+        if v.len() != first.len() {
+            return Err(Error::DimensionMismatch { index, expected: first.len(), found: v.len() });
+        }
+        if let Some((coordinate, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(Error::NonFinite { index, coordinate, value });
+        }
+    }
+    Ok(())
+}
+
+/// A rule with its pre-aggregators, ready to apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    pub pre: Vec<Pre>,
+    pub rule: Rule,
+    /// Seeds bucketing.
+    pub seed: u64,
+}
+
+impl Pipeline {
+    /// Builds from names and `key=value` parameters; a parameter nobody reads is an error.
+    pub fn from_names(rule: &str, pre: &[&str], params: &Params, seed: u64) -> Result<Pipeline> {
+        let pre = pre.iter().map(|p| Pre::from_params(p, params)).collect::<Result<Vec<_>>>()?;
+        let rule = Rule::from_params(rule, params)?;
+        Ok(Pipeline { pre, rule, seed })
+    }
+
+    pub fn new(rule: Rule) -> Pipeline {
+        Pipeline { pre: Vec::new(), rule, seed: 0 }
+    }
+
+    /// Aggregates `vectors` of which up to `f` may be Byzantine. `kept` indexes the vectors the
+    /// rule saw: the inputs, unless bucketing grouped them.
+    pub fn aggregate(&self, vectors: &[Vec<f64>], f: usize) -> Result<Aggregate> {
+        validate(vectors)?;
+        self.rule.check(vectors.len(), f)?;
+        let mut current: Option<Vec<Vec<f64>>> = None;
+        for p in &self.pre {
+            let input = current.as_deref().unwrap_or(vectors);
+            current = Some(p.apply(input, f, self.seed));
+        }
+        let out = self.rule.apply(current.as_deref().unwrap_or(vectors), f)?;
+        if out.vector.iter().any(|x| !x.is_finite()) {
+            return Err(Error::Overflow("aggregate"));
+        }
+        Ok(out)
+    }
+}
+
+/// One-call form: `aggregate(&Rule::Median, vectors, f)`.
+pub fn aggregate(rule: &Rule, vectors: &[Vec<f64>], f: usize) -> Result<Aggregate> {
+    Pipeline::new(rule.clone()).aggregate(vectors, f)
+}
+
+#[cfg(test)]
+mod tests;

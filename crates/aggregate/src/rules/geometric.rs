@@ -1,0 +1,86 @@
+//! Rules that move a point towards the inputs: the geometric median (smoothed Weiszfeld) and
+//! centered clipping.
+
+use crate::linalg::{dist2, per_coordinate, weighted_sum};
+
+/// Smoothed Weiszfeld (Pillutla et al., RFA): z ← Σ β_i x_i / Σ β_i with β_i = 1 / max(ν, ‖x_i − z‖),
+/// from `start`, until a step moves z by at most `tolerance` × max(1, ‖z‖) or after `iterations`.
+pub fn geometric_median(
+    vectors: &[Vec<f64>],
+    start: Vec<f64>,
+    iterations: usize,
+    tolerance: f64,
+    nu: f64,
+) -> Vec<f64> {
+    let mut z = start;
+    for _ in 0..iterations {
+        let betas: Vec<f64> = vectors.iter().map(|x| 1.0 / dist2(x, &z).sqrt().max(nu)).collect();
+        let total: f64 = betas.iter().sum();
+        if total == 0.0 || !total.is_finite() {
+            break;
+        }
+        let items: Vec<(usize, f64)> = betas.iter().enumerate().map(|(i, b)| (i, b / total)).collect();
+        let next = weighted_sum(vectors, &items);
+        let moved = dist2(&next, &z).sqrt();
+        let size = next.iter().map(|x| x * x).sum::<f64>().sqrt().max(1.0);
+        z = next;
+        if moved <= tolerance * size {
+            break;
+        }
+    }
+    z
+}
+
+/// Centered clipping (Karimireddy et al. 2021): v ← v + (1/n) Σ (x_i − v) · min(1, τ / ‖x_i − v‖),
+/// `iterations` times from `start`.
+pub fn centered_clipping(vectors: &[Vec<f64>], start: Vec<f64>, radius: f64, iterations: usize) -> Vec<f64> {
+    let n = vectors.len() as f64;
+    let mut v = start;
+    for _ in 0..iterations {
+        let c: Vec<f64> = vectors
+            .iter()
+            .map(|x| {
+                let d = dist2(x, &v).sqrt();
+                (if d > radius { radius / d } else { 1.0 }) / n
+            })
+            .collect();
+        v = per_coordinate(v.len(), |k| {
+            v[k] + c.iter().zip(vectors).fold(0.0, |s, (ci, x)| s + ci * (x[k] - v[k]))
+        });
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometric_median_of_a_triangle_vertex_case() {
+        // For (0,0), (1,0), (0,1) and a far outlier (100,100) the geometric median stays near
+        // the cluster: it is not pulled a quarter of the way to the outlier like the mean is.
+        let v = vec![vec![0.0, 0.0], vec![1.0, 0.0], vec![0.0, 1.0], vec![100.0, 100.0]];
+        let z = geometric_median(&v, vec![0.0, 0.0], 1000, 1e-12, 1e-9);
+        assert!(z[0] < 0.6 && z[1] < 0.6, "{z:?}");
+        // Collinear points 0, 1, 10: the geometric median is the median, 1.
+        let z = geometric_median(&[vec![0.0], vec![1.0], vec![10.0]], vec![5.0], 1000, 1e-14, 1e-12);
+        assert!((z[0] - 1.0).abs() < 1e-6, "{z:?}");
+    }
+
+    #[test]
+    fn one_weiszfeld_step_by_hand() {
+        // From z = 0 with points 1 and 3 (in 1-d): β = 1/1 and 1/3 → z = (1·1 + 3·1/3)/(4/3) = 1.5.
+        let z = geometric_median(&[vec![1.0], vec![3.0]], vec![0.0], 1, 0.0, 1e-9);
+        assert!((z[0] - 1.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn centered_clipping_by_hand() {
+        // From 0 with radius 1: x = 0.5 moves fully (0.5), x = 4 is clipped to 1; v = (0.5 + 1)/2.
+        let v = centered_clipping(&[vec![0.5], vec![4.0]], vec![0.0], 1.0, 1);
+        assert_eq!(v, vec![0.75]);
+        // A huge radius makes one step the mean.
+        let v = centered_clipping(&[vec![1.0], vec![5.0]], vec![0.0], 1e9, 1);
+        assert_eq!(v, vec![3.0]);
+    }
+}

@@ -1,0 +1,211 @@
+//! The aggregation rules by name, their parameters and what each needs of n and f.
+
+mod coordinate;
+mod distance;
+mod geometric;
+mod spectral;
+mod subsets;
+
+pub use distance::KrumScore;
+pub use subsets::binomial;
+
+use crate::error::{Error, Result};
+use crate::linalg::{mean, mean_of, pairwise_dist2};
+use crate::params::{Params, bad};
+
+pub const RULES: &[&str] = &[
+    "average",
+    "median",
+    "trmean",
+    "geomed",
+    "krum",
+    "multikrum",
+    "cc",
+    "mda",
+    "monna",
+    "meamed",
+    "caf",
+    "smea",
+    "cge",
+];
+
+/// Where centered clipping starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Start {
+    Zero,
+    Average,
+    Median,
+    /// A given point, say the previous round's aggregate.
+    Point(Vec<f64>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Rule {
+    Average,
+    Median,
+    TrimmedMean,
+    GeometricMedian { iterations: usize, tolerance: f64, nu: f64 },
+    Krum { score: KrumScore },
+    MultiKrum { score: KrumScore, m: Option<usize> },
+    CenteredClipping { radius: f64, iterations: usize, start: Start },
+    Mda { max_subsets: u128 },
+    Monna { pivot: usize },
+    Meamed,
+    Caf,
+    Smea { max_subsets: u128 },
+    Cge { sum: bool },
+}
+
+/// What a rule returns: the aggregate and, for rules that select vectors, which ones they used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    pub vector: Vec<f64>,
+    pub kept: Option<Vec<usize>>,
+}
+
+fn score(p: &Params) -> Result<KrumScore> {
+    match p.str("score").unwrap_or("original") {
+        "original" => Ok(KrumScore::Original),
+        "mean" => Ok(KrumScore::Mean),
+        other => Err(bad(
+            "score",
+            format!("{other:?}: use original (sum over n−f−2 nearest) or mean (mean over n−f−1)"),
+        )),
+    }
+}
+
+impl Rule {
+    /// The rule called `name`, its parameters read from `p` (defaults documented in the README).
+    pub fn from_params(name: &str, p: &Params) -> Result<Rule> {
+        Ok(match name {
+            "average" => Rule::Average,
+            "median" => Rule::Median,
+            "trmean" => Rule::TrimmedMean,
+            "geomed" => Rule::GeometricMedian {
+                iterations: p.usize("iterations", 100)?,
+                tolerance: p.f64("tolerance", 1e-8)?,
+                nu: p.positive("nu", 1e-6)?,
+            },
+            "krum" => Rule::Krum { score: score(p)? },
+            "multikrum" => Rule::MultiKrum { score: score(p)?, m: p.opt_usize("m")? },
+            "cc" => Rule::CenteredClipping {
+                radius: p.positive("radius", 1.0)?,
+                iterations: p.usize("iterations", 3)?,
+                start: match p.str("start").unwrap_or("median") {
+                    "zero" => Start::Zero,
+                    "average" => Start::Average,
+                    "median" => Start::Median,
+                    other => return Err(bad("start", format!("{other:?}: use zero, average or median"))),
+                },
+            },
+            "mda" => Rule::Mda { max_subsets: p.usize("max_subsets", 1_000_000)? as u128 },
+            "monna" => Rule::Monna { pivot: p.usize("pivot", 0)? },
+            "meamed" => Rule::Meamed,
+            "caf" => Rule::Caf,
+            "smea" => Rule::Smea { max_subsets: p.usize("max_subsets", 20_000)? as u128 },
+            "cge" => Rule::Cge { sum: p.bool("sum", false)? },
+            other => {
+                return Err(Error::Unknown { what: "rule", name: other.into(), known: RULES.join(", ") });
+            }
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rule::Average => "average",
+            Rule::Median => "median",
+            Rule::TrimmedMean => "trmean",
+            Rule::GeometricMedian { .. } => "geomed",
+            Rule::Krum { .. } => "krum",
+            Rule::MultiKrum { .. } => "multikrum",
+            Rule::CenteredClipping { .. } => "cc",
+            Rule::Mda { .. } => "mda",
+            Rule::Monna { .. } => "monna",
+            Rule::Meamed => "meamed",
+            Rule::Caf => "caf",
+            Rule::Smea { .. } => "smea",
+            Rule::Cge { .. } => "cge",
+        }
+    }
+
+    /// Refuses an (n, f) the rule cannot work with, saying what it needs.
+    pub fn check(&self, n: usize, f: usize) -> Result<()> {
+        let too_few = |needs: String| Err(Error::TooFew { rule: self.name(), needs, n, f });
+        if n <= 2 * f {
+            return too_few("n > 2f".into());
+        }
+        match self {
+            Rule::Krum { score } | Rule::MultiKrum { score, .. } if score.neighbours(n, f) == 0 => {
+                let least = if *score == KrumScore::Original {
+                    "n ≥ f + 3 (score=original)"
+                } else {
+                    "n ≥ f + 2"
+                };
+                too_few(least.into())
+            }
+            Rule::MultiKrum { m: Some(m), .. } if *m == 0 || *m > n => {
+                Err(bad("m", format!("must be between 1 and n = {n}, got {m}")))
+            }
+            Rule::Monna { pivot } if *pivot >= n => {
+                Err(bad("pivot", format!("must be below n = {n}, got {pivot}")))
+            }
+            Rule::Mda { max_subsets } | Rule::Smea { max_subsets } if binomial(n, f) > *max_subsets => {
+                Err(Error::TooManySubsets { rule: self.name(), subsets: binomial(n, f), limit: *max_subsets })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies the rule to vectors already validated (same dimension, finite, n > 2f).
+    pub fn apply(&self, vectors: &[Vec<f64>], f: usize) -> Result<Aggregate> {
+        self.check(vectors.len(), f)?;
+        let n = vectors.len();
+        let plain = |vector| Ok(Aggregate { vector, kept: None });
+        let chosen = |(vector, kept)| Ok(Aggregate { vector, kept: Some(kept) });
+        match self {
+            Rule::Average => plain(mean(vectors)),
+            Rule::Median => plain(coordinate::median(vectors)),
+            Rule::TrimmedMean => plain(coordinate::trimmed_mean(vectors, f)),
+            Rule::Meamed => plain(coordinate::meamed(vectors, f)),
+            Rule::GeometricMedian { iterations, tolerance, nu } => plain(geometric::geometric_median(
+                vectors,
+                coordinate::median(vectors),
+                *iterations,
+                *tolerance,
+                *nu,
+            )),
+            Rule::CenteredClipping { radius, iterations, start } => {
+                let start = match start {
+                    Start::Zero => vec![0.0; vectors[0].len()],
+                    Start::Average => mean(vectors),
+                    Start::Median => coordinate::median(vectors),
+                    Start::Point(p) if p.len() == vectors[0].len() => p.clone(),
+                    Start::Point(p) => {
+                        return Err(bad(
+                            "start",
+                            format!("has {} coordinates, the vectors {}", p.len(), vectors[0].len()),
+                        ));
+                    }
+                };
+                plain(geometric::centered_clipping(vectors, start, *radius, *iterations))
+            }
+            Rule::Krum { score } => {
+                let best = distance::krum_order(vectors, f, *score)[0];
+                chosen((vectors[best].clone(), vec![best]))
+            }
+            Rule::MultiKrum { score, m } => {
+                let mut kept = distance::krum_order(vectors, f, *score);
+                kept.truncate(m.unwrap_or(n - f));
+                chosen((mean_of(vectors, &kept), kept))
+            }
+            Rule::Monna { pivot } => {
+                let kept = distance::nearest(vectors, &vectors[*pivot], n - f);
+                chosen((mean_of(vectors, &kept), kept))
+            }
+            Rule::Cge { sum } => chosen(distance::cge(vectors, f, *sum)),
+            Rule::Mda { .. } => chosen(subsets::mda(vectors, f, &pairwise_dist2(vectors))),
+            Rule::Smea { .. } => chosen(subsets::smea(vectors, f)),
+            Rule::Caf => chosen(spectral::caf(vectors, f)),
+        }
+    }
+}

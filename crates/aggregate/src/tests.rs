@@ -1,0 +1,148 @@
+//! The pipeline as callers meet it: every rule by name on one hand-computed case, and the
+//! refusals.
+
+use super::*;
+
+fn line(xs: &[f64]) -> Vec<Vec<f64>> {
+    xs.iter().map(|x| vec![*x]).collect()
+}
+
+fn run(rule: &str, params: &[&str], vectors: &[Vec<f64>], f: usize) -> Result<Aggregate> {
+    let p = Params::parse(params)?;
+    let pipeline = Pipeline::from_names(rule, &[], &p, 0)?;
+    p.finish()?;
+    pipeline.aggregate(vectors, f)
+}
+
+/// Five honest values 1..5 (1-d) and one Byzantine 1000, f = 1.
+fn poisoned() -> Vec<Vec<f64>> {
+    line(&[1.0, 2.0, 3.0, 4.0, 5.0, 1000.0])
+}
+
+#[test]
+fn every_rule_by_hand_on_one_poisoned_case() {
+    let v = poisoned();
+    let agg = |rule: &str, params: &[&str]| run(rule, params, &v, 1).unwrap();
+    assert_eq!(agg("average", &[]).vector, vec![1015.0 / 6.0]);
+    assert_eq!(agg("median", &[]).vector, vec![3.5]);
+    assert_eq!(agg("trmean", &[]).vector, vec![3.5]); // mean of 2,3,4,5
+    // Median 3.5; the 5 nearest are 1..5 → 3.
+    assert_eq!(agg("meamed", &[]).vector, vec![3.0]);
+    // Krum (original, n−f−2 = 3 nearest): 1 → 1+4+9 = 14, 2 → 1+1+4 = 6, 3 → 1+1+4 = 6,
+    // 4 → 6, 5 → 14; the tie goes to the lowest index: value 2.
+    let k = agg("krum", &[]);
+    assert_eq!((k.vector, k.kept), (vec![2.0], Some(vec![1])));
+    // Mean score over n−f−1 = 4 nearest: 3 → (1+1+4+4)/4 = 2.5 beats 2 and 4 → (1+1+4+9)/4.
+    let k = agg("krum", &["score=mean"]);
+    assert_eq!((k.vector, k.kept), (vec![3.0], Some(vec![2])));
+    // Multi-Krum keeps n−f = 5 best: all honest ones.
+    let mk = agg("multikrum", &[]);
+    assert_eq!(mk.vector, vec![3.0]);
+    assert_eq!(
+        mk.kept.map(|mut k| {
+            k.sort();
+            k
+        }),
+        Some(vec![0, 1, 2, 3, 4])
+    );
+    let mk = agg("multikrum", &["m=2", "score=mean"]);
+    assert_eq!(mk.kept, Some(vec![2, 1]), "best first");
+    // MDA: leaving out 1000 gives diameter 4, the smallest.
+    assert_eq!(agg("mda", &[]).kept, Some(vec![0, 1, 2, 3, 4]));
+    assert_eq!(agg("smea", &[]).kept, Some(vec![0, 1, 2, 3, 4]));
+    // MoNNA around vector 0 (value 1): its 5 nearest are 1..5.
+    assert_eq!(agg("monna", &[]).vector, vec![3.0]);
+    assert_eq!(agg("monna", &["pivot=5"]).kept, Some(vec![1, 2, 3, 4, 5]));
+    // CGE drops the largest norm; sum=true sums the rest.
+    assert_eq!(agg("cge", &[]).vector, vec![3.0]);
+    assert_eq!(agg("cge", &["sum=true"]).vector, vec![15.0]);
+    // CAF zeroes the outlier's weight first.
+    assert!(!agg("caf", &[]).kept.unwrap().contains(&5));
+    // The geometric median of 1..5 and 1000 in 1-d is any point of [3, 4]; Weiszfeld from the
+    // median 3.5 stays there.
+    let g = agg("geomed", &[]).vector[0];
+    assert!((3.0..=4.0).contains(&g), "{g}");
+    // CC from the median 3.5, radius 1, one step: (1/6)(−1 −1 −0.5 +0.5 +1 +1) = 0 → 3.5.
+    assert_eq!(agg("cc", &["iterations=1"]).vector, vec![3.5]);
+    // From zero with a huge radius, one step is the mean.
+    assert_eq!(agg("cc", &["start=zero", "radius=1e9", "iterations=1"]).vector, vec![1015.0 / 6.0]);
+}
+
+#[test]
+fn pre_aggregators_chain_before_the_rule() {
+    let p = Params::parse(&["clip_norm=10"]).unwrap();
+    let pipe = Pipeline::from_names("average", &["clip"], &p, 0).unwrap();
+    // 1000 is clipped to 10: mean of 1,2,3,4,5,10 = 25/6.
+    assert!((pipe.aggregate(&poisoned(), 1).unwrap().vector[0] - 25.0 / 6.0).abs() < 1e-12);
+    // nnm then average: NNM pulls every vector towards its neighbours first.
+    let pipe = Pipeline::from_names("average", &["nnm"], &Params::default(), 0).unwrap();
+    let v = pipe.aggregate(&poisoned(), 1).unwrap().vector[0];
+    assert!(v < 1015.0 / 6.0, "{v}");
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_error() {
+    let msg = |r: Result<Aggregate>| r.unwrap_err().to_string();
+    assert_eq!(msg(run("median", &[], &[], 0)), "no vectors to aggregate");
+    assert_eq!(msg(run("median", &[], &[vec![], vec![]], 0)), "vectors have no coordinates");
+    assert_eq!(
+        msg(run("median", &[], &[vec![1.0, 2.0], vec![1.0]], 0)),
+        "vector 1 has 1 coordinates, vector 0 has 2"
+    );
+    assert_eq!(
+        msg(run("median", &[], &[vec![1.0], vec![f64::NAN]], 0)),
+        "vector 1, coordinate 0 is NaN: only finite numbers are accepted"
+    );
+    assert!(msg(run("median", &[], &[vec![1.0], vec![f64::INFINITY]], 0)).contains("inf"));
+    assert_eq!(
+        msg(run("trmean", &[], &line(&[1.0, 2.0, 3.0, 4.0]), 2)),
+        "trmean needs n > 2f with f = 2, but got n = 4 vectors"
+    );
+    assert!(msg(run("krum", &[], &line(&[1.0, 2.0, 3.0]), 1)).contains("n ≥ f + 3"));
+    assert!(msg(run("multikrum", &["m=9"], &poisoned(), 1)).contains("between 1 and n = 6"));
+    assert!(msg(run("monna", &["pivot=6"], &poisoned(), 1)).contains("below n = 6"));
+    assert!(msg(run("mda", &["max_subsets=3"], &poisoned(), 1)).contains("6 subsets"));
+    assert!(msg(run("nope", &[], &poisoned(), 1)).contains("known: average, median"));
+    assert!(msg(run("median", &["radius=1"], &poisoned(), 1)).contains("parameter radius"));
+    assert!(msg(run("cc", &["radius=-1"], &poisoned(), 1)).contains("must be above 0"));
+    assert!(msg(run("cc", &["radius=x"], &poisoned(), 1)).contains("not a finite number"));
+    assert!(msg(run("krum", &["score=max"], &poisoned(), 1)).contains("original"));
+    // Finite input whose average overflows: an error, never inf or NaN output.
+    assert_eq!(
+        msg(run("cge", &["sum=true"], &[vec![f64::MAX], vec![f64::MAX], vec![f64::MAX]], 1)),
+        "the aggregate overflowed f64: the inputs are too large to combine"
+    );
+}
+
+#[test]
+fn robust_rules_survive_the_largest_finite_values() {
+    let mut v = line(&[1.0, 2.0, 3.0, 4.0, 5.0]);
+    v.push(vec![f64::MAX]);
+    v.push(vec![f64::MAX]);
+    for rule in ["median", "trmean", "meamed", "krum", "multikrum", "mda", "monna", "cge", "geomed", "cc"] {
+        let out = run(rule, &[], &v, 2).unwrap_or_else(|e| panic!("{rule}: {e}"));
+        assert!((1.0..=5.0).contains(&out.vector[0]), "{rule}: {:?}", out.vector);
+    }
+}
+
+#[test]
+fn results_are_bit_identical_across_thread_counts() {
+    // Long enough vectors to take the parallel paths.
+    let d = 70_000;
+    let v: Vec<Vec<f64>> =
+        (0..9).map(|i| (0..d).map(|k| ((i * d + k) as f64 * 0.37).sin()).collect()).collect();
+    for rule in ["average", "median", "geomed", "krum", "caf", "cc"] {
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| run(rule, &[], &v, 2).unwrap());
+        let three = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap()
+            .install(|| run(rule, &[], &v, 2).unwrap());
+        let bits = |a: &Aggregate| a.vector.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&one), bits(&three), "{rule}");
+    }
+}
