@@ -1,5 +1,6 @@
 //! `phalanx`: one binary for every Phalanx task.
 
+mod aggregate;
 mod bench;
 mod client;
 mod demo;
@@ -62,6 +63,10 @@ enum Command {
     UpdateQuorum(reconfig::UpdateQuorumArgs),
     /// Run seeded deterministic simulations with Byzantine agents and network faults.
     Sim(sim::SimArgs),
+    /// Robust aggregation of vectors read as JSON on stdin: {"vectors": [[...], ...]}.
+    Aggregate(aggregate::AggregateArgs),
+    /// The Byzantine vector an attack sends against honest vectors read as JSON on stdin.
+    Attack(aggregate::AttackArgs),
 }
 
 fn main() -> ExitCode {
@@ -85,6 +90,8 @@ fn main() -> ExitCode {
         Command::ViewChange(a) => operator::view_change(a),
         Command::Agent(c) => reconfig::agent(c),
         Command::UpdateQuorum(a) => reconfig::update_quorum(a),
+        Command::Aggregate(a) => aggregate::aggregate(a),
+        Command::Attack(a) => aggregate::attack(a),
     };
     match result {
         Ok(code) => code,

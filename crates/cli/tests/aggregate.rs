@@ -1,0 +1,81 @@
+//! `phalanx aggregate` and `phalanx attack` as another tool calls them: JSON in, JSON out, and a
+//! clear error with exit code 2 for bad input.
+
+use serde_json::Value;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn phalanx(args: &[&str], stdin: &str) -> (i32, Value, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_phalanx"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run phalanx");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), json, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+const POISONED: &str = r#"{"vectors": [[1, 2], [2, 2], [3, 2], [4, 2], [1000, -5]]}"#;
+
+#[test]
+fn aggregate_prints_the_aggregate_and_the_kept_indices() {
+    let (code, out, _) = phalanx(&["aggregate", "--rule", "krum", "--f", "1"], POISONED);
+    assert_eq!(code, 0);
+    // Original Krum, 2 nearest others: 2 and 3 tie at 1+1 = 2; the lower index wins.
+    assert_eq!(out["aggregate"], serde_json::json!([2.0, 2.0]));
+    assert_eq!(out["kept"], serde_json::json!([1]));
+    let (code, out, _) = phalanx(&["aggregate", "--rule", "median", "--f", "1"], POISONED);
+    assert_eq!(code, 0);
+    assert_eq!(out["aggregate"], serde_json::json!([3.0, 2.0]));
+    assert_eq!(out["kept"], Value::Null);
+    // Pre-aggregators and parameters: clipping every vector to norm 1 first.
+    let (code, out, _) = phalanx(
+        &["aggregate", "--rule", "average", "--f", "0", "--pre", "clip", "--param", "clip_norm=1"],
+        r#"{"vectors": [[3, 4], [0, 0.5]]}"#,
+    );
+    assert_eq!(code, 0);
+    let v: Vec<f64> = serde_json::from_value(out["aggregate"].clone()).unwrap();
+    assert!((v[0] - 0.3).abs() < 1e-12 && (v[1] - 0.65).abs() < 1e-12, "{v:?}");
+}
+
+#[test]
+fn attack_prints_the_byzantine_vector() {
+    let honest = r#"{"vectors": [[1, 2], [3, 2], [2, 2]]}"#;
+    let (code, out, _) = phalanx(&["attack", "--kind", "ipm", "--f", "2", "--param", "tau=0.5"], honest);
+    assert_eq!(code, 0);
+    assert_eq!(out["vector"], serde_json::json!([-1.0, -1.0]));
+    let (code, out, _) =
+        phalanx(&["attack", "--kind", "opt-alie", "--f", "2", "--param", "rule=trmean"], honest);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out["vector"].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn bad_input_gets_a_clear_error() {
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &["aggregate", "--rule", "median", "--f", "1"],
+            r#"{"vectors": [[1, 2], [3]]}"#,
+            "vector 1 has 1 coordinates",
+        ),
+        (&["aggregate", "--rule", "median", "--f", "1"], r#"{"vectors": [[1], [2]]}"#, "needs n > 2f"),
+        (&["aggregate", "--rule", "median", "--f", "0"], r#"{"vectors": []}"#, "no vectors"),
+        (&["aggregate", "--rule", "median", "--f", "0"], r#"{"vectors": [[1e999]]}"#, "number out of range"),
+        (&["aggregate", "--rule", "median", "--f", "0"], r#"{"vecs": [[1]]}"#, "unknown field"),
+        (&["aggregate", "--rule", "median", "--f", "0"], "not json", "stdin is not"),
+        (&["aggregate", "--rule", "best", "--f", "0"], POISONED, "unknown rule \"best\""),
+        (&["aggregate", "--rule", "cc", "--f", "1", "--param", "radius=-2"], POISONED, "must be above 0"),
+        (&["aggregate", "--rule", "cc", "--f", "1", "--param", "raduis=2"], POISONED, "parameter raduis"),
+        (&["attack", "--kind", "labelflip", "--f", "1"], POISONED, "training data"),
+        (&["attack", "--kind", "opt-ipm", "--f", "1"], POISONED, "need the rule"),
+    ];
+    for (args, stdin, expected) in cases {
+        let (code, out, err) = phalanx(args, stdin);
+        assert_eq!(code, 2, "{args:?}: {out}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}
