@@ -63,10 +63,26 @@ pub fn per_column(vectors: &[Vec<f64>], g: impl Fn(&mut [f64]) -> f64 + Sync + S
     }
 }
 
-/// Σ w_i x_i over the listed vectors, in list order, coordinate by coordinate.
+/// Σ w_i x_i over the listed vectors, in list order for every coordinate. Blocks of
+/// coordinates run in parallel; within a block each vector is streamed whole (cache-friendly),
+/// which keeps the per-coordinate order of the additions.
 pub fn weighted_sum(vectors: &[Vec<f64>], items: &[(usize, f64)]) -> Vec<f64> {
     let d = vectors.first().map_or(0, Vec::len);
-    per_coordinate(d, |k| items.iter().fold(0.0, |s, &(i, w)| s + w * vectors[i][k]))
+    let mut out = vec![0.0; d];
+    let block = |(b, acc): (usize, &mut [f64])| {
+        let (start, len) = (b * BLOCK, acc.len());
+        for &(i, w) in items {
+            for (a, x) in acc.iter_mut().zip(&vectors[i][start..start + len]) {
+                *a += w * x;
+            }
+        }
+    };
+    if d < PARALLEL_FROM {
+        out.chunks_mut(BLOCK).enumerate().for_each(block);
+    } else {
+        out.par_chunks_mut(BLOCK).enumerate().for_each(block);
+    }
+    out
 }
 
 /// The mean of the listed vectors. Each term is divided before it is added, so vectors near
