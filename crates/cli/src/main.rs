@@ -4,6 +4,7 @@ mod aggregate;
 mod bench;
 mod client;
 mod demo;
+mod federated;
 mod init;
 mod keygen;
 mod memory;
@@ -67,6 +68,8 @@ enum Command {
     Aggregate(aggregate::AggregateArgs),
     /// The Byzantine vector an attack sends against honest vectors read as JSON on stdin.
     Attack(aggregate::AttackArgs),
+    /// Federated learning experiment: agents train a digits classifier with robust aggregation.
+    Federated(federated::FederatedArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::UpdateQuorum(a) => reconfig::update_quorum(a),
         Command::Aggregate(a) => aggregate::aggregate(a),
         Command::Attack(a) => aggregate::attack(a),
+        Command::Federated(a) => federated::run(a),
     };
     match result {
         Ok(code) => code,

@@ -79,3 +79,28 @@ fn bad_input_gets_a_clear_error() {
         assert!(err.contains(expected), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn federated_training_learns_and_robust_rules_resist_the_optimised_attack() {
+    let (code, out, err) = phalanx(
+        &["federated", "--rule", "average,median", "--attack", "none,opt-ipm", "--rounds", "40", "--json"],
+        "",
+    );
+    assert_eq!(code, 0, "{err}");
+    let acc = |rule: &str, attack: &str| {
+        let run =
+            out.as_array().unwrap().iter().find(|r| r["rule"] == rule && r["attack"] == attack).unwrap();
+        assert_eq!(run["accuracy"].as_array().unwrap().len(), 41, "before training and after each round");
+        run["final_accuracy"].as_f64().unwrap()
+    };
+    // Ten classes: chance is 10 %. Without an attack both rules learn.
+    assert!(acc("average", "none") > 0.85 && acc("median", "none") > 0.85);
+    // The optimised IPM (line search over τ against the target rule) destroys the average but
+    // not the median.
+    assert!(acc("average", "opt-ipm") < 0.2, "{}", acc("average", "opt-ipm"));
+    assert!(acc("median", "opt-ipm") > acc("median", "none") - 0.03);
+    // Bad settings are refused.
+    let (code, _, err) = phalanx(&["federated", "--agents", "6", "--faulty", "3"], "");
+    assert_eq!(code, 2);
+    assert!(err.contains("must exceed twice"), "{err}");
+}
