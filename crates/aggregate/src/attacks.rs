@@ -182,12 +182,8 @@ impl Search {
                 fd = damage(d)?;
             }
         }
-        for (t, v) in [(c, fc), (d, fd)] {
-            if v > best {
-                (best_tau, best) = (t, v);
-            }
-        }
-        let _ = best;
+        let (best_tau, _) =
+            [(c, fc), (d, fd)].into_iter().fold((best_tau, best), |b, x| if x.1 > b.1 { x } else { b });
         Ok(make(honest, best_tau))
     }
 }

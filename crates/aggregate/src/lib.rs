@@ -17,6 +17,7 @@ pub use attacks::{ATTACKS, Attack};
 pub use error::{Error, Result};
 pub use params::Params;
 pub use pre::{PRE_AGGREGATORS, Pre};
+use rules::smallest;
 pub use rules::{Aggregate, KrumScore, RULES, Rule, Start};
 
 /// Refuses empty input, vectors of different or zero dimension, and non-finite values.

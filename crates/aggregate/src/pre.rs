@@ -52,15 +52,7 @@ impl Pre {
         match self {
             Pre::Nnm => {
                 let d = pairwise_dist2(vectors);
-                (0..n)
-                    .map(|i| {
-                        let mut order: Vec<usize> = (0..n).collect();
-                        order.sort_by(|&a, &b| d[i][a].total_cmp(&d[i][b]).then(a.cmp(&b)));
-                        order.truncate(n - f);
-                        order.sort_unstable();
-                        mean_of(vectors, &order)
-                    })
-                    .collect()
+                d.iter().map(|row| mean_of(vectors, &crate::smallest(row, n - f))).collect()
             }
             Pre::Bucketing { size } => {
                 let mut order: Vec<usize> = (0..n).collect();

@@ -42,23 +42,24 @@ pub fn krum_order(vectors: &[Vec<f64>], f: usize, score: KrumScore) -> Vec<usize
     order
 }
 
-/// The n−f vectors nearest to `pivot` (itself included; ties: lower index first), ascending.
-pub fn nearest(vectors: &[Vec<f64>], pivot: &[f64], keep: usize) -> Vec<usize> {
-    let d: Vec<f64> = vectors.iter().map(|x| dist2(x, pivot)).collect();
-    let mut order: Vec<usize> = (0..vectors.len()).collect();
-    order.sort_by(|&a, &b| d[a].total_cmp(&d[b]).then(a.cmp(&b)));
+/// The indices of the `keep` smallest values (ties: lower index first), in index order.
+pub fn smallest(values: &[f64], keep: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&a, &b| values[a].total_cmp(&values[b]).then(a.cmp(&b)));
     order.truncate(keep);
     order.sort_unstable();
     order
 }
 
+/// The `keep` vectors nearest to `pivot` (itself included when it is one of them).
+pub fn nearest(vectors: &[Vec<f64>], pivot: &[f64], keep: usize) -> Vec<usize> {
+    smallest(&vectors.iter().map(|x| dist2(x, pivot)).collect::<Vec<_>>(), keep)
+}
+
 /// Comparative gradient elimination: keep the n−f smallest norms, average (or sum) them.
 pub fn cge(vectors: &[Vec<f64>], f: usize, sum: bool) -> (Vec<f64>, Vec<usize>) {
     let norms: Vec<f64> = vectors.iter().map(|v| norm(v)).collect();
-    let mut order: Vec<usize> = (0..vectors.len()).collect();
-    order.sort_by(|&a, &b| norms[a].total_cmp(&norms[b]).then(a.cmp(&b)));
-    order.truncate(vectors.len() - f);
-    order.sort_unstable();
+    let order = smallest(&norms, vectors.len() - f);
     let mean = mean_of(vectors, &order);
     (if sum { scale(&mean, order.len() as f64) } else { mean }, order)
 }

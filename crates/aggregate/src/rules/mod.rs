@@ -6,7 +6,7 @@ mod geometric;
 mod spectral;
 mod subsets;
 
-pub use distance::KrumScore;
+pub use distance::{KrumScore, smallest};
 pub use subsets::binomial;
 
 use crate::error::{Error, Result};

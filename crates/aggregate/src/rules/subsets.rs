@@ -5,7 +5,8 @@ use crate::linalg::{centered_gram, mean, mean_of, top_eigen};
 
 /// C(n, k), saturating.
 pub fn binomial(n: usize, k: usize) -> u128 {
-    let k = k.min(n - k.min(n));
+    // C(n, k) = C(n, n−k): iterate over the smaller one.
+    let k = k.min(n.saturating_sub(k));
     (0..k).fold(1u128, |acc, i| acc.saturating_mul((n - i) as u128) / (i as u128 + 1))
 }
 
