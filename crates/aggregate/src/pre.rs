@@ -84,10 +84,7 @@ fn clip(v: &[f64], c: f64) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn line(xs: &[f64]) -> Vec<Vec<f64>> {
-        xs.iter().map(|x| vec![*x]).collect()
-    }
+    use crate::tests::line;
 
     #[test]
     fn nnm_by_hand() {

@@ -3,7 +3,8 @@
 
 use super::*;
 
-fn line(xs: &[f64]) -> Vec<Vec<f64>> {
+/// One-coordinate vectors, for hand-computed cases (shared by the unit tests).
+pub(crate) fn line(xs: &[f64]) -> Vec<Vec<f64>> {
     xs.iter().map(|x| vec![*x]).collect()
 }
 

@@ -67,10 +67,7 @@ pub fn cge(vectors: &[Vec<f64>], f: usize, sum: bool) -> (Vec<f64>, Vec<usize>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn line(xs: &[f64]) -> Vec<Vec<f64>> {
-        xs.iter().map(|x| vec![*x]).collect()
-    }
+    use crate::tests::line;
 
     #[test]
     fn krum_scores_by_hand() {

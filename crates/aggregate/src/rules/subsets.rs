@@ -97,7 +97,7 @@ mod tests {
     #[test]
     fn mda_by_hand() {
         // 0, 1, 2, 10 with f=1: {0,1,2} has diameter 2 (squared 4); any set with 10 is wider.
-        let v: Vec<Vec<f64>> = [0.0, 1.0, 2.0, 10.0].iter().map(|x| vec![*x]).collect();
+        let v = crate::tests::line(&[0.0, 1.0, 2.0, 10.0]);
         let (m, kept) = mda(&v, 1, &pairwise_dist2(&v));
         assert_eq!(kept, vec![0, 1, 2]);
         assert_eq!(m, vec![1.0]);
