@@ -174,7 +174,7 @@ fn bad_input_on_every_interface_is_refused_and_costs_nothing_else() {
     // HTTP: malformed JSON, oversized body, bad signature.
     let r = post(&http_addr, "{not json");
     assert!(r.starts_with("HTTP/1.1 400") && r.contains("malformed request JSON"), "{r}");
-    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(100_000));
+    let big = format!("{{\"pad\": \"{}\"}}", "x".repeat(300_000));
     assert!(post(&http_addr, &big).starts_with("HTTP/1.1 413"));
     let alice = genesis(&c.dir)["accounts"][0]["owner"].as_str().unwrap().to_string();
     let forged = format!(

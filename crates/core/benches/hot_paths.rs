@@ -73,7 +73,7 @@ fn ledger(c: &mut Criterion) {
         b.iter_batched(
             || fx.config.genesis_state(),
             |mut s| {
-                s.begin_batch(1);
+                s.begin_batch(1, 1);
                 for r in &b64.requests {
                     black_box(s.execute(1, r));
                 }

@@ -29,7 +29,23 @@ pub mod limits {
     pub const MAX_REPORT_BYTES: usize = 1 << 20;
     /// One opaque benchmark payload.
     pub const MAX_OPAQUE_BYTES: usize = 64 * 1024;
+    pub const MAX_MODEL_NAME: usize = 64;
+    pub const MAX_ROUND_PARTICIPANTS: usize = 256;
+    /// A rule name, a pre-aggregator name or one `key=value` parameter of a round.
+    pub const MAX_RULE_TEXT: usize = 128;
+    /// Pre-aggregators, and parameters, per round.
+    pub const MAX_RULE_ITEMS: usize = 16;
+    /// One chunk of a federated update (8,192 coordinates).
+    pub const MAX_UPDATE_CHUNK_BYTES: usize = 64 * 1024;
+    /// Updates of open rounds plus every model's latest aggregate, reserved when a round opens:
+    /// the state must stay small enough to transfer.
+    pub const MAX_FEDERATED_BYTES: u64 = 8 << 20;
+    /// Models with rounds, ever (each keeps its latest aggregate and recent results).
+    pub const MAX_MODELS: usize = 64;
 }
+
+pub mod federated;
+pub use federated::{FederatedOp, RoundSpec};
 
 /// Message kinds, part of the signed domain so a signature for one kind never verifies as another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -123,6 +139,8 @@ pub enum Operation {
     /// how other consensus engines are benchmarked (`phalanx bench --mode opaque`). Only a
     /// testing cluster orders it; any other cluster rejects it as unauthorized.
     Opaque(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// Federated learning rounds: open, upload updates, close (see [`federated`]).
+    Federated(FederatedOp),
 }
 
 impl Operation {
@@ -315,6 +333,18 @@ pub enum RejectReason {
     /// A membership change that would break n >= 3f+1, exceed the churn bound, name unknown
     /// or duplicate agents, or overlap a change still pending.
     InvalidReconfiguration,
+    /// A round that cannot run: unknown rule or parameter, too few participants for the rule,
+    /// a participant who is no client, a round number not above the model's last.
+    InvalidRound,
+    /// No such round is open (never opened, or already closed).
+    RoundNotOpen,
+    /// The signer is not a participant of the round.
+    NotParticipant,
+    /// An update chunk out of order, beyond the round's dimension, of partial values, or with a
+    /// non-finite value.
+    BadUpdate,
+    /// Federated storage is full (open rounds' reserved updates and latest aggregates).
+    FederatedFull,
 }
 
 impl RejectReason {
@@ -330,6 +360,11 @@ impl RejectReason {
             RejectReason::InvalidEvidence => "invalid-evidence",
             RejectReason::Duplicate => "duplicate",
             RejectReason::InvalidReconfiguration => "invalid-reconfiguration",
+            RejectReason::InvalidRound => "invalid-round",
+            RejectReason::RoundNotOpen => "round-not-open",
+            RejectReason::NotParticipant => "not-participant",
+            RejectReason::BadUpdate => "bad-update",
+            RejectReason::FederatedFull => "federated-full",
         }
     }
 }
@@ -686,6 +721,7 @@ fn check_request(r: &ClientRequest) -> Result<(), WireError> {
             }
         }
         Operation::Operator(_) => {}
+        Operation::Federated(op) => op.check_limits()?,
     }
     Ok(())
 }

@@ -38,7 +38,7 @@ fn valid_evidence_quarantines_and_duplicates_change_nothing() {
     let fx = Fixture::new(4);
     let mut s: AppState = fx.config.genesis_state();
     let ev = Report::Evidence(equivocation(&fx, 2, 0));
-    s.begin_batch(1_000);
+    s.begin_batch(1, 1_000);
     assert_eq!(outcome(s.execute(1, &report(&fx, 0, 1, &ev))), Outcome::Applied);
     let culprit = fx.keys[2].public();
     assert!(s.accountability.is_quarantined(&culprit));
@@ -63,7 +63,7 @@ fn valid_evidence_quarantines_and_duplicates_change_nothing() {
     assert_ne!(s.digest(), before);
 
     // Quarantine expires on committed time.
-    s.begin_batch(1_000 + 60_001);
+    s.begin_batch(2, 1_000 + 60_001);
     assert!(!s.accountability.is_quarantined(&culprit));
 }
 

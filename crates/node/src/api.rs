@@ -10,14 +10,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use phalanx_core::consensus::ReplicaStatus;
-use phalanx_core::wire::{self, ClientRequest, Operation, OperatorAction, Outcome, RequestBody};
+use phalanx_core::wire::{
+    self, ClientRequest, FederatedOp, Operation, OperatorAction, Outcome, RequestBody, RoundSpec,
+};
 use phalanx_crypto::{PublicKey, Signature};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-pub const MAX_BODY: usize = 64 * 1024;
+/// Room for the largest single request: a 64 KiB federated update chunk, in hex.
+pub const MAX_BODY: usize = 192 * 1024;
 const SUBMIT_WAIT: Duration = Duration::from_secs(10);
 /// A member not heard from for this long counts as unreachable.
 const STALE: Duration = Duration::from_secs(5);
@@ -100,6 +103,32 @@ pub enum OpJson {
     Opaque {
         payload: String,
     },
+    /// The operator or a member: open a federated round (participants' public keys in hex).
+    FederatedOpen {
+        model: String,
+        round: u64,
+        rule: String,
+        pre: Vec<String>,
+        params: Vec<String>,
+        f: u32,
+        dim: u32,
+        participants: Vec<String>,
+        quorum: u32,
+        timeout_ms: u64,
+        seed: u64,
+    },
+    /// A participant: coordinates `offset ..` of its update, little-endian f64 bytes in hex.
+    FederatedSubmit {
+        model: String,
+        round: u64,
+        offset: u32,
+        values: String,
+    },
+    /// The round's opener or the operator: close it now.
+    FederatedClose {
+        model: String,
+        round: u64,
+    },
 }
 
 /// An agent to admit, with its public key (hex) and where it listens.
@@ -141,6 +170,25 @@ impl OpJson {
                 f,
             },
             Operation::Opaque(payload) => OpJson::Opaque { payload: hex(&payload) },
+            Operation::Federated(FederatedOp::Open(s)) => OpJson::FederatedOpen {
+                model: s.model,
+                round: s.round,
+                rule: s.rule,
+                pre: s.pre,
+                params: s.params,
+                f: s.f,
+                dim: s.dim,
+                participants: s.participants.iter().map(PublicKey::to_hex).collect(),
+                quorum: s.quorum,
+                timeout_ms: s.timeout_ms,
+                seed: s.seed,
+            },
+            Operation::Federated(FederatedOp::Submit { model, round, offset, values }) => {
+                OpJson::FederatedSubmit { model, round, offset, values: hex(&values) }
+            }
+            Operation::Federated(FederatedOp::Close { model, round }) => {
+                OpJson::FederatedClose { model, round }
+            }
         }
     }
 
@@ -176,6 +224,44 @@ impl OpJson {
             }
             OpJson::Opaque { payload } => {
                 Operation::Opaque(unhex(&payload).ok_or("op.payload: expected hex")?)
+            }
+            OpJson::FederatedOpen {
+                model,
+                round,
+                rule,
+                pre,
+                params,
+                f,
+                dim,
+                participants,
+                quorum,
+                timeout_ms,
+                seed,
+            } => {
+                let participants = (participants.iter().enumerate())
+                    .map(|(i, k)| PublicKey::from_hex(k).map_err(|e| format!("op.participants.{i}: {e}")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let spec = RoundSpec {
+                    model,
+                    round,
+                    rule,
+                    pre,
+                    params,
+                    f,
+                    dim,
+                    participants,
+                    quorum,
+                    timeout_ms,
+                    seed,
+                };
+                Operation::Federated(FederatedOp::Open(Box::new(spec)))
+            }
+            OpJson::FederatedSubmit { model, round, offset, values } => {
+                let values = unhex(&values).ok_or("op.values: expected hex (little-endian f64 bytes)")?;
+                Operation::Federated(FederatedOp::Submit { model, round, offset, values })
+            }
+            OpJson::FederatedClose { model, round } => {
+                Operation::Federated(FederatedOp::Close { model, round })
             }
         })
     }
@@ -573,6 +659,34 @@ async fn memory(State(s): State<ApiState>, Path((namespace, key)): Path<(String,
     }
 }
 
+async fn federated(s: &ApiState, view: crate::federated::View, missing: String) -> Response {
+    match ask(s, |tx| Query::Federated(view, tx)).await {
+        Ok(Some(mut v)) => {
+            v["replica"] = json!(s.id());
+            axum::Json(v).into_response()
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, missing),
+        Err(r) => r,
+    }
+}
+
+/// Every model's rounds in brief, and how each participant's updates fared.
+async fn federated_summary(State(s): State<ApiState>) -> Response {
+    federated(&s, crate::federated::View::Summary, String::new()).await
+}
+
+/// One model: its open round (uploads so far) and its recent results.
+async fn federated_model(State(s): State<ApiState>, Path(model): Path<String>) -> Response {
+    let missing = format!("no federated model {model:?}");
+    federated(&s, crate::federated::View::Model(model), missing).await
+}
+
+/// One model's latest aggregate: the values, their little-endian bytes in hex, and the digest.
+async fn federated_aggregate(State(s): State<ApiState>, Path(model): Path<String>) -> Response {
+    let missing = format!("federated model {model:?} has no aggregate yet");
+    federated(&s, crate::federated::View::Aggregate(model), missing).await
+}
+
 #[derive(Deserialize)]
 struct LogQuery {
     tail: Option<usize>,
@@ -629,6 +743,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/health", get(health))
         .route("/v1/accounts", get(accounts))
         .route("/v1/memory/{namespace}/{key}", get(memory))
+        .route("/v1/federated", get(federated_summary))
+        .route("/v1/federated/{model}", get(federated_model))
+        .route("/v1/federated/{model}/aggregate", get(federated_aggregate))
         .route("/v1/detection-log", get(detection_log))
         .route("/v1/view-changes", get(view_changes))
         .route("/openapi.json", get(openapi))

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod config;
 pub mod directory;
+pub mod federated;
 pub mod runtime;
 pub mod storage;
 pub mod transport;

@@ -38,6 +38,8 @@ pub enum Query {
     Accountability(oneshot::Sender<(Box<Accountability>, Vec<Reputation>, Option<String>)>),
     /// The view changes this node went through (most recent last).
     ViewChanges(oneshot::Sender<Vec<ViewChangeEvent>>),
+    /// A JSON view of federated rounds from committed state (`None`: no such model).
+    Federated(crate::federated::View, oneshot::Sender<Option<serde_json::Value>>),
 }
 
 /// One view change as this node saw it (DESIGN.md §6 field names).
@@ -297,6 +299,10 @@ impl Runtime {
                 let live =
                     st.memory_get(&ns, &key).filter(|e| e.expires_at_ms.is_none_or(|t| t > st.clock_ms));
                 let _ = tx.send(live.map(|e| (e.clone(), st.clock_ms)));
+            }
+            Query::Federated(view, tx) => {
+                let state = self.replica.state();
+                let _ = tx.send(crate::federated::view(state, self.replica.last_executed(), &view));
             }
             Query::Accountability(tx) => {
                 let acc = Box::new(self.replica.state().accountability.clone());

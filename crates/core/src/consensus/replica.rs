@@ -1006,7 +1006,7 @@ impl Replica {
         self.last_progress_ms = self.now;
         let mut entries = Vec::new();
         let mut clients = Vec::new();
-        self.state.begin_batch(batch.timestamp_ms);
+        self.state.begin_batch(seq, batch.timestamp_ms);
         for req in &batch.requests {
             let client = req.body.client;
             match self.state.execute(seq, req) {

@@ -1,12 +1,14 @@
 //! The replicated application: applied to committed batches in order, identically everywhere.
 
 pub mod accountability;
+pub mod federated;
 mod ledger;
 
 pub use accountability::{Accountability, DetectionEntry, MemberRecord, Quarantine, StateEvent};
+pub use federated::Federated;
 pub use ledger::{Account, Genesis, GenesisAccount};
 
-use crate::wire::{ClientRequest, Outcome, RejectReason, Seq, decode_value, to_bytes};
+use crate::wire::{ClientRequest, FederatedOp, Outcome, RejectReason, Seq, decode_value, to_bytes};
 use phalanx_crypto::{Digest, PublicKey, digest};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -68,6 +70,8 @@ pub struct AppState {
     pub clock_ms: u64,
     /// Members, evidence, accusations, quarantine, the detection log.
     pub accountability: Accountability,
+    /// Federated learning rounds: open rounds' uploads, results, how each agent's updates fared.
+    pub federated: Federated,
     /// What the replica must act on after the current batch (not replicated data).
     #[serde(skip)]
     events: Vec<StateEvent>,
@@ -108,6 +112,7 @@ impl AppState {
                 genesis.testing,
                 checkpoint_interval,
             ),
+            federated: Federated::default(),
             events: Vec::new(),
             owners: BTreeSet::new(),
         };
@@ -115,9 +120,10 @@ impl AppState {
         s
     }
 
-    /// Called before each committed batch with its timestamp: advances the replicated clock
-    /// (never backwards) and drops expired memory, identically on every replica.
-    pub fn begin_batch(&mut self, timestamp_ms: u64) {
+    /// Called before executing the committed batch `seq` with its timestamp: advances the
+    /// replicated clock (never backwards), drops expired memory and closes federated rounds past
+    /// their deadline, identically on every replica.
+    pub fn begin_batch(&mut self, seq: Seq, timestamp_ms: u64) {
         if timestamp_ms <= self.clock_ms {
             return;
         }
@@ -133,6 +139,7 @@ impl AppState {
             keep
         });
         self.memory_bytes -= freed;
+        self.federated.close_expired(seq, now);
     }
 
     /// A live memory value.
@@ -243,6 +250,24 @@ impl AppState {
                 };
                 self.memory.insert(id, entry);
                 Ok(())
+            }
+            crate::wire::Operation::Federated(op) => self.apply_federated(seq, req.body.client, op),
+        }
+    }
+
+    fn apply_federated(&mut self, seq: Seq, signer: PublicKey, op: &FederatedOp) -> Result<(), RejectReason> {
+        let (clock, fed, acc) = (self.clock_ms, &mut self.federated, &self.accountability);
+        match op {
+            FederatedOp::Open(spec) => {
+                let owners = &self.owners;
+                let is_client = |k: &PublicKey| owners.contains(k) || acc.may_submit(k);
+                fed.open(seq, clock, signer, spec, acc.may_submit(&signer), is_client)
+            }
+            FederatedOp::Submit { model, round, offset, values } => {
+                fed.submit(seq, clock, signer, (model, *round, *offset, values))
+            }
+            FederatedOp::Close { model, round } => {
+                fed.close_by(seq, clock, signer, acc.operator, (model, *round))
             }
         }
     }
