@@ -99,6 +99,15 @@ impl Cluster {
         ClientRequest::sign(RequestBody { client: key.public(), nonce, op }, key, &self.config.cluster_id)
     }
 
+    /// Signs `op` with `key` under a clock nonce, checks its size limits and waits for f+1
+    /// matching signed replies.
+    pub fn submit_op(&self, key: &Keypair, op: Operation, timeout: Duration) -> Result<Accepted, String> {
+        let body = RequestBody { client: key.public(), nonce: clock_nonce(), op };
+        let req = ClientRequest::sign(body, key, &self.config.cluster_id);
+        wire::check_limits(&wire::Message::Request(req.clone())).map_err(|e| e.to_string())?;
+        self.submit(&req, timeout)
+    }
+
     /// Checks agent `i`'s signed reply for `req` (signed with that agent's own key, so each
     /// agent counts once); returns (agent, outcome, seq).
     fn check_reply(&self, i: usize, req: &ClientRequest, v: &Value) -> Option<(u32, String, u64)> {

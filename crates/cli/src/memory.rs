@@ -1,8 +1,8 @@
 //! `phalanx memory store|retrieve`: the replicated key-value store shared by the agents.
 
-use crate::client::{Cluster, clock_nonce};
+use crate::client::Cluster;
 use clap::{Args, Subcommand};
-use phalanx_core::wire::{ClientRequest, Operation, RequestBody};
+use phalanx_core::wire::Operation;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -75,14 +75,7 @@ fn store(a: StoreArgs) -> Result<ExitCode, String> {
         value: a.value.clone(),
         ttl_ms: a.ttl.map(|d| Duration::from(d).as_millis() as u64),
     };
-    let req = ClientRequest::sign(
-        RequestBody { client: key.public(), nonce: clock_nonce(), op },
-        &key,
-        &cluster.config.cluster_id,
-    );
-    phalanx_core::wire::check_limits(&phalanx_core::wire::Message::Request(req.clone()))
-        .map_err(|e| e.to_string())?;
-    let acc = cluster.submit(&req, Duration::from_secs(20))?;
+    let acc = cluster.submit_op(&key, op, Duration::from_secs(20))?;
     if a.json {
         println!(
             "{}",

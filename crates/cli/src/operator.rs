@@ -4,9 +4,9 @@
 //! replica checks the signature against the operator key in genesis and applies the action at
 //! the same seq. The CLI accepts the outcome only on f+1 matching signed replies.
 
-use crate::client::{Accepted, Cluster, clock_nonce};
+use crate::client::{Accepted, Cluster};
 use clap::Args;
-use phalanx_core::wire::{ClientRequest, Operation, OperatorAction, RequestBody};
+use phalanx_core::wire::{Operation, OperatorAction};
 use phalanx_crypto::Keypair;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -22,9 +22,7 @@ pub fn operator_key(dir: &Path) -> Result<Keypair, String> {
 
 /// Signs `action` with `key` and waits for f+1 matching replies.
 pub fn submit_action(cluster: &Cluster, key: &Keypair, action: OperatorAction) -> Result<Accepted, String> {
-    let body = RequestBody { client: key.public(), nonce: clock_nonce(), op: Operation::Operator(action) };
-    let req = ClientRequest::sign(body, key, &cluster.config.cluster_id);
-    cluster.submit(&req, Duration::from_secs(20))
+    cluster.submit_op(key, Operation::Operator(action), Duration::from_secs(20))
 }
 
 #[derive(Args)]

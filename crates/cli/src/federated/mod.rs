@@ -1,7 +1,9 @@
 //! `phalanx federated`: agents train a digits classifier together; each round every agent sends
 //! a gradient, f of them Byzantine, and the chosen robust rule combines them. In-process and
-//! seeded: the same command prints the same accuracies.
+//! seeded: the same command prints the same accuracies. With `--dir`, a real cluster runs every
+//! round through consensus ([`cluster`]), and prints the same accuracies as in-process.
 
+mod cluster;
 mod data;
 mod model;
 mod plot;
@@ -62,6 +64,19 @@ pub struct FederatedArgs {
     plot: Option<PathBuf>,
     #[arg(long)]
     json: bool,
+    /// Run every round on this running cluster instead of in-process (one rule, one attack).
+    /// The agents are its client accounts bench-0, bench-1, …; the operator opens the rounds.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Model name on the cluster; rounds continue from its last one.
+    #[arg(long, default_value = "digits")]
+    model: String,
+    /// Coordinates per uploaded chunk (at most 8192) with --dir.
+    #[arg(long, default_value_t = 256)]
+    chunk: usize,
+    /// With --dir: a round closes with the updates that arrived after this long.
+    #[arg(long, default_value = "30s")]
+    round_timeout: humantime::Duration,
 }
 
 /// One training run's result.
@@ -101,10 +116,19 @@ pub fn run(a: FederatedArgs) -> Result<ExitCode, String> {
     attacks_all.extend(ATTACKS);
     let attacks = expand(&a.attack, &attacks_all);
     let split = data::split(data::digits(), a.agents, a.non_iid, a.seed);
+    let pre: Vec<&str> = a.pre.iter().map(String::as_str).collect();
+    if let Some(dir) = &a.dir {
+        return on_cluster(&a, dir, &split, &rules, &attacks);
+    }
     let mut runs = Vec::new();
     for rule in &rules {
+        let params = Params::parse(&a.params).map_err(|e| e.to_string())?;
+        let pipeline = Pipeline::from_names(rule, &pre, &params, a.seed).map_err(|e| e.to_string())?;
+        params.finish().map_err(|e| e.to_string())?;
         for attack in &attacks {
-            runs.push(train(&a, &split, rule, attack)?);
+            // A refused aggregation leaves the model unchanged.
+            let mut combine = |v: &[Vec<f64>]| Ok(pipeline.aggregate(v, a.faulty).ok().map(|g| g.vector));
+            runs.push(train(&a, &split, rule, attack, &mut combine)?);
         }
     }
     if let Some(path) = &a.plot {
@@ -115,11 +139,76 @@ pub fn run(a: FederatedArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn train(a: &FederatedArgs, split: &data::Split, rule: &str, attack: &str) -> Result<Run, String> {
-    let params = Params::parse(&a.params).map_err(|e| e.to_string())?;
+/// Runs one rule against one attack on the cluster in `dir`; prints the accuracies and whether
+/// every agent ended with the same digest for every round.
+fn on_cluster(
+    a: &FederatedArgs,
+    dir: &std::path::Path,
+    split: &data::Split,
+    rules: &[String],
+    attacks: &[String],
+) -> Result<ExitCode, String> {
+    let ([rule], [attack]) = (rules, attacks) else {
+        return Err("--dir runs one --rule against one --attack".into());
+    };
+    let settings = cluster::Settings {
+        model: &a.model,
+        rule,
+        pre: &a.pre,
+        params: &a.params,
+        agents: a.agents,
+        faulty: a.faulty,
+        dim: model::PARAMETERS,
+        timeout: a.round_timeout.into(),
+        chunk: a.chunk,
+        seed: a.seed,
+    };
+    let mut rounds = cluster::Rounds::connect(dir, &settings)?;
+    let run = train(a, split, rule, attack, &mut |v| rounds.run(v))?;
+    let agreement = rounds.agreement();
+    let all = agreement.digests.len();
+    if a.json {
+        let mut v = run_json(a, &run);
+        v["cluster"] = cluster::agreement_json(&agreement, &rounds.opened);
+        println!("{v}");
+    } else {
+        print(a, std::slice::from_ref(&run), rules, attacks);
+        println!("rounds {:?} of model {:?} on {}", rounds.opened, a.model, dir.display());
+        for (agent, digests) in &agreement.digests {
+            let last = digests.last().cloned().flatten().unwrap_or_else(|| "no answer".into());
+            println!("  {agent:<16} last round's aggregate digest {last}");
+        }
+        println!("{} of {all} agents hold the same digest for every round", agreement.agreeing());
+        println!("participants' standing (score: 100 − % of recent updates the rule removed):");
+        let honest = if attack == "none" { a.agents } else { a.agents - a.faulty };
+        for (i, s) in agreement.standing.iter().enumerate() {
+            println!(
+                "  {:<10} {:<9} submitted {:>3}  kept {:>3}  removed {:>3}  score {:>3}{}",
+                s["agent"].as_str().unwrap_or("?"),
+                if i < honest { "honest" } else { "byzantine" },
+                s["submitted"],
+                s["kept"],
+                s["removed"],
+                s["score"],
+                if s["suspect"] == true { "  suspect" } else { "" }
+            );
+        }
+    }
+    // Up to f agents may be faulty and answer anything; the rest must agree.
+    let honest_agents = all - rounds.max_failures();
+    Ok(if agreement.agreeing() >= honest_agents { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Trains for `a.rounds` rounds; `combine` aggregates one round's vectors (`None`: refused, the
+/// model stays as it was).
+fn train(
+    a: &FederatedArgs,
+    split: &data::Split,
+    rule: &str,
+    attack: &str,
+    combine: &mut dyn FnMut(&[Vec<f64>]) -> Result<Option<Vec<f64>>, String>,
+) -> Result<Run, String> {
     let pre: Vec<&str> = a.pre.iter().map(String::as_str).collect();
-    let pipeline = Pipeline::from_names(rule, &pre, &params, a.seed).map_err(|e| e.to_string())?;
-    params.finish().map_err(|e| e.to_string())?;
     let vector_attack = match attack {
         "none" | "labelflip" => None,
         kind => {
@@ -169,24 +258,23 @@ fn train(a: &FederatedArgs, split: &data::Split, rule: &str, attack: &str) -> Re
             },
         };
         vectors.extend(byzantine);
-        match pipeline.aggregate(&vectors, a.faulty) {
-            Ok(agg) => theta.iter_mut().zip(&agg.vector).for_each(|(t, g)| *t -= a.lr * g),
-            Err(_) => refused += 1,
+        match combine(&vectors)? {
+            Some(g) => theta.iter_mut().zip(&g).for_each(|(t, g)| *t -= a.lr * g),
+            None => refused += 1,
         }
         accuracy.push(model::accuracy(&theta, &split.test));
     }
     Ok(Run { rule: rule.to_string(), attack: attack.to_string(), accuracy, refused })
 }
 
+fn run_json(a: &FederatedArgs, r: &Run) -> serde_json::Value {
+    json!({"rule": r.rule, "attack": r.attack, "agents": a.agents, "faulty": a.faulty, "non_iid": a.non_iid,
+           "accuracy": r.accuracy, "final_accuracy": r.final_accuracy(), "refused_rounds": r.refused})
+}
+
 fn print(a: &FederatedArgs, runs: &[Run], rules: &[String], attacks: &[String]) {
     if a.json {
-        let rows: Vec<_> = runs
-            .iter()
-            .map(|r| {
-                json!({"rule": r.rule, "attack": r.attack, "agents": a.agents, "faulty": a.faulty, "non_iid": a.non_iid,
-                       "accuracy": r.accuracy, "final_accuracy": r.final_accuracy(), "refused_rounds": r.refused})
-            })
-            .collect();
+        let rows: Vec<_> = runs.iter().map(|r| run_json(a, r)).collect();
         println!("{}", serde_json::Value::Array(rows));
         return;
     }

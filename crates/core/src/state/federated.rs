@@ -4,7 +4,7 @@
 //! uploads one update in ordered chunks (signed client requests). The round closes when `quorum`
 //! updates are complete, when committed time passes its deadline, or when its opener closes it.
 //! At close every replica runs the same `phalanx-aggregate` pipeline on the complete updates, in
-//! participant-key order, and commits the aggregate, its digest and which updates the rule kept.
+//! the order the round lists its participants, and commits the aggregate, its digest and which updates the rule kept.
 //! The rules' summation order is fixed, so the aggregate is bit-identical on every replica.
 //!
 //! Space is reserved when a round opens (every participant's update plus the aggregate), so an
@@ -122,7 +122,7 @@ pub struct RoundResult {
     pub closed_seq: Seq,
     pub closed_ms: u64,
     pub cause: CloseCause,
-    /// The complete updates, in the order they were aggregated (by key).
+    /// The complete updates, in the order they were aggregated (the participants' order).
     pub submitted: Vec<PublicKey>,
     /// Those the rule used, for rules that select (none for averaging rules or bucketing).
     pub kept: Option<Vec<PublicKey>>,
@@ -316,9 +316,10 @@ impl Federated {
         let Some(model) = self.models.get_mut(model_name) else { return };
         let Some(open) = model.open.take() else { return };
         let full = open.update_bytes();
-        let (submitted, vectors): (Vec<PublicKey>, Vec<Vec<f64>>) = (open.uploads.iter())
-            .filter(|(_, u)| u.0.len() == full)
-            .map(|(k, u)| (*k, decode_values(&u.0).unwrap_or_default()))
+        // In the order the opener listed the participants: part of the round's definition.
+        let (submitted, vectors): (Vec<PublicKey>, Vec<Vec<f64>>) = (open.spec.participants.iter())
+            .filter_map(|k| open.uploads.get(k).filter(|u| u.0.len() == full).map(|u| (*k, u)))
+            .map(|(k, u)| (k, decode_values(&u.0).unwrap_or_default()))
             .unzip();
         let missing: Vec<PublicKey> =
             open.spec.participants.iter().filter(|k| !submitted.contains(k)).copied().collect();
