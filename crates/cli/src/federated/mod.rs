@@ -199,6 +199,10 @@ fn on_cluster(
     Ok(if agreement.agreeing() >= honest_agents { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
+/// Aggregates one round's vectors: `Some(aggregate)`, `None` when the rule refused them, or an
+/// error that ends the run (a cluster that stopped answering).
+type Combine<'a> = dyn FnMut(&[Vec<f64>]) -> Result<Option<Vec<f64>>, String> + 'a;
+
 /// Trains for `a.rounds` rounds; `combine` aggregates one round's vectors (`None`: refused, the
 /// model stays as it was).
 fn train(
@@ -206,7 +210,7 @@ fn train(
     split: &data::Split,
     rule: &str,
     attack: &str,
-    combine: &mut dyn FnMut(&[Vec<f64>]) -> Result<Option<Vec<f64>>, String>,
+    combine: &mut Combine,
 ) -> Result<Run, String> {
     let pre: Vec<&str> = a.pre.iter().map(String::as_str).collect();
     let vector_attack = match attack {
