@@ -44,6 +44,10 @@ pub struct SimArgs {
     /// Which agents are faulty (0-based, comma-separated); drawn from each seed by default.
     #[arg(long, value_delimiter = ',')]
     faulty_ids: Option<Vec<usize>>,
+    /// Also run this many federated-learning rounds (7 clients train, 2 of them Byzantine; every
+    /// honest replica must hold the same results). Needs --clients 7 or more.
+    #[arg(long, default_value_t = 0)]
+    federated_rounds: u64,
     /// Allow more faulty agents than the cluster tolerates (to watch safety break).
     #[arg(long)]
     allow_excess_faults: bool,
@@ -79,6 +83,9 @@ pub fn run(a: SimArgs) -> Result<ExitCode, String> {
     if a.faulty > a.nodes || a.clients < 2 {
         return Err("--faulty must not exceed --nodes, and --clients must be at least 2".into());
     }
+    if a.federated_rounds > 0 && a.clients < 7 {
+        return Err("--federated-rounds needs --clients 7 or more (the participants)".into());
+    }
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let started = Instant::now();
     let next = AtomicU64::new(0);
@@ -99,6 +106,7 @@ pub fn run(a: SimArgs) -> Result<ExitCode, String> {
                     cfg.crash_restart = !a.no_restarts;
                     cfg.faulty_ids = a.faulty_ids.clone();
                     cfg.require_quarantine = a.require_quarantine;
+                    cfg.federated_rounds = a.federated_rounds;
                     let mut r =
                         if a.verbose { phalanx_sim::run_traced(&cfg) } else { phalanx_sim::run(&cfg) };
                     if r.ok() {
@@ -128,6 +136,7 @@ pub fn run(a: SimArgs) -> Result<ExitCode, String> {
     let messages: u64 = reports.iter().map(|r| r.messages).sum();
     let evidence: u64 = reports.iter().map(|r| r.evidence).sum();
     let view_changes: u64 = reports.iter().map(|r| r.max_view).sum();
+    let federated: u64 = reports.iter().map(|r| r.federated_rounds).sum();
     let mut virt: Vec<u64> = reports.iter().map(|r| r.virtual_ms).collect();
     virt.sort_unstable();
     let p50 = virt.get(virt.len() / 2).copied().unwrap_or(0);
@@ -166,6 +175,9 @@ pub fn run(a: SimArgs) -> Result<ExitCode, String> {
         "  {committed} transfers applied, {rejected} rejected by the ledger, {messages} messages, {evidence} evidence reports, {view_changes} view changes; virtual time p50 {p50} ms; wall {:.1} s",
         wall_ms as f64 / 1000.0
     );
+    if a.federated_rounds > 0 {
+        println!("  {federated} federated rounds closed; each run compares them across its honest replicas");
+    }
     if a.json {
         let v = serde_json::json!({
             "runs": reports.len(),
@@ -183,6 +195,7 @@ pub fn run(a: SimArgs) -> Result<ExitCode, String> {
             "messages": messages,
             "evidence": evidence,
             "view_changes": view_changes,
+            "federated_rounds": federated,
             "virtual_ms_p50": p50,
             "wall_ms": wall_ms,
             "failing_seeds": failing.iter().map(|r| r.seed).collect::<Vec<_>>(),

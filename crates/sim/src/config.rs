@@ -61,6 +61,8 @@ pub struct SimConfig {
     /// behaviours that are detectable: equivocation, invalid proposals, double spends,
     /// corrupted signatures).
     pub require_quarantine: bool,
+    /// Federated rounds run alongside the transfers (0: none); see `federated.rs`.
+    pub federated_rounds: u64,
 }
 
 impl SimConfig {
@@ -78,6 +80,7 @@ impl SimConfig {
             checkpoint_interval: 20,
             faulty_ids: None,
             require_quarantine: false,
+            federated_rounds: 0,
         }
     }
 
@@ -107,6 +110,9 @@ impl SimConfig {
         }
         if self.require_quarantine {
             cmd += " --require-quarantine";
+        }
+        if self.federated_rounds > 0 {
+            cmd += &format!(" --federated-rounds {}", self.federated_rounds);
         }
         cmd
     }

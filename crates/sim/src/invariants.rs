@@ -13,8 +13,8 @@ struct Model {
 }
 
 impl Model {
-    /// `actual`: what the replica reported, used only for the outcome of reports and operator
-    /// actions (the accountability layer is checked by its own invariants).
+    /// `actual`: what the replica reported, used only for the outcome of reports, operator
+    /// actions and federated operations (checked by their own invariants).
     fn apply(&mut self, batch: &Batch, actual: &[ReplyEntry]) -> Vec<ReplyEntry> {
         let mut out = Vec::new();
         for r in &batch.requests {
@@ -23,7 +23,8 @@ impl Model {
                 Some((n, _, _)) if nonce < *n => continue,
                 Some((n, d, o)) if nonce == *n && *d == op => *o,
                 Some((n, _, _)) if nonce == *n => Outcome::Rejected(RejectReason::ReusedNonce),
-                _ if r.body.op.is_system() => {
+                // Federated rounds are checked against their own invariants (`federated.rs`).
+                _ if r.body.op.is_system() || matches!(r.body.op, Operation::Federated(_)) => {
                     let found = actual.iter().find(|e| e.client == client && e.nonce == nonce && e.op == op);
                     let Some(e) = found else { continue };
                     self.last.insert(client, (nonce, op, e.outcome));

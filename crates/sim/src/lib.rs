@@ -11,6 +11,7 @@
 pub mod clients;
 pub mod config;
 pub mod disk;
+pub mod federated;
 pub mod invariants;
 mod world;
 
@@ -37,6 +38,8 @@ pub struct Report {
     /// Detection log entries by fault type, on the most advanced honest replica.
     pub detections: std::collections::BTreeMap<String, u64>,
     pub max_view: u64,
+    /// Federated rounds closed on the most advanced honest replica.
+    pub federated_rounds: u64,
     pub faulty: Vec<(u32, Vec<Behaviour>)>,
     pub wall_ms: u64,
     pub replay: String,

@@ -107,6 +107,8 @@ pub struct World {
     cache: Arc<VerdictCache>,
     client_verifier: CachedVerifier,
     clients: Clients,
+    /// The federated-learning workload, when the run has one.
+    trainer: Option<crate::federated::Trainer>,
     checker: Checker,
     board: Blackboard,
     faulty: BTreeSet<ReplicaId>,
@@ -162,7 +164,8 @@ impl World {
             resend_interval_ms: 300,
             ..Params::default()
         };
-        let genesis = Genesis { accounts, ..Genesis::default() };
+        let operator = key_for("operator", 0);
+        let genesis = Genesis { accounts, operator: Some(operator.public()), ..Genesis::default() };
         let checker = Checker::new(
             &genesis.accounts.iter().map(|a| (a.name.clone(), a.owner, a.balance)).collect::<Vec<_>>(),
         );
@@ -207,7 +210,13 @@ impl World {
             });
         }
         let byzantine_keys = faulty.iter().map(|i| nodes[*i as usize].key.public()).collect();
-        let clients = Clients::new(client_keys, cfg.txs, f, cluster);
+        let mut clients = Clients::new(client_keys, cfg.txs, f, cluster);
+        let trainer = (cfg.federated_rounds > 0)
+            .then(|| {
+                let op = clients.add_scripted(operator);
+                crate::federated::Trainer::new(cfg.federated_rounds, op, &clients, cfg.seed)
+            })
+            .flatten();
         let client_verifier = CachedVerifier::new(cache.clone(), seed32(cfg.seed, u64::MAX));
         let mut w = World {
             cfg,
@@ -220,6 +229,7 @@ impl World {
             cache,
             client_verifier,
             clients,
+            trainer,
             checker,
             board: Blackboard::default(),
             faulty,
@@ -334,6 +344,11 @@ impl World {
             let at = self.rng.random_range(0..20);
             self.push(at, Event::ClientSubmit { client: c });
         }
+        if let Some(t) = self.trainer.as_mut() {
+            for client in t.open_next(&mut self.clients) {
+                self.push(0, Event::ClientSubmit { client });
+            }
+        }
         let mut finish_at: Option<u64> = None;
         let mut converge_to = 0;
         let mut liveness = None;
@@ -366,6 +381,7 @@ impl World {
         if liveness.is_none() {
             liveness = self.convergence(converge_to);
         }
+        let federated_rounds = self.check_federated(liveness.is_none());
         let (quarantined, detections, detection_failure) = self.detection();
         self.checker.finish();
         let mut lat = self.clients.latencies.clone();
@@ -384,6 +400,7 @@ impl World {
             quarantined,
             detections,
             max_view: self.max_view,
+            federated_rounds,
             faulty: self
                 .nodes
                 .iter()
@@ -394,6 +411,33 @@ impl World {
             replay: self.cfg.replay_command(),
             trace: std::mem::take(&mut self.trace),
         }
+    }
+
+    /// Honest replicas that are up hold the same result for every federated round they closed,
+    /// and the most advanced one's results pass the workload's checks. Returns how many rounds
+    /// that one closed.
+    fn check_federated(&mut self, finished: bool) -> u64 {
+        let Some(trainer) = &self.trainer else { return 0 };
+        let honest: Vec<(usize, &Replica)> = (self.honest_progress().iter())
+            .filter_map(|(i, _)| self.nodes[*i].replica.as_ref().map(|r| (*i, r)))
+            .collect();
+        let results = |r: &Replica| {
+            r.state().federated.models.values().flat_map(|m| m.results.iter().cloned()).collect::<Vec<_>>()
+        };
+        let mut failures = Vec::new();
+        let Some((_, top)) = honest.iter().max_by_key(|(_, r)| r.last_executed()) else { return 0 };
+        let reference = results(top);
+        for (i, r) in &honest {
+            let mine = results(r);
+            if mine.iter().zip(&reference).any(|(a, b)| a != b) {
+                failures.push(format!("federated results differ between honest replicas: replica {i}"));
+            }
+        }
+        failures.extend(trainer.check(&reference, finished));
+        for f in failures {
+            self.checker.violations.push(format!("t={}ms: {f}", self.now));
+        }
+        reference.len() as u64
     }
 
     /// (replica, last executed seq) of every honest replica that is up.
@@ -484,8 +528,14 @@ impl World {
                 }
                 for a in self.clients.on_reply(from, &reply.body, self.now) {
                     self.checker.accepted(self.now, a.key, a.nonce, a.op, a.outcome);
-                    let think = self.rng.random_range(0..5);
-                    self.push(think, Event::ClientSubmit { client: a.client });
+                    let mut wake = vec![a.client];
+                    if let Some(t) = self.trainer.as_mut().filter(|_| a.scripted) {
+                        wake.extend(t.on_answer(a.client, &mut self.clients));
+                    }
+                    for client in wake {
+                        let think = self.rng.random_range(0..5);
+                        self.push(think, Event::ClientSubmit { client });
+                    }
                 }
             }
             Event::ClientSubmit { client } => {

@@ -141,3 +141,21 @@ fn detectable_faults_end_in_quarantine() {
         }
     }
 }
+
+#[test]
+fn federated_rounds_agree_on_every_honest_replica_under_byzantine_agents_and_loss() {
+    for seed in 0..6 {
+        let mut c = cfg(7, 2, seed);
+        c.net = NetProfile::Lossy;
+        c.federated_rounds = 6;
+        let r = run(&c);
+        assert!(
+            r.ok(),
+            "seed {seed}: {:?} {:?}\nreplay: {}",
+            r.safety_violations,
+            r.liveness_failure,
+            r.replay
+        );
+        assert_eq!(r.federated_rounds, 6, "every round closed; replay: {}", r.replay);
+    }
+}
