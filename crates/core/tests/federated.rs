@@ -5,7 +5,7 @@
 mod common;
 
 use common::Fixture;
-use phalanx_core::state::federated::{CloseCause, RoundOutcome};
+use phalanx_core::state::federated::{CloseCause, RoundOutcome, pipeline};
 use phalanx_core::state::{AppState, Execution};
 use phalanx_core::wire::federated::encode_values;
 use phalanx_core::wire::{
@@ -251,4 +251,17 @@ fn malformed_rounds_and_updates_are_rejected_with_reasons() {
             .map(|(k, u)| (*k, u.0.len()))
             .collect();
     assert_eq!(uploads, vec![(keys[0].public(), 24)]);
+}
+
+#[test]
+fn rounds_whose_aggregation_would_stall_the_replicas_are_refused() {
+    let fx = Fixture::new(4);
+    let many = |n: u8| (0..n).map(|i| Keypair::from_seed([i; 32]).public()).collect::<Vec<_>>();
+    let round = |rule: &str, n: u8, f: u32| RoundSpec { participants: many(n), f, ..spec(&fx, 1, rule, 5) };
+    // SMEA over 40 updates with f = 3: 9,880 eigen-decompositions of 37×37 (about 16 s).
+    let err = pipeline(&round("smea", 40, 3)).unwrap_err();
+    assert!(err.contains("SMEA's search too large"), "{err}");
+    assert!(pipeline(&round("smea", 10, 3)).is_ok(), "the digits experiment's size");
+    assert!(pipeline(&round("mda", 40, 4)).is_ok(), "91,390 subsets: about 0.1 s");
+    assert!(pipeline(&round("mda", 60, 5)).unwrap_err().contains("MDA's search too large"));
 }

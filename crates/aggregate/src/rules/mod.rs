@@ -205,7 +205,11 @@ impl Rule {
             Rule::Cge { sum } => chosen(distance::cge(vectors, f, *sum)),
             Rule::Mda { .. } => chosen(subsets::mda(vectors, f, &pairwise_dist2(vectors))),
             Rule::Smea { .. } => chosen(subsets::smea(vectors, f)),
-            Rule::Caf => chosen(spectral::caf(vectors, f)),
+            // Every weight gone would mean the arithmetic broke down: refuse, never return 0.
+            Rule::Caf => match spectral::caf(vectors, f) {
+                (_, kept) if kept.is_empty() => Err(Error::Overflow("caf weights")),
+                result => chosen(result),
+            },
         }
     }
 }

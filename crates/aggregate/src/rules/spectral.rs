@@ -2,7 +2,7 @@
 //! robust aggregation): down-weight vectors along the direction of largest weighted variance
 //! until the remaining weight is n−2f.
 
-use crate::linalg::{centered_gram, mean, top_eigen, weighted_sum};
+use crate::linalg::{centered_gram, huge, top_eigen, weighted_sum};
 
 /// Returns the aggregate and the vectors left with non-zero weight.
 ///
@@ -12,7 +12,10 @@ use crate::linalg::{centered_gram, mean, top_eigen, weighted_sum};
 /// (Jacobi), and the projection of each z_i on the top direction follows from it.
 pub fn caf(vectors: &[Vec<f64>], f: usize) -> (Vec<f64>, Vec<usize>) {
     let n = vectors.len();
-    let k = centered_gram(vectors, &mean(vectors));
+    let mut k = centered_gram(vectors);
+    // Huge vectors shrink the others to noise in the (rescaled) matrix; once their weight is
+    // gone, the matrix is recomputed from the rest, zero in the rows of the dropped.
+    let mut rescaled = huge(vectors);
     let mut c = vec![1.0f64; n];
     let target = (n - 2 * f) as f64;
     // Each pass zeroes at least one weight or ends at n−2f, so n passes always suffice.
@@ -20,6 +23,18 @@ pub fn caf(vectors: &[Vec<f64>], f: usize) -> (Vec<f64>, Vec<usize>) {
         let total: f64 = c.iter().sum();
         if total <= target {
             break;
+        }
+        let alive: Vec<usize> = (0..n).filter(|&i| c[i] > 0.0).collect();
+        if rescaled && alive.iter().all(|&i| !huge(std::slice::from_ref(&vectors[i]))) {
+            let small: Vec<Vec<f64>> = alive.iter().map(|&i| vectors[i].clone()).collect();
+            let g = centered_gram(&small);
+            k = vec![vec![0.0; n]; n];
+            for (a, &i) in alive.iter().enumerate() {
+                for (b, &j) in alive.iter().enumerate() {
+                    k[i][j] = g[a][b];
+                }
+            }
+            rescaled = false;
         }
         let w: Vec<f64> = c.iter().map(|x| x / total).collect();
         // Z Zᵀ with z_i = y_i − Σ_j w_j y_j, from K = Y Yᵀ.
@@ -77,6 +92,20 @@ mod tests {
         // farther from the poisoned mean), so the result is near 0, not exactly 0; the plain
         // mean is 20.
         assert!(m[0].abs() < 0.05 && m[1] == 0.0, "{m:?}");
+    }
+
+    #[test]
+    fn caf_and_smea_survive_the_largest_finite_values() {
+        // f64::MAX coordinates would overflow the Gram matrix; it is rescaled first, so the
+        // poisoned vectors get no weight and the honest mean comes out (exactly: ±1 cancel).
+        let mut v = vec![vec![-1.0, 0.0], vec![1.0, 0.0], vec![-1.0, 0.0], vec![1.0, 0.0], vec![1.0, 0.0]];
+        v.extend([vec![f64::MAX, f64::MAX], vec![f64::MAX, -f64::MAX]]);
+        let (m, kept) = caf(&v, 2);
+        assert!(!kept.contains(&5) && !kept.contains(&6), "{kept:?}");
+        assert!(m.iter().all(|x| x.is_finite() && x.abs() < 1.0), "{m:?}");
+        let (m, kept) = crate::rules::subsets::smea(&v, 2);
+        assert_eq!(kept, vec![0, 1, 2, 3, 4]);
+        assert_eq!(m, vec![0.2, 0.0]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Rules that search every subset of n−f vectors exactly: minimum-diameter averaging and
 //! smallest-maximum-eigenvalue averaging. The search visits C(n, f) subsets, so callers bound it.
 
-use crate::linalg::{centered_gram, mean, mean_of, top_eigen};
+use crate::linalg::{centered_gram, mean_of, top_eigen};
 
 /// C(n, k), saturating.
 pub fn binomial(n: usize, k: usize) -> u128 {
@@ -57,8 +57,8 @@ pub fn mda(vectors: &[Vec<f64>], f: usize, dist2: &[Vec<f64>]) -> (Vec<f64>, Vec
 /// non-zero eigenvalues are those of S's centered Gram matrix divided by |S|, which is small;
 /// that matrix is decomposed exactly (Jacobi).
 pub fn smea(vectors: &[Vec<f64>], f: usize) -> (Vec<f64>, Vec<usize>) {
-    // Centering at the overall mean first keeps the Gram entries small (less cancellation).
-    let k = centered_gram(vectors, &mean(vectors));
+    // Centred at the overall mean: small Gram entries, less cancellation.
+    let k = centered_gram(vectors);
     let keep = vectors.len() - f;
     let chosen = best_subset(vectors.len(), keep, |s| {
         let m = s.len() as f64;

@@ -12,7 +12,7 @@
 
 use crate::wire::federated::{RoundSpec, decode_values, encode_values};
 use crate::wire::{RejectReason, Seq, limits};
-use phalanx_aggregate::{Pipeline, Pre, Rule};
+use phalanx_aggregate::{Pipeline, Pre, Rule, binomial};
 use phalanx_crypto::{Digest, PublicKey, digest};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -23,9 +23,13 @@ const HISTORY: usize = 64;
 const WINDOW: u32 = 16;
 /// Removed this many times in a row, an agent is marked suspect.
 pub const SUSPECT_AFTER: u32 = 3;
-/// Bounds on what one round's aggregation may cost every replica.
-const MAX_ITERATIONS: usize = 1000;
-const MAX_SUBSETS: u128 = 1_000_000;
+/// Bounds on what one round's aggregation may cost every replica, which all run it inside the
+/// execution of one batch. Iterative rules: passes over all the updates. Exact subset searches:
+/// subsets × their per-subset work, (n−f)² for MDA's diameters and (n−f)³ for SMEA's
+/// eigen-decompositions (measured: about 0.1 s at 10⁸ for MDA and 0.3 s at 10⁷ for SMEA).
+const MAX_ITERATIONS: usize = 200;
+const MAX_MDA_WORK: u128 = 200_000_000;
+const MAX_SMEA_WORK: u128 = 10_000_000;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Federated {
@@ -173,21 +177,23 @@ impl Standing {
     }
 }
 
-/// The pipeline a round runs, refused if it cannot be built or may cost replicas too much.
+/// The pipeline a round runs, refused if it cannot be built or, with every participant's
+/// update in, may cost the replicas too much.
 pub fn pipeline(spec: &RoundSpec) -> Result<Pipeline, String> {
     let params = phalanx_aggregate::Params::parse(&spec.params).map_err(|e| e.to_string())?;
     let pre: Vec<&str> = spec.pre.iter().map(String::as_str).collect();
     let pipeline = Pipeline::from_names(&spec.rule, &pre, &params, spec.seed).map_err(|e| e.to_string())?;
     params.finish().map_err(|e| e.to_string())?;
+    let (n, f) = (spec.participants.len(), spec.f as usize);
+    let search = |power: u32| binomial(n, f).saturating_mul((n.saturating_sub(f) as u128).pow(power));
     match pipeline.rule {
         Rule::GeometricMedian { iterations, .. } | Rule::CenteredClipping { iterations, .. }
             if iterations > MAX_ITERATIONS =>
         {
             Err(format!("iterations above {MAX_ITERATIONS}"))
         }
-        Rule::Mda { max_subsets } | Rule::Smea { max_subsets } if max_subsets > MAX_SUBSETS => {
-            Err(format!("max_subsets above {MAX_SUBSETS}"))
-        }
+        Rule::Mda { .. } if search(2) > MAX_MDA_WORK => Err("MDA's search too large".into()),
+        Rule::Smea { .. } if search(3) > MAX_SMEA_WORK => Err("SMEA's search too large".into()),
         _ => Ok(pipeline),
     }
 }
