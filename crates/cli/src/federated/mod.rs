@@ -173,7 +173,8 @@ fn on_cluster(
         println!("{v}");
     } else {
         print(a, std::slice::from_ref(&run), rules, attacks);
-        println!("rounds {:?} of model {:?} on {}", rounds.opened, a.model, dir.display());
+        let (first, last) = (rounds.opened.first().unwrap_or(&0), rounds.opened.last().unwrap_or(&0));
+        println!("rounds {first}–{last} of model {:?} on {}", a.model, dir.display());
         for (agent, digests) in &agreement.digests {
             let last = digests.last().cloned().flatten().unwrap_or_else(|| "no answer".into());
             println!("  {agent:<16} last round's aggregate digest {last}");
