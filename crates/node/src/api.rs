@@ -661,7 +661,8 @@ async fn memory(State(s): State<ApiState>, Path((namespace, key)): Path<(String,
 
 async fn federated(s: &ApiState, view: crate::federated::View, missing: String) -> Response {
     match ask(s, |tx| Query::Federated(view, tx)).await {
-        Ok(Some(mut v)) => {
+        Ok(Some(snapshot)) => {
+            let mut v = crate::federated::render(&snapshot);
             v["replica"] = json!(s.id());
             axum::Json(v).into_response()
         }

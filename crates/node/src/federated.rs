@@ -1,12 +1,14 @@
-//! The JSON views of federated rounds, built from committed state inside the replica task (so a
-//! view never copies open rounds' uploads): `GET /v1/federated`, `GET /v1/federated/{model}` and
-//! `GET /v1/federated/{model}/aggregate`.
+//! The JSON views of federated rounds: `GET /v1/federated`, `GET /v1/federated/{model}` and
+//! `GET /v1/federated/{model}/aggregate`. The replica task only copies what a view needs
+//! ([`snapshot`]: no open round's uploads, at most one aggregate); the JSON is built on the API's
+//! side ([`render`]), so a client polling the API cannot stall consensus with serialisation.
 
 use phalanx_core::state::AppState;
-use phalanx_core::state::federated::{Model, OpenRound, RoundOutcome, RoundResult};
+use phalanx_core::state::federated::{Latest, Model, RoundOutcome, RoundResult, Standing};
+use phalanx_core::wire::RoundSpec;
 use phalanx_crypto::PublicKey;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Which view a query asks for.
 #[derive(Clone, Debug)]
@@ -16,17 +18,99 @@ pub enum View {
     Aggregate(String),
 }
 
-/// Account names of keys, so people read `bench-3` rather than a key.
-fn names(st: &AppState) -> BTreeMap<PublicKey, String> {
-    st.accounts.iter().map(|(name, a)| (a.owner, name.clone())).collect()
+/// An open round without its uploads: how many coordinates each participant sent.
+#[derive(Clone, Debug)]
+pub struct OpenCopy {
+    spec: RoundSpec,
+    opened_seq: u64,
+    deadline_ms: u64,
+    complete: usize,
+    uploaded: BTreeMap<PublicKey, usize>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ModelCopy {
+    name: String,
+    last_round: u64,
+    open: Option<OpenCopy>,
+    latest_round: Option<u64>,
+    /// The last result only, unless the whole model was asked for.
+    results: Vec<RoundResult>,
+}
+
+/// What a view needs, copied out of the committed state.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    last_executed: u64,
+    /// Account names of the keys involved, so people read `bench-3` rather than a key.
+    names: BTreeMap<PublicKey, String>,
+    what: Copied,
+}
+
+#[derive(Clone, Debug)]
+enum Copied {
+    Summary { reserved: u64, models: Vec<ModelCopy>, standing: Vec<(PublicKey, Standing)> },
+    Model(Box<ModelCopy>),
+    Aggregate { model: String, latest: Latest },
+}
+
+fn copy_model(name: &str, m: &Model, all_results: bool) -> ModelCopy {
+    let open = m.open.as_ref().map(|o| OpenCopy {
+        spec: o.spec.clone(),
+        opened_seq: o.opened_seq,
+        deadline_ms: o.deadline_ms,
+        complete: o.complete(),
+        uploaded: o.uploads.iter().map(|(k, u)| (*k, u.0.len() / 8)).collect(),
+    });
+    let results = if all_results {
+        m.results.iter().cloned().collect()
+    } else {
+        m.results.back().cloned().into_iter().collect()
+    };
+    ModelCopy {
+        name: name.to_string(),
+        last_round: m.last_round,
+        open,
+        latest_round: m.latest.as_ref().map(|l| l.round),
+        results,
+    }
+}
+
+/// Copies what `view` needs (`None`: no such model, or no aggregate yet).
+pub fn snapshot(st: &AppState, last_executed: u64, view: &View) -> Option<Snapshot> {
+    let fed = &st.federated;
+    let what = match view {
+        View::Summary => Copied::Summary {
+            reserved: fed.reserved,
+            models: fed.models.iter().map(|(n, m)| copy_model(n, m, false)).collect(),
+            standing: fed.standing.iter().map(|(k, s)| (*k, s.clone())).collect(),
+        },
+        View::Model(name) => Copied::Model(Box::new(copy_model(name, fed.models.get(name)?, true))),
+        View::Aggregate(name) => {
+            Copied::Aggregate { model: name.clone(), latest: fed.models.get(name)?.latest.clone()? }
+        }
+    };
+    // Names of every key that can appear: past and present participants.
+    let mut keys: BTreeSet<PublicKey> = fed.standing.keys().copied().collect();
+    keys.extend(fed.models.values().filter_map(|m| m.open.as_ref()).flat_map(|o| o.spec.participants.iter()));
+    let names = match what {
+        Copied::Aggregate { .. } => BTreeMap::new(),
+        _ => (st.accounts.iter())
+            .filter(|(_, a)| keys.contains(&a.owner))
+            .map(|(name, a)| (a.owner, name.clone()))
+            .collect(),
+    };
+    Some(Snapshot { last_executed, names, what })
 }
 
 fn who(names: &BTreeMap<PublicKey, String>, key: &PublicKey) -> Value {
     names.get(key).map_or_else(|| Value::String(key.to_hex()), |n| Value::String(n.clone()))
 }
 
-fn open_json(o: &OpenRound, names: &BTreeMap<PublicKey, String>) -> Value {
-    let coordinates = |k: &PublicKey| o.uploads.get(k).map_or(0, |u| u.0.len() / 8);
+fn open_json(o: &OpenCopy, names: &BTreeMap<PublicKey, String>) -> Value {
+    let participants: Vec<Value> = (o.spec.participants.iter())
+        .map(|k| json!({"agent": who(names, k), "key": k.to_hex(), "uploaded": o.uploaded.get(k).unwrap_or(&0)}))
+        .collect();
     json!({
         "round": o.spec.round,
         "rule": o.spec.rule,
@@ -35,12 +119,10 @@ fn open_json(o: &OpenRound, names: &BTreeMap<PublicKey, String>) -> Value {
         "f": o.spec.f,
         "dim": o.spec.dim,
         "quorum": o.spec.quorum,
-        "complete": o.complete(),
+        "complete": o.complete,
         "opened_seq": o.opened_seq,
         "deadline_ms": o.deadline_ms,
-        "participants": o.spec.participants.iter()
-            .map(|k| json!({"agent": who(names, k), "key": k.to_hex(), "uploaded": coordinates(k)}))
-            .collect::<Vec<_>>(),
+        "participants": participants,
     })
 }
 
@@ -72,31 +154,25 @@ fn result_json(r: &RoundResult, names: &BTreeMap<PublicKey, String>) -> Value {
     })
 }
 
-fn model_json(name: &str, m: &Model, names: &BTreeMap<PublicKey, String>, full: bool) -> Value {
-    let mut v = json!({
-        "model": name,
+fn model_json(m: &ModelCopy, names: &BTreeMap<PublicKey, String>) -> Value {
+    json!({
+        "model": m.name,
         "last_round": m.last_round,
         "open": m.open.as_ref().map(|o| open_json(o, names)),
-        "latest_round": m.latest.as_ref().map(|l| l.round),
-        "last_result": m.results.back().map(|r| result_json(r, names)),
-    });
-    if full {
-        v["results"] = m.results.iter().map(|r| result_json(r, names)).collect();
-    }
-    v
+        "latest_round": m.latest_round,
+        "last_result": m.results.last().map(|r| result_json(r, names)),
+    })
 }
 
-/// The view asked for, or `None` for an unknown model.
-pub fn view(st: &AppState, last_executed: u64, view: &View) -> Option<Value> {
-    let fed = &st.federated;
-    let names = names(st);
-    Some(match view {
-        View::Summary => json!({
-            "last_executed": last_executed,
-            "reserved_bytes": fed.reserved,
-            "models": fed.models.iter().map(|(n, m)| model_json(n, m, &names, false)).collect::<Vec<_>>(),
-            "agents": fed.standing.iter().map(|(k, s)| json!({
-                "agent": who(&names, k),
+/// The JSON of a copied view.
+pub fn render(c: &Snapshot) -> Value {
+    let names = &c.names;
+    let mut v = match &c.what {
+        Copied::Summary { reserved, models, standing } => json!({
+            "reserved_bytes": reserved,
+            "models": models.iter().map(|m| model_json(m, names)).collect::<Vec<_>>(),
+            "agents": standing.iter().map(|(k, s)| json!({
+                "agent": who(names, k),
                 "key": k.to_hex(),
                 "submitted": s.submitted,
                 "missed": s.missed,
@@ -107,23 +183,19 @@ pub fn view(st: &AppState, last_executed: u64, view: &View) -> Option<Value> {
                 "suspect": s.suspect(),
             })).collect::<Vec<_>>(),
         }),
-        View::Model(name) => {
-            let mut v = model_json(name, fed.models.get(name)?, &names, true);
-            v["last_executed"] = json!(last_executed);
+        Copied::Model(m) => {
+            let mut v = model_json(m, names);
+            v["results"] = m.results.iter().map(|r| result_json(r, names)).collect();
             v
         }
-        View::Aggregate(name) => {
-            let m = fed.models.get(name)?;
-            let latest = m.latest.as_ref()?;
-            let digest = phalanx_crypto::digest(&latest.values);
-            json!({
-                "model": name,
-                "round": latest.round,
-                "digest": digest.to_hex(),
-                "values": latest.vector(),
-                "values_hex": crate::api::hex(&latest.values),
-                "last_executed": last_executed,
-            })
-        }
-    })
+        Copied::Aggregate { model, latest } => json!({
+            "model": model,
+            "round": latest.round,
+            "digest": phalanx_crypto::digest(&latest.values).to_hex(),
+            "values": latest.vector(),
+            "values_hex": crate::api::hex(&latest.values),
+        }),
+    };
+    v["last_executed"] = json!(c.last_executed);
+    v
 }

@@ -38,8 +38,9 @@ pub enum Query {
     Accountability(oneshot::Sender<(Box<Accountability>, Vec<Reputation>, Option<String>)>),
     /// The view changes this node went through (most recent last).
     ViewChanges(oneshot::Sender<Vec<ViewChangeEvent>>),
-    /// A JSON view of federated rounds from committed state (`None`: no such model).
-    Federated(crate::federated::View, oneshot::Sender<Option<serde_json::Value>>),
+    /// What a view of federated rounds needs, copied from committed state (`None`: no such
+    /// model, or no aggregate yet).
+    Federated(crate::federated::View, oneshot::Sender<Option<Box<crate::federated::Snapshot>>>),
 }
 
 /// One view change as this node saw it (DESIGN.md §6 field names).
@@ -302,7 +303,8 @@ impl Runtime {
             }
             Query::Federated(view, tx) => {
                 let state = self.replica.state();
-                let _ = tx.send(crate::federated::view(state, self.replica.last_executed(), &view));
+                let snapshot = crate::federated::snapshot(state, self.replica.last_executed(), &view);
+                let _ = tx.send(snapshot.map(Box::new));
             }
             Query::Accountability(tx) => {
                 let acc = Box::new(self.replica.state().accountability.clone());
