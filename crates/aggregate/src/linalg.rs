@@ -114,24 +114,32 @@ pub fn pairwise_dist2(vectors: &[Vec<f64>]) -> Vec<Vec<f64>> {
 /// Beyond this magnitude the Gram matrix, or the squares its eigen-solver forms, may overflow.
 const GRAM_SAFE: f64 = 1e60;
 
-/// Whether some coordinate is so large that squares and sums of it may overflow.
-pub fn huge(vectors: &[Vec<f64>]) -> bool {
-    vectors.iter().any(|v| v.iter().any(|x| x.abs() > GRAM_SAFE))
+/// The largest magnitude of any coordinate (max is exact, so any order gives the same).
+fn largest(vectors: &[Vec<f64>]) -> f64 {
+    let of = |v: &Vec<f64>| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    vectors.par_iter().map(of).reduce(|| 0.0, f64::max)
 }
 
-/// The Gram matrix of the vectors minus their mean. Inputs as large as f64::MAX would overflow
+/// Whether some coordinate is so large that squares and sums of it may overflow.
+pub fn huge(vectors: &[Vec<f64>]) -> bool {
+    largest(vectors) > GRAM_SAFE
+}
+
+/// The Gram matrix of the vectors minus their mean, and whether it was rescaled. Inputs as large
+/// as f64::MAX would overflow
 /// it, so when one is [`huge`] every vector is first scaled by the power of two that brings the
 /// largest coordinate into [1, 2): the rules that use the matrix (CAF, SMEA) depend only on its
 /// shape, not its scale. Other inputs are not touched. (Scaled, small vectors lose their detail
 /// next to huge ones; CAF recomputes the matrix once it has dropped the huge ones.)
-pub fn centered_gram(vectors: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    let scaled: Option<Vec<Vec<f64>>> = huge(vectors).then(|| {
-        let largest = vectors.iter().flatten().fold(0.0f64, |m, x| m.max(x.abs()));
+pub fn centered_gram(vectors: &[Vec<f64>]) -> (Vec<Vec<f64>>, bool) {
+    let largest = largest(vectors);
+    let scaled: Option<Vec<Vec<f64>>> = (largest > GRAM_SAFE).then(|| {
         // 2^-e is exact (down to 2^-1023, a subnormal), so scaling rounds only the tiny values.
         // (log2 of f64::MAX rounds up to 1024.)
         let s = 2f64.powi(-(largest.log2().floor().min(1023.0) as i32));
         vectors.iter().map(|v| scale(v, s)).collect()
     });
+    let rescaled = scaled.is_some();
     let vectors = scaled.as_deref().unwrap_or(vectors);
     let center = mean(vectors);
     let centered: Vec<Vec<f64>> = vectors.iter().map(|v| add_scaled(v, -1.0, &center)).collect();
@@ -139,7 +147,7 @@ pub fn centered_gram(vectors: &[Vec<f64>]) -> Vec<Vec<f64>> {
     for (i, v) in centered.iter().enumerate() {
         g[i][i] = dot(v, v);
     }
-    g
+    (g, rescaled)
 }
 
 fn pairwise(vectors: &[Vec<f64>], g: fn(&[f64], &[f64]) -> f64) -> Vec<Vec<f64>> {

@@ -12,10 +12,9 @@ use crate::linalg::{centered_gram, huge, top_eigen, weighted_sum};
 /// (Jacobi), and the projection of each z_i on the top direction follows from it.
 pub fn caf(vectors: &[Vec<f64>], f: usize) -> (Vec<f64>, Vec<usize>) {
     let n = vectors.len();
-    let mut k = centered_gram(vectors);
     // Huge vectors shrink the others to noise in the (rescaled) matrix; once their weight is
     // gone, the matrix is recomputed from the rest, zero in the rows of the dropped.
-    let mut rescaled = huge(vectors);
+    let (mut k, mut rescaled) = centered_gram(vectors);
     let mut c = vec![1.0f64; n];
     let target = (n - 2 * f) as f64;
     // Each pass zeroes at least one weight or ends at n−2f, so n passes always suffice.
@@ -27,7 +26,7 @@ pub fn caf(vectors: &[Vec<f64>], f: usize) -> (Vec<f64>, Vec<usize>) {
         let alive: Vec<usize> = (0..n).filter(|&i| c[i] > 0.0).collect();
         if rescaled && alive.iter().all(|&i| !huge(std::slice::from_ref(&vectors[i]))) {
             let small: Vec<Vec<f64>> = alive.iter().map(|&i| vectors[i].clone()).collect();
-            let g = centered_gram(&small);
+            let (g, _) = centered_gram(&small);
             k = vec![vec![0.0; n]; n];
             for (a, &i) in alive.iter().enumerate() {
                 for (b, &j) in alive.iter().enumerate() {

@@ -58,7 +58,7 @@ pub fn mda(vectors: &[Vec<f64>], f: usize, dist2: &[Vec<f64>]) -> (Vec<f64>, Vec
 /// that matrix is decomposed exactly (Jacobi).
 pub fn smea(vectors: &[Vec<f64>], f: usize) -> (Vec<f64>, Vec<usize>) {
     // Centred at the overall mean: small Gram entries, less cancellation.
-    let k = centered_gram(vectors);
+    let (k, _) = centered_gram(vectors);
     let keep = vectors.len() - f;
     let chosen = best_subset(vectors.len(), keep, |s| {
         let m = s.len() as f64;
