@@ -104,7 +104,7 @@ impl Cluster {
     pub fn submit_op(&self, key: &Keypair, op: Operation, timeout: Duration) -> Result<Accepted, String> {
         let body = RequestBody { client: key.public(), nonce: clock_nonce(), op };
         let req = ClientRequest::sign(body, key, &self.config.cluster_id);
-        wire::check_limits(&wire::Message::Request(req.clone())).map_err(|e| e.to_string())?;
+        wire::check_request(&req).map_err(|e| e.to_string())?;
         self.submit(&req, timeout)
     }
 

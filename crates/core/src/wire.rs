@@ -676,7 +676,9 @@ pub(crate) fn check_batch(b: &Batch) -> Result<(), WireError> {
     b.requests.iter().try_for_each(check_request)
 }
 
-fn check_request(r: &ClientRequest) -> Result<(), WireError> {
+/// Size limits of one client request (what [`check_limits`] checks of a `Message::Request`,
+/// without building the message).
+pub fn check_request(r: &ClientRequest) -> Result<(), WireError> {
     match &r.body.op {
         Operation::Transfer { from, to, .. } => {
             if from.len() > limits::MAX_ACCOUNT_NAME || to.len() > limits::MAX_ACCOUNT_NAME {

@@ -293,7 +293,7 @@ impl RequestJson {
         let sig: [u8; 64] = sig.try_into().map_err(|_| "signature: expected 64 bytes")?;
         let body = RequestBody { client, nonce: self.nonce, op: self.op.to_op()? };
         let req = ClientRequest { body, sig: Signature::from_bytes(&sig) };
-        wire::check_limits(&wire::Message::Request(req.clone())).map_err(|e| e.to_string())?;
+        wire::check_request(&req).map_err(|e| e.to_string())?;
         Ok(req)
     }
 }
@@ -424,7 +424,7 @@ async fn submit_batch(State(s): State<ApiState>, body: axum::body::Bytes) -> Res
     for (i, (req, ok)) in reqs.into_iter().zip(verdicts).enumerate() {
         if !ok
             || (req.is_opaque() && !s.testing)
-            || wire::check_limits(&wire::Message::Request(req.clone())).is_err()
+            || wire::check_request(&req).is_err()
         {
             invalid.push(i as u32);
             continue;

@@ -649,7 +649,7 @@ impl Replica {
         if !self.is_voter() {
             return;
         }
-        if crate::wire::check_limits(&Message::Request(r.clone())).is_err()
+        if crate::wire::check_request(&r).is_err()
             || !self.state.is_client(&r.body.client)
             || (r.is_opaque() && !self.state.accepts_opaque())
         {
