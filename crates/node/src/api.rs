@@ -422,10 +422,7 @@ async fn submit_batch(State(s): State<ApiState>, body: axum::body::Bytes) -> Res
     let mut waiting = Vec::with_capacity(reqs.len());
     let mut accepted = Vec::with_capacity(reqs.len());
     for (i, (req, ok)) in reqs.into_iter().zip(verdicts).enumerate() {
-        if !ok
-            || (req.is_opaque() && !s.testing)
-            || wire::check_request(&req).is_err()
-        {
+        if !ok || (req.is_opaque() && !s.testing) || wire::check_request(&req).is_err() {
             invalid.push(i as u32);
             continue;
         }
