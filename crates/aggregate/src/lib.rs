@@ -54,6 +54,14 @@ impl Pipeline {
         Ok(Pipeline { pre, rule, seed })
     }
 
+    /// How many vectors the rule sees when `n` enter the pre-aggregators.
+    pub fn vectors_after_pre(&self, n: usize) -> usize {
+        self.pre.iter().fold(n, |n, p| match p {
+            Pre::Bucketing { size } => n.div_ceil((*size).max(1)),
+            _ => n,
+        })
+    }
+
     pub fn new(rule: Rule) -> Pipeline {
         Pipeline { pre: Vec::new(), rule, seed: 0 }
     }
@@ -66,9 +74,11 @@ impl Pipeline {
         let mut current: Option<Vec<Vec<f64>>> = None;
         for p in &self.pre {
             let input = current.as_deref().unwrap_or(vectors);
+            // Bucketing leaves fewer vectors: what follows must still have n > 2f.
+            self.rule.check(input.len(), f)?;
             current = Some(p.apply(input, f, self.seed));
         }
-        let out = self.rule.apply(current.as_deref().unwrap_or(vectors), f)?;
+        let out = self.rule.apply(current.as_deref().unwrap_or(vectors), f)?; // (apply checks n again)
         if out.vector.iter().any(|x| !x.is_finite()) {
             return Err(Error::Overflow("aggregate"));
         }

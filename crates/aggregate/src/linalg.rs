@@ -126,17 +126,18 @@ pub fn huge(vectors: &[Vec<f64>]) -> bool {
 }
 
 /// The Gram matrix of the vectors minus their mean, and whether it was rescaled. Inputs as large
-/// as f64::MAX would overflow
-/// it, so when one is [`huge`] every vector is first scaled by the power of two that brings the
-/// largest coordinate into [1, 2): the rules that use the matrix (CAF, SMEA) depend only on its
+/// as f64::MAX would overflow it, so when one is [`huge`] every vector is first scaled by the
+/// power of two that brings the largest coordinate into [1, 4): the rules that use the matrix (CAF, SMEA) depend only on its
 /// shape, not its scale. Other inputs are not touched. (Scaled, small vectors lose their detail
 /// next to huge ones; CAF recomputes the matrix once it has dropped the huge ones.)
 pub fn centered_gram(vectors: &[Vec<f64>]) -> (Vec<Vec<f64>>, bool) {
     let largest = largest(vectors);
     let scaled: Option<Vec<Vec<f64>>> = (largest > GRAM_SAFE).then(|| {
-        // 2^-e is exact (down to 2^-1023, a subnormal), so scaling rounds only the tiny values.
-        // (log2 of f64::MAX rounds up to 1024.)
-        let s = 2f64.powi(-(largest.log2().floor().min(1023.0) as i32));
+        // 2^-e, e the binary exponent of the largest coordinate (at most 1022, so that 2^-e is
+        // a normal number), read from its bits: no libm, so every platform agrees. Powers of two
+        // scale exactly, tiny values aside.
+        let e = ((((largest.to_bits() >> 52) & 0x7ff) - 1023) as i64).min(1022);
+        let s = f64::from_bits(((1023 - e) as u64) << 52);
         vectors.iter().map(|v| scale(v, s)).collect()
     });
     let rescaled = scaled.is_some();

@@ -52,7 +52,7 @@ impl Pre {
         match self {
             Pre::Nnm => {
                 let d = pairwise_dist2(vectors);
-                d.iter().map(|row| mean_of(vectors, &crate::smallest(row, n - f))).collect()
+                d.iter().map(|row| mean_of(vectors, &crate::smallest(row, n.saturating_sub(f)))).collect()
             }
             Pre::Bucketing { size } => {
                 let mut order: Vec<usize> = (0..n).collect();

@@ -37,11 +37,12 @@ pub mod limits {
     pub const MAX_RULE_ITEMS: usize = 16;
     /// One chunk of a federated update (8,192 coordinates).
     pub const MAX_UPDATE_CHUNK_BYTES: usize = 64 * 1024;
-    /// Updates of open rounds plus every model's latest aggregate, reserved when a round opens:
-    /// the state must stay small enough to transfer.
-    pub const MAX_FEDERATED_BYTES: u64 = 8 << 20;
+    /// Federated rounds' share of the state (open rounds' updates, latest aggregates, results),
+    /// reserved when a round opens. With the shared memory's 4 MiB it keeps snapshots well
+    /// under the 8 MiB a state transfer carries.
+    pub const MAX_FEDERATED_BYTES: u64 = 2 << 20;
     /// Models with rounds, ever (each keeps its latest aggregate and recent results).
-    pub const MAX_MODELS: usize = 64;
+    pub const MAX_MODELS: usize = 16;
 }
 
 pub mod federated;

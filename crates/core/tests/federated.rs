@@ -5,7 +5,7 @@
 mod common;
 
 use common::Fixture;
-use phalanx_core::state::federated::{CloseCause, RoundOutcome, pipeline};
+use phalanx_core::state::federated::{CloseCause, HISTORY, RoundOutcome, pipeline, result_charge};
 use phalanx_core::state::{AppState, Execution};
 use phalanx_core::wire::federated::encode_values;
 use phalanx_core::wire::{
@@ -114,8 +114,8 @@ fn a_round_closes_at_quorum_with_the_same_aggregate_on_every_replica() {
     // Snapshots carry the federated state.
     let restored = AppState::restore(&a.state.snapshot()).unwrap();
     assert_eq!(restored.digest(), a.state.digest());
-    // Only the aggregate stays reserved.
-    assert_eq!(a.state.federated.reserved, 3 * 8);
+    // Only the aggregate and the result stay reserved.
+    assert_eq!(a.state.federated.reserved, 3 * 8 + result_charge(5));
 }
 
 #[test]
@@ -170,22 +170,22 @@ fn the_deadline_closes_with_what_arrived_and_a_refusal_keeps_the_last_aggregate(
     assert!(matches!(&d.result(2).outcome, RoundOutcome::Refused { error } if error.contains("n > 2f")));
     let model = &d.state.federated.models["digits"];
     assert_eq!(model.latest.as_ref().unwrap().round, 1);
-    assert_eq!(d.state.federated.reserved, 3 * 8, "only round 1's aggregate stays reserved");
+    assert_eq!(d.state.federated.reserved, 3 * 8 + 2 * result_charge(5), "round 1's aggregate, two results");
 }
 
 #[test]
-fn only_the_opener_or_the_operator_closes_a_round_early() {
+fn only_the_operator_closes_a_round_early() {
     let fx = Fixture::new(4);
     let mut d = Driver::new(&fx);
     let keys = participants(&fx);
-    assert_eq!(d.run(&fx.keys[0], FederatedOp::Open(Box::new(spec(&fx, 1, "median", 5)))), Outcome::Applied);
+    assert_eq!(d.run(&fx.operator, FederatedOp::Open(Box::new(spec(&fx, 1, "median", 5)))), Outcome::Applied);
     for (k, v) in keys[..3].iter().zip(HONEST) {
         d.submit(k, 1, 0, &v);
     }
     let close = |round| FederatedOp::Close { model: "digits".into(), round };
     assert_eq!(d.run(&fx.keys[1], close(1)), rejected(RejectReason::Unauthorized));
-    assert_eq!(d.run(&fx.keys[0], close(2)), rejected(RejectReason::RoundNotOpen));
-    assert_eq!(d.run(&fx.keys[0], close(1)), Outcome::Applied);
+    assert_eq!(d.run(&fx.operator, close(2)), rejected(RejectReason::RoundNotOpen));
+    assert_eq!(d.run(&fx.operator, close(1)), Outcome::Applied);
     assert_eq!(d.result(1).cause, CloseCause::Closed);
     assert_eq!(d.run(&fx.operator, close(1)), rejected(RejectReason::RoundNotOpen));
 }
@@ -201,8 +201,9 @@ fn malformed_rounds_and_updates_are_rejected_with_reasons() {
         f(&mut s);
         open(s)
     };
-    // Only the operator or a member opens rounds.
+    // Only the operator opens rounds: they reserve shared space.
     assert_eq!(d.run(&fx.client, with(&|_| {})), rejected(RejectReason::Unauthorized));
+    assert_eq!(d.run(&fx.keys[0], with(&|_| {})), rejected(RejectReason::Unauthorized));
     let invalid = rejected(RejectReason::InvalidRound);
     let stranger = Keypair::from_seed([99; 32]).public();
     let cases: Vec<(&str, Change)> = vec![
@@ -213,6 +214,11 @@ fn malformed_rounds_and_updates_are_rejected_with_reasons() {
             Box::new(|s| (s.rule, s.params) = ("geomed".into(), vec!["iterations=5000".into()])),
         ),
         ("unknown pre-aggregator", Box::new(|s| s.pre = vec!["shuffle".into()])),
+        ("more than 4 pre-aggregators", Box::new(|s| s.pre = vec!["clip".into(); 5])),
+        (
+            "bucketing leaves too few for f",
+            Box::new(|s| (s.pre, s.params) = (vec!["bucketing".into()], vec!["bucket_size=3".into()])),
+        ),
         ("quorum above participants", Box::new(|s| s.quorum = 6)),
         ("quorum too small for f", Box::new(|s| s.quorum = 2)),
         ("participant twice", Box::new(|s| s.participants[1] = s.participants[0])),
@@ -224,7 +230,7 @@ fn malformed_rounds_and_updates_are_rejected_with_reasons() {
     for (what, change) in &cases {
         assert_eq!(d.run(&fx.operator, with(change.as_ref())), invalid, "{what}");
     }
-    let too_big = with(&|s| s.dim = 2_000_000);
+    let too_big = with(&|s| s.dim = 50_000);
     assert_eq!(d.run(&fx.operator, too_big), rejected(RejectReason::FederatedFull));
     assert!(d.state.federated.models.is_empty() && d.state.federated.reserved == 0);
 
@@ -264,4 +270,41 @@ fn rounds_whose_aggregation_would_stall_the_replicas_are_refused() {
     assert!(pipeline(&round("smea", 10, 3)).is_ok(), "the digits experiment's size");
     assert!(pipeline(&round("mda", 40, 4)).is_ok(), "91,390 subsets: about 0.1 s");
     assert!(pipeline(&round("mda", 60, 5)).unwrap_err().contains("MDA's search too large"));
+    assert!(pipeline(&round("caf", 64, 5)).is_ok());
+    assert!(pipeline(&round("caf", 65, 5)).unwrap_err().contains("CAF over more than 64"));
+}
+
+#[test]
+fn the_reservation_bounds_what_federated_state_encodes() {
+    // Whatever rounds do, the encoded federated state stays within what is reserved (plus the
+    // models' own few bytes), so the budget bounds the snapshot.
+    let fx = Fixture::new(4);
+    let mut d = Driver::new(&fx);
+    let keys = participants(&fx);
+    let fits = |d: &Driver| {
+        let fed = &d.state.federated;
+        let encoded = phalanx_core::wire::to_bytes(fed).len() as u64;
+        assert!(encoded <= fed.reserved + 256 * fed.models.len() as u64, "{encoded} > {}", fed.reserved);
+    };
+    for round in 1..=40u64 {
+        let rule = ["median", "multikrum", "cge"][round as usize % 3];
+        let s = RoundSpec { dim: 2048, ..spec(&fx, round, rule, 5) };
+        assert_eq!(d.run(&fx.operator, FederatedOp::Open(Box::new(s))), Outcome::Applied);
+        fits(&d);
+        for (i, k) in keys.iter().enumerate() {
+            let v: Vec<f64> = (0..2048).map(|j| (i * j) as f64).collect();
+            d.submit(k, round, 0, &v[..1024]);
+            fits(&d);
+            // Every fourth round, three updates stay incomplete: it waits for its deadline.
+            if round % 4 != 0 || i < 2 {
+                d.submit(k, round, 1024, &v[1024..]);
+            }
+        }
+        d.state.begin_batch(d.seq + 1, 10_000 + 2_000 * round);
+        fits(&d);
+        assert!(d.state.federated.models["digits"].open.is_none());
+    }
+    let model = &d.state.federated.models["digits"];
+    assert_eq!(model.results.len(), HISTORY, "older results dropped");
+    assert_eq!(d.state.federated.reserved, 2048 * 8 + HISTORY as u64 * result_charge(5));
 }

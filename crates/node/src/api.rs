@@ -103,7 +103,7 @@ pub enum OpJson {
     Opaque {
         payload: String,
     },
-    /// The operator or a member: open a federated round (participants' public keys in hex).
+    /// The operator: open a federated round (participants' public keys in hex).
     FederatedOpen {
         model: String,
         round: u64,
@@ -124,7 +124,7 @@ pub enum OpJson {
         offset: u32,
         values: String,
     },
-    /// The round's opener or the operator: close it now.
+    /// The operator: close a federated round now.
     FederatedClose {
         model: String,
         round: u64,

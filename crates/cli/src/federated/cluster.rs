@@ -32,7 +32,8 @@ pub struct Rounds {
 pub struct Agreement {
     /// Per agent of the cluster: its digest for each round of this run (`None`: no answer).
     pub digests: Vec<(String, Vec<Option<String>>)>,
-    /// Participants' standing as the first answering agent reports it, in participant order.
+    /// Participants' standing as f+1 agents report it, in participant order (empty if they
+    /// do not agree).
     pub standing: Vec<Value>,
 }
 
@@ -111,18 +112,20 @@ impl Rounds {
         self.max_failures() + 1
     }
 
-    /// The model's last round number as f+1 agents report it (0 for a new model).
+    /// The model's last round number: the highest that f+1 agents report (at least one honest
+    /// agent has executed it), 0 for a model they do not know.
     fn last_round(&self) -> Result<u64, String> {
         let path = format!("/v1/federated/{}", self.template.model);
         let mut votes: BTreeMap<u64, usize> = BTreeMap::new();
         for r in self.cluster.get_all(&path) {
             let Ok(v) = r else { continue };
-            let last = if v.get("error").is_some() { Some(0) } else { v["last_round"].as_u64() };
+            let unknown = v["error"].as_str().is_some_and(|e| e.starts_with("no federated model"));
+            let last = if unknown { Some(0) } else { v["last_round"].as_u64() };
             if let Some(last) = last {
                 *votes.entry(last).or_default() += 1;
             }
         }
-        (votes.into_iter().find(|(_, c)| *c >= self.weak()).map(|(r, _)| r)).ok_or_else(|| {
+        (votes.into_iter().rev().find(|(_, c)| *c >= self.weak()).map(|(r, _)| r)).ok_or_else(|| {
             format!("f+1 agents do not agree on the last round of model {:?}", self.template.model)
         })
     }
@@ -237,9 +240,14 @@ impl Rounds {
                 (agent.name.clone(), self.opened.iter().map(|&round| of(round)).collect())
             })
             .collect();
-        let reported = (self.cluster.get_all("/v1/federated").into_iter().flatten().next())
-            .and_then(|v| v["agents"].as_array().cloned())
-            .unwrap_or_default();
+        // The standing f+1 agents report identically (at least one of them honest).
+        let mut votes: BTreeMap<String, (usize, Vec<Value>)> = BTreeMap::new();
+        for v in self.cluster.get_all("/v1/federated").into_iter().flatten() {
+            let agents = v["agents"].as_array().cloned().unwrap_or_default();
+            votes.entry(Value::Array(agents.clone()).to_string()).or_insert((0, agents)).0 += 1;
+        }
+        let reported =
+            (votes.into_values().find(|(c, _)| *c >= self.weak()).map(|(_, a)| a)).unwrap_or_default();
         let standing = (self.agents.iter())
             .filter_map(|(_, k)| reported.iter().find(|a| a["key"].as_str() == Some(&k.public().to_hex())))
             .cloned()

@@ -2,15 +2,17 @@
 //!
 //! A round opens with its rule, f, dimension, participants, quorum and timeout. Each participant
 //! uploads one update in ordered chunks (signed client requests). The round closes when `quorum`
-//! updates are complete, when committed time passes its deadline, or when its opener closes it.
+//! updates are complete, when committed time passes its deadline, or when the operator closes it.
 //! At close every replica runs the same `phalanx-aggregate` pipeline on the complete updates, in
-//! the order the round lists its participants, and commits the aggregate, its digest and which updates the rule kept.
-//! The rules' summation order is fixed, so the aggregate is bit-identical on every replica.
+//! the order the round lists its participants, and commits the aggregate, its digest and which
+//! updates the rule kept. The rules' summation order is fixed, so the aggregate is bit-identical
+//! on every replica.
 //!
-//! Space is reserved when a round opens (every participant's update plus the aggregate), so an
-//! upload that fits its round never fails for lack of room, and the state stays transferable.
+//! Space is reserved when a round opens (every participant's update, the aggregate, the round's
+//! description and its result), so an upload that fits its round never fails for lack of room,
+//! and the state stays small enough to transfer.
 
-use crate::wire::federated::{RoundSpec, decode_values, encode_values};
+use crate::wire::federated::{RoundSpec, VALUE_BYTES, decode_values, encode_values};
 use crate::wire::{RejectReason, Seq, limits};
 use phalanx_aggregate::{Pipeline, Pre, Rule, binomial};
 use phalanx_crypto::{Digest, PublicKey, digest};
@@ -18,7 +20,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
 /// Results kept per model (older ones are dropped).
-const HISTORY: usize = 64;
+pub const HISTORY: usize = 32;
+/// Bytes charged for a round's description while it is open (its participants aside) and for a
+/// result while it is kept (its lists of keys aside): names, rule, parameters, the error text.
+const SPEC_BYTES: u64 = 5 * 1024;
+const RESULT_BYTES: u64 = 1024;
+/// A refusal's error text is cut to this length.
+const MAX_ERROR_TEXT: usize = 256;
+/// At most this many pre-aggregators run before a round's rule.
+const MAX_PRE: usize = 4;
 /// Judged rounds an agent's score looks back over.
 const WINDOW: u32 = 16;
 /// Removed this many times in a row, an agent is marked suspect.
@@ -30,13 +40,27 @@ pub const SUSPECT_AFTER: u32 = 3;
 const MAX_ITERATIONS: usize = 200;
 const MAX_MDA_WORK: u128 = 200_000_000;
 const MAX_SMEA_WORK: u128 = 10_000_000;
+/// CAF runs up to n passes, each an n×n eigen-decomposition.
+const MAX_CAF_PARTICIPANTS: usize = 64;
+
+/// What an open round holds against the budget beyond its updates and aggregate: the keys in
+/// its participant list and in its uploads table, with their length prefixes.
+fn spec_charge(participants: usize) -> u64 {
+    SPEC_BYTES + 72 * participants as u64
+}
+
+/// What a kept result holds against the budget: up to two lists of every participant's key.
+pub fn result_charge(participants: usize) -> u64 {
+    RESULT_BYTES + 64 * participants as u64
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Federated {
     pub models: BTreeMap<String, Model>,
     /// Every agent that was ever a participant: how its updates fared.
     pub standing: BTreeMap<PublicKey, Standing>,
-    /// Bytes reserved by open rounds plus every model's latest aggregate.
+    /// Bytes reserved: open rounds (updates, aggregate, description, result), every model's
+    /// latest aggregate and its kept results. Never above `MAX_FEDERATED_BYTES`.
     pub reserved: u64,
 }
 
@@ -68,7 +92,6 @@ impl Latest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenRound {
     pub spec: RoundSpec,
-    pub opened_by: PublicKey,
     pub opened_seq: Seq,
     pub deadline_ms: u64,
     /// What each participant has uploaded so far; complete at `dim` values.
@@ -77,7 +100,7 @@ pub struct OpenRound {
 
 impl OpenRound {
     fn update_bytes(&self) -> usize {
-        self.spec.dim as usize * crate::wire::federated::VALUE_BYTES
+        self.spec.dim as usize * VALUE_BYTES
     }
 
     pub fn complete(&self) -> usize {
@@ -94,7 +117,7 @@ pub enum CloseCause {
     Quorum,
     /// Committed time passed the deadline.
     Deadline,
-    /// The opener or the operator closed it.
+    /// The operator closed it.
     Closed,
 }
 
@@ -185,6 +208,9 @@ pub fn pipeline(spec: &RoundSpec) -> Result<Pipeline, String> {
     let pipeline = Pipeline::from_names(&spec.rule, &pre, &params, spec.seed).map_err(|e| e.to_string())?;
     params.finish().map_err(|e| e.to_string())?;
     let (n, f) = (spec.participants.len(), spec.f as usize);
+    if pipeline.pre.len() > MAX_PRE {
+        return Err(format!("more than {MAX_PRE} pre-aggregators"));
+    }
     let search = |power: u32| binomial(n, f).saturating_mul((n.saturating_sub(f) as u128).pow(power));
     match pipeline.rule {
         Rule::GeometricMedian { iterations, .. } | Rule::CenteredClipping { iterations, .. }
@@ -194,18 +220,21 @@ pub fn pipeline(spec: &RoundSpec) -> Result<Pipeline, String> {
         }
         Rule::Mda { .. } if search(2) > MAX_MDA_WORK => Err("MDA's search too large".into()),
         Rule::Smea { .. } if search(3) > MAX_SMEA_WORK => Err("SMEA's search too large".into()),
+        Rule::Caf if n > MAX_CAF_PARTICIPANTS => {
+            Err(format!("CAF over more than {MAX_CAF_PARTICIPANTS} updates"))
+        }
         _ => Ok(pipeline),
     }
 }
 
 impl Federated {
-    /// Opens a round. `authorised`: the signer is the operator or a member; `is_client`: who may
-    /// be a participant (a key the replicas admit requests from).
+    /// Opens a round. `authorised`: the signer is the operator (opening reserves shared space,
+    /// so it is an administrative act); `is_client`: who may be a participant (a key the replicas
+    /// admit requests from).
     pub fn open(
         &mut self,
         seq: Seq,
         clock_ms: u64,
-        signer: PublicKey,
         spec: &RoundSpec,
         authorised: bool,
         is_client: impl Fn(&PublicKey) -> bool,
@@ -232,14 +261,15 @@ impl Federated {
             return invalid;
         }
         let Ok(pipeline) = pipeline(spec) else { return invalid };
-        if pipeline.rule.check(spec.quorum as usize, spec.f as usize).is_err() {
+        let seen = pipeline.vectors_after_pre(spec.quorum as usize);
+        if pipeline.rule.check(seen, spec.f as usize).is_err() {
             return invalid;
         }
         if model.is_none() && self.models.len() >= limits::MAX_MODELS {
             return Err(RejectReason::FederatedFull);
         }
-        // Every participant's update plus the aggregate.
-        let need = (p as u64 + 1) * spec.dim as u64 * crate::wire::federated::VALUE_BYTES as u64;
+        // Every participant's update, the aggregate, the description and the result.
+        let need = (p as u64 + 1) * spec.dim as u64 * VALUE_BYTES as u64 + spec_charge(p) + result_charge(p);
         if self.reserved + need > limits::MAX_FEDERATED_BYTES {
             return Err(RejectReason::FederatedFull);
         }
@@ -248,7 +278,6 @@ impl Federated {
         model.last_round = spec.round;
         model.open = Some(OpenRound {
             spec: spec.clone(),
-            opened_by: signer,
             opened_seq: seq,
             deadline_ms: clock_ms.saturating_add(spec.timeout_ms),
             uploads: BTreeMap::new(),
@@ -272,7 +301,7 @@ impl Federated {
         let upload = open.uploads.entry(signer).or_default();
         let fits = values.len() <= full - upload.0.len();
         let finite = decode_values(values).is_some_and(|v| v.iter().all(|x| x.is_finite()));
-        if values.is_empty() || !fits || !finite || offset as usize * 8 != upload.0.len() {
+        if values.is_empty() || !fits || !finite || offset as usize * VALUE_BYTES != upload.0.len() {
             if upload.0.is_empty() {
                 open.uploads.remove(&signer);
             }
@@ -285,17 +314,18 @@ impl Federated {
         Ok(())
     }
 
-    /// Closes a round on request of its opener or the operator.
+    /// Closes a round early; `authorised`: the signer is the operator.
     pub fn close_by(
         &mut self,
         seq: Seq,
         clock_ms: u64,
-        signer: PublicKey,
-        operator: Option<PublicKey>,
+        authorised: bool,
         (model_name, round): (&str, u64),
     ) -> Result<(), RejectReason> {
-        let Some(open) = self.open_round(model_name, round) else { return Err(RejectReason::RoundNotOpen) };
-        if open.opened_by != signer && operator != Some(signer) {
+        if self.open_round(model_name, round).is_none() {
+            return Err(RejectReason::RoundNotOpen);
+        }
+        if !authorised {
             return Err(RejectReason::Unauthorized);
         }
         self.close(model_name, CloseCause::Closed, seq, clock_ms);
@@ -330,15 +360,18 @@ impl Federated {
         let missing: Vec<PublicKey> =
             open.spec.participants.iter().filter(|k| !submitted.contains(k)).copied().collect();
         let spec = &open.spec;
-        // Release the uploads' reservation; the aggregate's stays if one replaces `latest`.
-        self.reserved = self.reserved.saturating_sub(spec.participants.len() as u64 * full as u64);
+        let p = spec.participants.len();
+        // Release the uploads and the description; the aggregate's share stays if it replaces
+        // `latest`, and the result's while the result is kept.
+        self.reserved = self.reserved.saturating_sub(p as u64 * full as u64 + spec_charge(p));
         let result = if vectors.is_empty() {
             Err("no complete update arrived".to_string())
         } else {
             pipeline(spec).and_then(|p| {
-                let bucketing = p.pre.iter().any(|x| matches!(x, Pre::Bucketing { .. }));
+                // After bucketing or NNM the rule keeps mixtures, not anyone's own update.
+                let mixed = p.pre.iter().any(|x| matches!(x, Pre::Bucketing { .. } | Pre::Nnm));
                 let agg = p.aggregate(&vectors, spec.f as usize).map_err(|e| e.to_string())?;
-                let kept = agg.kept.filter(|_| !bucketing);
+                let kept = agg.kept.filter(|_| !mixed);
                 Ok((agg.vector, kept.map(|k| k.iter().map(|&i| submitted[i]).collect::<Vec<_>>())))
             })
         };
@@ -351,8 +384,9 @@ impl Federated {
                 }
                 (RoundOutcome::Aggregated { digest }, kept)
             }
-            Err(error) => {
+            Err(mut error) => {
                 self.reserved = self.reserved.saturating_sub(full as u64);
+                error.truncate(error.floor_char_boundary(MAX_ERROR_TEXT));
                 (RoundOutcome::Refused { error }, None)
             }
         };
@@ -366,8 +400,11 @@ impl Federated {
         for key in &missing {
             self.standing.entry(*key).or_default().missed += 1;
         }
-        if model.results.len() == HISTORY {
-            model.results.pop_front();
+        if model.results.len() == HISTORY
+            && let Some(old) = model.results.pop_front()
+        {
+            self.reserved =
+                self.reserved.saturating_sub(result_charge(old.submitted.len() + old.missing.len()));
         }
         model.results.push_back(RoundResult {
             round: spec.round,

@@ -257,18 +257,17 @@ impl AppState {
 
     fn apply_federated(&mut self, seq: Seq, signer: PublicKey, op: &FederatedOp) -> Result<(), RejectReason> {
         let (clock, fed, acc) = (self.clock_ms, &mut self.federated, &self.accountability);
+        let operator = acc.operator == Some(signer);
         match op {
             FederatedOp::Open(spec) => {
                 let owners = &self.owners;
                 let is_client = |k: &PublicKey| owners.contains(k) || acc.may_submit(k);
-                fed.open(seq, clock, signer, spec, acc.may_submit(&signer), is_client)
+                fed.open(seq, clock, spec, operator, is_client)
             }
             FederatedOp::Submit { model, round, offset, values } => {
                 fed.submit(seq, clock, signer, (model, *round, *offset, values))
             }
-            FederatedOp::Close { model, round } => {
-                fed.close_by(seq, clock, signer, acc.operator, (model, *round))
-            }
+            FederatedOp::Close { model, round } => fed.close_by(seq, clock, operator, (model, *round)),
         }
     }
 

@@ -39,7 +39,7 @@ pub struct RoundSpec {
 /// A federated-learning operation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FederatedOp {
-    /// Opens a round (the operator or a member).
+    /// Opens a round (the operator).
     Open(Box<RoundSpec>),
     /// Part of the signer's update: coordinates `offset ..` of round `round` of `model`.
     /// Chunks arrive in order, so `offset` must equal what the signer has uploaded so far.
@@ -50,7 +50,7 @@ pub enum FederatedOp {
         #[serde(with = "serde_bytes")]
         values: Vec<u8>,
     },
-    /// Closes the round now with the updates complete so far (its opener or the operator).
+    /// Closes the round now with the updates complete so far (the operator).
     Close { model: String, round: u64 },
 }
 
