@@ -26,6 +26,9 @@ pub struct Rounds {
     chunk: usize,
     /// Rounds this run opened.
     pub opened: Vec<u64>,
+    /// (agent, round) → the digest (or "refused") the agent reported when the round closed:
+    /// the cluster keeps only recent results, so the driver remembers them.
+    seen: BTreeMap<(usize, u64), String>,
 }
 
 /// What this run's rounds show about every agent.
@@ -101,7 +104,15 @@ impl Rounds {
             timeout_ms: s.timeout.as_millis() as u64,
             seed: s.seed,
         };
-        Ok(Rounds { cluster, operator, agents, template, chunk: s.chunk, opened: Vec::new() })
+        Ok(Rounds {
+            cluster,
+            operator,
+            agents,
+            template,
+            chunk: s.chunk,
+            opened: Vec::new(),
+            seen: BTreeMap::new(),
+        })
     }
 
     pub fn max_failures(&self) -> usize {
@@ -174,7 +185,7 @@ impl Rounds {
 
     /// Waits until f+1 agents report the same result for `round`, then fetches the aggregate
     /// and checks it against that digest.
-    fn result(&self, round: u64) -> Result<Option<Vec<f64>>, String> {
+    fn result(&mut self, round: u64) -> Result<Option<Vec<f64>>, String> {
         let path = format!("/v1/federated/{}", self.template.model);
         let give_up = Instant::now() + WAIT;
         loop {
@@ -185,6 +196,7 @@ impl Rounds {
                 if last["round"].as_u64() == Some(round) {
                     let key =
                         (last["digest"].as_str().map(String::from), last["error"].as_str().map(String::from));
+                    self.seen.insert((i, round), key.0.clone().unwrap_or_else(|| "refused".into()));
                     votes.entry(key).or_default().insert(i);
                 }
             }
@@ -215,7 +227,8 @@ impl Rounds {
         Err(format!("no agent served round {round}'s aggregate with digest {expected}"))
     }
 
-    /// Every agent's digests for this run's rounds (waiting a while for laggards).
+    /// Every agent's digests for this run's rounds: what it reported as each round closed, or
+    /// else what it still keeps (waiting a while for laggards).
     pub fn agreement(&self) -> Agreement {
         let path = format!("/v1/federated/{}", self.template.model);
         let last = self.opened.last().copied().unwrap_or(0);
@@ -230,10 +243,13 @@ impl Rounds {
             }
             std::thread::sleep(Duration::from_millis(200));
         };
-        let digests = (self.cluster.agents.iter().zip(answers))
-            .map(|(agent, r)| {
+        let digests = (self.cluster.agents.iter().zip(answers).enumerate())
+            .map(|(i, (agent, r))| {
                 let results = r.ok().and_then(|v| v["results"].as_array().cloned()).unwrap_or_default();
                 let of = |round: u64| {
+                    if let Some(d) = self.seen.get(&(i, round)) {
+                        return Some(d.clone());
+                    }
                     let r = results.iter().find(|r| r["round"].as_u64() == Some(round))?;
                     Some(r["digest"].as_str().map_or_else(|| "refused".to_string(), String::from))
                 };
