@@ -1,6 +1,18 @@
 //! The simulator itself: deterministic, safe under every behaviour, and its checker can fail.
 
-use phalanx_sim::{Behaviour, NetProfile, SimConfig, run};
+use phalanx_sim::{Behaviour, NetProfile, Report, SimConfig, run};
+
+/// Fails with what went wrong and the command that replays the run.
+fn assert_ok(r: &Report, what: &str) {
+    assert!(
+        r.ok(),
+        "{what}: {:?} {:?} {:?}\nreplay: {}",
+        r.safety_violations,
+        r.liveness_failure,
+        r.detection_failure,
+        r.replay
+    );
+}
 
 fn cfg(nodes: usize, faulty: usize, seed: u64) -> SimConfig {
     let mut c = SimConfig::new(nodes, faulty, seed);
@@ -28,13 +40,7 @@ fn every_behaviour_alone_keeps_safety_and_liveness() {
             let mut c = cfg(4, 1, seed);
             c.behaviours = vec![b];
             let r = run(&c);
-            assert!(
-                r.ok(),
-                "{b} seed {seed}: {:?} {:?}\nreplay: {}",
-                r.safety_violations,
-                r.liveness_failure,
-                r.replay
-            );
+            assert_ok(&r, &format!("{b} seed {seed}"));
             assert_eq!(r.committed + r.rejected, c.txs as u64, "{b}: every honest transfer gets a result");
         }
     }
@@ -47,13 +53,7 @@ fn combined_behaviours_on_every_network() {
             let mut c = cfg(7, 2, seed);
             c.net = net;
             let r = run(&c);
-            assert!(
-                r.ok(),
-                "{net:?} seed {seed}: {:?} {:?}\nreplay: {}",
-                r.safety_violations,
-                r.liveness_failure,
-                r.replay
-            );
+            assert_ok(&r, &format!("{net:?} seed {seed}"));
         }
     }
 }
@@ -82,7 +82,7 @@ fn equivocation_within_f_is_detected_with_evidence_and_harmless() {
     c.behaviours = vec![Behaviour::Equivocate];
     c.faulty_ids = Some(vec![2]);
     let r = run(&c);
-    assert!(r.ok(), "{:?}", r.safety_violations);
+    assert_ok(&r, "equivocation shown to one replica");
     assert!(r.evidence > 0, "vote equivocation shown to one replica must be reported");
 }
 
@@ -97,13 +97,7 @@ fn slow_agents_and_lossy_links_are_never_quarantined() {
         c.faulty_ids = Some(vec![0]);
         c.net = if seed % 2 == 0 { NetProfile::Lossy } else { NetProfile::Reliable };
         let r = run(&c);
-        assert!(
-            r.ok(),
-            "seed {seed}: {:?} {:?}\nreplay: {}",
-            r.safety_violations,
-            r.liveness_failure,
-            r.replay
-        );
+        assert_ok(&r, &format!("seed {seed}"));
         assert!(
             r.quarantined.is_empty(),
             "seed {seed}: a merely slow agent was quarantined\nreplay: {}",
@@ -129,14 +123,7 @@ fn detectable_faults_end_in_quarantine() {
             c.faulty_ids = Some(vec![0]);
             c.require_quarantine = true;
             let r = run(&c);
-            assert!(
-                r.ok(),
-                "{b} seed {seed}: {:?} {:?} {:?}\nreplay: {}",
-                r.safety_violations,
-                r.liveness_failure,
-                r.detection_failure,
-                r.replay
-            );
+            assert_ok(&r, &format!("{b} seed {seed}"));
             assert_eq!(r.quarantined, vec![0]);
         }
     }
@@ -149,13 +136,7 @@ fn federated_rounds_agree_on_every_honest_replica_under_byzantine_agents_and_los
         c.net = NetProfile::Lossy;
         c.federated_rounds = 6;
         let r = run(&c);
-        assert!(
-            r.ok(),
-            "seed {seed}: {:?} {:?}\nreplay: {}",
-            r.safety_violations,
-            r.liveness_failure,
-            r.replay
-        );
+        assert_ok(&r, &format!("seed {seed}"));
         assert_eq!(r.federated_rounds, 6, "every round closed; replay: {}", r.replay);
     }
 }
