@@ -475,4 +475,21 @@ fn federated_rounds_end_with_the_same_aggregate_digest_on_every_honest_agent() {
         assert_eq!(s["suspect"], byzantine, "{s}");
         assert_eq!(s["removed"], if byzantine { 36 } else { 0 }, "{s}");
     }
+    // The operator forgets the model: its space is freed, and a second delete names the problem.
+    assert!(ok(&["federated", "--dir", c.d(), "--delete"]).contains("applied"));
+    let out = phalanx(&["federated", "--dir", c.d(), "--delete"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stdout).contains("rejected:unknown-model"));
+    // (Every honest agent executes the delete; the first may still be catching up.)
+    let addr = g["members"][0]["http_addr"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let resp = http(addr, "GET /v1/federated HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let summary: Value = serde_json::from_str(resp.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        let state = (summary["reserved_bytes"].as_u64(), summary["models"].as_array().map(Vec::len));
+        if state == (Some(0), Some(0)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the model is still there: {summary}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

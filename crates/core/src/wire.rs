@@ -346,6 +346,8 @@ pub enum RejectReason {
     BadUpdate,
     /// Federated storage is full (open rounds' reserved updates and latest aggregates).
     FederatedFull,
+    /// No federated model of that name.
+    UnknownModel,
 }
 
 impl RejectReason {
@@ -366,6 +368,7 @@ impl RejectReason {
             RejectReason::NotParticipant => "not-participant",
             RejectReason::BadUpdate => "bad-update",
             RejectReason::FederatedFull => "federated-full",
+            RejectReason::UnknownModel => "unknown-model",
         }
     }
 }

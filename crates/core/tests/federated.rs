@@ -283,6 +283,7 @@ fn the_reservation_bounds_what_federated_state_encodes() {
     let keys = participants(&fx);
     let fits = |d: &Driver| {
         let fed = &d.state.federated;
+        assert_eq!(fed.reserved, fed.models.values().map(|m| m.charge()).sum::<u64>());
         let encoded = phalanx_core::wire::to_bytes(fed).len() as u64;
         assert!(encoded <= fed.reserved + 256 * fed.models.len() as u64, "{encoded} > {}", fed.reserved);
     };
@@ -307,4 +308,15 @@ fn the_reservation_bounds_what_federated_state_encodes() {
     let model = &d.state.federated.models["digits"];
     assert_eq!(model.results.len(), HISTORY, "older results dropped");
     assert_eq!(d.state.federated.reserved, 2048 * 8 + HISTORY as u64 * result_charge(5));
+
+    // Deleting the model, with a round open, frees everything and the name starts over.
+    let s = RoundSpec { dim: 2048, ..spec(&fx, 41, "median", 5) };
+    assert_eq!(d.run(&fx.operator, FederatedOp::Open(Box::new(s))), Outcome::Applied);
+    d.submit(keys[0], 41, 0, &[1.0; 100]);
+    let delete = |model: &str| FederatedOp::Delete { model: model.into() };
+    assert_eq!(d.run(&fx.keys[0], delete("digits")), rejected(RejectReason::Unauthorized));
+    assert_eq!(d.run(&fx.operator, delete("mnist")), rejected(RejectReason::UnknownModel));
+    assert_eq!(d.run(&fx.operator, delete("digits")), Outcome::Applied);
+    assert_eq!((d.state.federated.reserved, d.state.federated.models.len()), (0, 0));
+    assert_eq!(d.run(&fx.operator, FederatedOp::Open(Box::new(spec(&fx, 1, "median", 5)))), Outcome::Applied);
 }

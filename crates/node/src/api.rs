@@ -129,6 +129,10 @@ pub enum OpJson {
         model: String,
         round: u64,
     },
+    /// The operator: forget a model (open round, latest aggregate, results) and free its space.
+    FederatedDelete {
+        model: String,
+    },
 }
 
 /// An agent to admit, with its public key (hex) and where it listens.
@@ -189,6 +193,7 @@ impl OpJson {
             Operation::Federated(FederatedOp::Close { model, round }) => {
                 OpJson::FederatedClose { model, round }
             }
+            Operation::Federated(FederatedOp::Delete { model }) => OpJson::FederatedDelete { model },
         }
     }
 
@@ -263,6 +268,7 @@ impl OpJson {
             OpJson::FederatedClose { model, round } => {
                 Operation::Federated(FederatedOp::Close { model, round })
             }
+            OpJson::FederatedDelete { model } => Operation::Federated(FederatedOp::Delete { model }),
         })
     }
 }

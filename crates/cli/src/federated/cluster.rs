@@ -272,6 +272,15 @@ impl Rounds {
     }
 }
 
+/// Forgets `model` on the cluster in `dir` (signed by the operator); the outcome f+1 agents
+/// report.
+pub fn delete(dir: &Path, model: &str) -> Result<String, String> {
+    let cluster = Cluster::load(dir)?;
+    let operator = crate::operator::operator_key(dir)?;
+    let op = Operation::Federated(FederatedOp::Delete { model: model.to_string() });
+    Ok(cluster.submit_op(&operator, op, WAIT)?.outcome)
+}
+
 /// The agreement as JSON (for `--json`).
 pub fn agreement_json(a: &Agreement, rounds: &[u64]) -> Value {
     json!({

@@ -77,6 +77,10 @@ pub struct FederatedArgs {
     /// With --dir: a round closes with the updates that arrived after this long.
     #[arg(long, default_value = "30s")]
     round_timeout: humantime::Duration,
+    /// With --dir: forget --model on the cluster (open round, aggregate, results) and free its
+    /// space, instead of training.
+    #[arg(long)]
+    delete: bool,
 }
 
 /// One training run's result.
@@ -102,6 +106,12 @@ fn expand(list: &[String], all: &[&str]) -> Vec<String> {
 }
 
 pub fn run(a: FederatedArgs) -> Result<ExitCode, String> {
+    if a.delete {
+        let dir = a.dir.as_deref().ok_or("--delete needs --dir")?;
+        let outcome = cluster::delete(dir, &a.model)?;
+        println!("delete model {:?}: {outcome}", a.model);
+        return Ok(if outcome == "applied" { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+    }
     if a.agents <= 2 * a.faulty {
         return Err(format!("--agents {} must exceed twice --faulty {}", a.agents, a.faulty));
     }

@@ -75,6 +75,21 @@ pub struct Model {
     pub results: VecDeque<RoundResult>,
 }
 
+impl Model {
+    /// What the model holds against the budget: an open round's reservation, the latest
+    /// aggregate and the kept results. `Federated::reserved` is the sum over the models.
+    pub fn charge(&self) -> u64 {
+        let open = self.open.as_ref().map_or(0, |o| {
+            let p = o.spec.participants.len();
+            (p as u64 + 1) * o.update_bytes() as u64 + spec_charge(p) + result_charge(p)
+        });
+        let latest = self.latest.as_ref().map_or(0, |l| l.values.len() as u64);
+        let results: u64 =
+            self.results.iter().map(|r| result_charge(r.submitted.len() + r.missing.len())).sum();
+        open + latest + results
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Latest {
     pub round: u64,
@@ -329,6 +344,16 @@ impl Federated {
             return Err(RejectReason::Unauthorized);
         }
         self.close(model_name, CloseCause::Closed, seq, clock_ms);
+        Ok(())
+    }
+
+    /// Forgets a model and frees everything it holds; `authorised`: the signer is the operator.
+    pub fn delete(&mut self, authorised: bool, model: &str) -> Result<(), RejectReason> {
+        if !authorised {
+            return Err(RejectReason::Unauthorized);
+        }
+        let m = self.models.remove(model).ok_or(RejectReason::UnknownModel)?;
+        self.reserved = self.reserved.saturating_sub(m.charge());
         Ok(())
     }
 

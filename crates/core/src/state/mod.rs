@@ -268,6 +268,7 @@ impl AppState {
                 fed.submit(seq, clock, signer, (model, *round, *offset, values))
             }
             FederatedOp::Close { model, round } => fed.close_by(seq, clock, operator, (model, *round)),
+            FederatedOp::Delete { model } => fed.delete(operator, model),
         }
     }
 

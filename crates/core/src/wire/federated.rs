@@ -52,6 +52,9 @@ pub enum FederatedOp {
     },
     /// Closes the round now with the updates complete so far (the operator).
     Close { model: String, round: u64 },
+    /// Forgets a model: its open round (uploads discarded), latest aggregate and results, which
+    /// frees their space and its name (the operator).
+    Delete { model: String },
 }
 
 impl FederatedOp {
@@ -76,7 +79,7 @@ impl FederatedOp {
                 }
                 model
             }
-            FederatedOp::Close { model, .. } => model,
+            FederatedOp::Close { model, .. } | FederatedOp::Delete { model } => model,
         };
         if model.is_empty() || model.len() > limits::MAX_MODEL_NAME {
             return Err(WireError::Limit("model name empty or longer than 64 bytes"));
