@@ -153,6 +153,12 @@ impl Rounds {
         }
         self.opened.push(round);
         self.upload(round, updates)?;
+        if updates.len() < self.agents.len() {
+            // Some agents had nothing to send (an attack with no finite vector): the quorum of
+            // all agents will not fill, so the operator closes the round with what arrived.
+            let close = FederatedOp::Close { model: self.template.model.clone(), round };
+            self.cluster.submit_op(&self.operator, Operation::Federated(close), WAIT)?;
+        }
         self.result(round)
     }
 
