@@ -244,15 +244,15 @@ pub fn pipeline(spec: &RoundSpec) -> Result<Pipeline, String> {
 
 impl Federated {
     /// Opens a round. `authorised`: the signer is the operator (opening reserves shared space,
-    /// so it is an administrative act); `is_client`: who may be a participant (a key the replicas
-    /// admit requests from).
+    /// so it is an administrative act); `admitted`: every participant is a client the replicas
+    /// admit requests from.
     pub fn open(
         &mut self,
         seq: Seq,
         clock_ms: u64,
         spec: &RoundSpec,
         authorised: bool,
-        is_client: impl Fn(&PublicKey) -> bool,
+        admitted: bool,
     ) -> Result<(), RejectReason> {
         if !authorised {
             return Err(RejectReason::Unauthorized);
@@ -269,7 +269,7 @@ impl Federated {
         if spec.dim == 0
             || spec.timeout_ms == 0
             || unique.len() != p
-            || !spec.participants.iter().all(is_client)
+            || !admitted
             || spec.quorum == 0
             || spec.quorum as usize > p
         {

@@ -256,19 +256,20 @@ impl AppState {
     }
 
     fn apply_federated(&mut self, seq: Seq, signer: PublicKey, op: &FederatedOp) -> Result<(), RejectReason> {
-        let (clock, fed, acc) = (self.clock_ms, &mut self.federated, &self.accountability);
-        let operator = acc.operator == Some(signer);
+        let operator = self.accountability.operator == Some(signer);
+        let clock = self.clock_ms;
         match op {
             FederatedOp::Open(spec) => {
-                let owners = &self.owners;
-                let is_client = |k: &PublicKey| owners.contains(k) || acc.may_submit(k);
-                fed.open(seq, clock, spec, operator, is_client)
+                let admitted = spec.participants.iter().all(|k| self.is_client(k));
+                self.federated.open(seq, clock, spec, operator, admitted)
             }
             FederatedOp::Submit { model, round, offset, values } => {
-                fed.submit(seq, clock, signer, (model, *round, *offset, values))
+                self.federated.submit(seq, clock, signer, (model, *round, *offset, values))
             }
-            FederatedOp::Close { model, round } => fed.close_by(seq, clock, operator, (model, *round)),
-            FederatedOp::Delete { model } => fed.delete(operator, model),
+            FederatedOp::Close { model, round } => {
+                self.federated.close_by(seq, clock, operator, (model, *round))
+            }
+            FederatedOp::Delete { model } => self.federated.delete(operator, model),
         }
     }
 
