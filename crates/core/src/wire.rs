@@ -281,9 +281,21 @@ impl ClientRequest {
         matches!(self.body.op, Operation::Opaque(_))
     }
 
-    /// Identity of the signed bytes (includes the signature encoding).
+    /// Identity of the signed request: what the client asked for, bound to the signature's
+    /// bytes (two encodings of a signature are two requests). Built on the operation's digest,
+    /// so a replica that needs both hashes the operation once (`digests`).
     pub fn digest(&self) -> Digest {
-        digest_of(self)
+        self.digests().1
+    }
+
+    /// (operation digest, request digest), with one pass over the operation.
+    pub fn digests(&self) -> (Digest, Digest) {
+        let op = self.op_digest();
+        let mut h = phalanx_crypto::DigestWriter::default();
+        for part in [&b"phalanx-request"[..], &op.0, &self.sig.r, &self.sig.s] {
+            std::io::Write::write_all(&mut h, part).expect("hashing into memory cannot fail");
+        }
+        (op, h.finish())
     }
 
     /// Identity of what the client asked for, independent of how the signature is encoded.
@@ -305,8 +317,21 @@ impl Batch {
         Batch::default()
     }
 
+    /// What a pre-prepare signs: the timestamp and the digests of the requests, in order.
+    /// Replicas hash each request once, when it arrives, and never the whole batch again.
     pub fn digest(&self) -> Digest {
-        digest_of(self)
+        let requests: Vec<Digest> = self.requests.iter().map(ClientRequest::digest).collect();
+        Self::digest_over(self.timestamp_ms, &requests)
+    }
+
+    /// `digest` from the requests' digests (`ClientRequest::digest`), already computed.
+    pub fn digest_over(timestamp_ms: u64, requests: &[Digest]) -> Digest {
+        let mut h = phalanx_crypto::DigestWriter::default();
+        let head = [&b"phalanx-batch"[..], &timestamp_ms.to_le_bytes(), &(requests.len() as u64).to_le_bytes()];
+        for part in head.into_iter().chain(requests.iter().map(|d| &d.0[..])) {
+            std::io::Write::write_all(&mut h, part).expect("hashing into memory cannot fail");
+        }
+        h.finish()
     }
 }
 

@@ -1,5 +1,7 @@
 use crate::keys::{PublicKey, Signature};
 use ed25519_zebra::{VerificationKey, VerificationKeyBytes, batch};
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 /// One signature to check: key, signed bytes, signature.
 #[derive(Clone, Debug)]
@@ -11,10 +13,35 @@ pub struct VerifyItem {
 
 /// Single verification under ZIP 215 rules.
 pub fn verify_one(key: &PublicKey, message: &[u8], signature: &Signature) -> bool {
-    match VerificationKey::try_from(key.0) {
-        Ok(vk) => vk.verify(&signature.to_zebra(), message).is_ok(),
-        Err(_) => false,
+    match decompressed(key) {
+        Some(vk) => vk.verify(&signature.to_zebra(), message).is_ok(),
+        None => false,
     }
+}
+
+/// Decompressed keys remembered per thread, at most this many (then forgotten all at once).
+const KEY_CACHE: usize = 4096;
+
+thread_local! {
+    static KEYS: RefCell<HashMap<[u8; 32], VerificationKey>> = RefCell::new(HashMap::new());
+}
+
+/// The key as a curve point. Decompressing costs about a fifth of a verification, and the same
+/// few members sign every vote, so the points are remembered. Decompression is a pure function
+/// of the bytes: a remembered point is exactly the point, and an invalid key is never stored.
+fn decompressed(key: &PublicKey) -> Option<VerificationKey> {
+    if let Some(vk) = KEYS.with(|k| k.borrow().get(&key.0).copied()) {
+        return Some(vk);
+    }
+    let vk = VerificationKey::try_from(key.0).ok()?;
+    KEYS.with(|k| {
+        let mut k = k.borrow_mut();
+        if k.len() >= KEY_CACHE {
+            k.clear();
+        }
+        k.insert(key.0, vk);
+    });
+    Some(vk)
 }
 
 /// Batch verification. Under ZIP 215 a batch accepts exactly when every signature accepts

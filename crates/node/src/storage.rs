@@ -62,11 +62,12 @@ impl Store {
         if records.is_empty() {
             return Ok(());
         }
+        // Encoded before the journal takes them: no copy of a batch just to write it.
         let mut rewrite = false;
-        let mut fresh = Vec::new();
+        let mut fresh = Vec::with_capacity(records.len());
         for r in records {
-            rewrite |= self.journal.push(r.clone());
-            fresh.push(r);
+            fresh.push(to_bytes(&r));
+            rewrite |= self.journal.push(r);
         }
         let mut tx = self.db.begin_write().map_err(err)?;
         tx.set_durability(Durability::Immediate).map_err(err)?;
@@ -80,8 +81,8 @@ impl Store {
                     self.next_key += 1;
                 }
             } else {
-                for r in &fresh {
-                    table.insert(self.next_key, to_bytes(r).as_slice()).map_err(err)?;
+                for bytes in &fresh {
+                    table.insert(self.next_key, bytes.as_slice()).map_err(err)?;
                     self.next_key += 1;
                 }
             }

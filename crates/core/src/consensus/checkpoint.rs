@@ -314,7 +314,8 @@ impl Replica {
         }
         self.cross_check(None, &c.commits);
         let slot = self.log.entry(seq).or_insert_with(|| super::slot::Slot::new(first.body.view));
-        slot.batch = Some(c.batch.clone());
+        // `commit_cert` checked that the batch hashes to the digest the commits vote for.
+        slot.set_batch(c.batch.clone(), first.body.digest);
         slot.decided = Some(c);
         self.execute_ready();
     }

@@ -78,17 +78,20 @@ impl Pool {
         }
     }
 
-    /// Takes up to `max` unproposed requests, oldest first, and marks them proposed.
-    pub fn take_batch(&mut self, max: usize) -> Vec<ClientRequest> {
-        let mut out = Vec::with_capacity(max.min(self.unproposed.len()));
+    /// Takes up to `max` unproposed requests, oldest first, and marks them proposed. Returns
+    /// them with their digests.
+    pub fn take_batch(&mut self, max: usize) -> (Vec<ClientRequest>, Vec<Digest>) {
+        let n = max.min(self.unproposed.len());
+        let (mut out, mut digests) = (Vec::with_capacity(n), Vec::with_capacity(n));
         while out.len() < max {
             let Some((_, d)) = self.unproposed.pop_first() else { break };
             if let Some(e) = self.entries.get_mut(&d) {
                 e.proposed = true;
                 out.push(e.req.clone());
+                digests.push(d);
             }
         }
-        out
+        (out, digests)
     }
 
     pub fn mark_proposed(&mut self, d: &Digest) {

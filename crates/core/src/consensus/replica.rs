@@ -219,7 +219,8 @@ impl Replica {
                     if slot.view <= b.view {
                         slot.enter_view(b.view);
                         slot.pre_prepare = Some(pp.clone());
-                        slot.batch = Some(batch.clone());
+                        // Our own record: the batch is the one this pre-prepare signed.
+                        slot.set_batch(batch.clone(), b.digest);
                     }
                 }
                 Record::Prepared(cert) => {
@@ -778,7 +779,9 @@ impl Replica {
                 }
                 let seq = self.next_seq;
                 self.next_seq += 1;
-                self.send_pre_prepare(seq, Batch { timestamp_ms: self.now, requests: Vec::new() });
+                let empty = Batch { timestamp_ms: self.now, requests: Vec::new() };
+                let d = empty.digest();
+                self.send_pre_prepare(seq, empty, d);
                 continue;
             }
             // Batch only behind an instance in flight: an idle pipeline proposes at once, so a
@@ -791,17 +794,19 @@ impl Replica {
                 }
                 return;
             }
-            let requests = self.pool.take_batch(self.params.batch_size);
+            // The pool hashed each request on arrival: the batch digest needs only those.
+            let (requests, digests) = self.pool.take_batch(self.params.batch_size);
+            let d = Batch::digest_over(self.now, &digests);
             let batch = Batch { timestamp_ms: self.now, requests };
             let seq = self.next_seq;
             self.next_seq += 1;
-            self.send_pre_prepare(seq, batch);
+            self.send_pre_prepare(seq, batch, d);
         }
     }
 
-    pub(super) fn send_pre_prepare(&mut self, seq: Seq, batch: Batch) {
+    /// Proposes `batch`, whose digest is `d`, at `seq`.
+    pub(super) fn send_pre_prepare(&mut self, seq: Seq, batch: Batch, d: Digest) {
         self.last_proposal_ms = self.now;
-        let d = batch.digest();
         if !self.may_sign(2, self.view, seq, d) {
             return;
         }
@@ -810,7 +815,7 @@ impl Replica {
         self.out.push(Effect::Broadcast(Message::PrePrepare(pp.clone(), batch.clone())));
         let slot = self.slot(seq);
         slot.pre_prepare = Some(pp);
-        slot.batch = Some(batch);
+        slot.set_batch(batch, d);
         self.advance(seq);
     }
 
@@ -839,7 +844,12 @@ impl Replica {
             return;
         }
         let placement = self.placement(b.view, b.seq);
-        if matches!(placement, Placement::Stale) || batch.digest() != b.digest || !self.verify_signed(&pp) {
+        if matches!(placement, Placement::Stale) {
+            return;
+        }
+        // Each request is hashed once here; the batch digest is built from those digests.
+        let digests: Vec<Digest> = batch.requests.iter().map(ClientRequest::digest).collect();
+        if Batch::digest_over(batch.timestamp_ms, &digests) != b.digest || !self.verify_signed(&pp) {
             return;
         }
         if matches!(placement, Placement::Early) {
@@ -854,7 +864,6 @@ impl Replica {
             return;
         }
         // Every request must carry its client's valid signature; verify those we have not seen.
-        let digests: Vec<Digest> = batch.requests.iter().map(ClientRequest::digest).collect();
         let unseen: Vec<_> = batch
             .requests
             .iter()
@@ -892,10 +901,11 @@ impl Replica {
             self.pool.mark_proposed(d);
         }
         let d = pp.body.digest;
+        let matches = Batch::digest_over(batch.timestamp_ms, digests) == d;
         let slot = self.slot(seq);
         slot.pre_prepare = Some(pp);
-        if slot.decided.is_none() {
-            slot.batch = Some(batch);
+        if slot.decided.is_none() && matches {
+            slot.set_batch(batch, d);
         }
         if !self.is_primary() {
             self.send_vote(Phase::Prepare, seq, d);
@@ -955,12 +965,12 @@ impl Replica {
         let Some(slot) = self.log.get_mut(&seq) else { return };
         let Some(d) = slot.digest() else { return };
         if !slot.sent_commit && slot.matching(Phase::Prepare, Some(primary)) >= need_p {
-            let cert = crate::wire::PreparedCert {
-                pre_prepare: slot.pre_prepare.clone().expect("digest implies a pre-prepare"),
-                prepares: slot.matching_votes(Phase::Prepare, Some(primary)),
-                batch: slot.batch.clone().unwrap_or_default(),
-            };
-            if cert.batch.digest() == d {
+            if let Some(batch) = slot.batch_for(d) {
+                let cert = crate::wire::PreparedCert {
+                    pre_prepare: slot.pre_prepare.clone().expect("digest implies a pre-prepare"),
+                    prepares: slot.matching_votes(Phase::Prepare, Some(primary)),
+                    batch: batch.clone(),
+                };
                 slot.prepared = Some(cert.clone());
                 self.out.push(Effect::Persist(Record::Prepared(cert)));
             }
@@ -970,7 +980,7 @@ impl Replica {
         if slot.decided.is_none()
             && slot.sent_commit
             && slot.matching(Phase::Commit, None) >= need_c
-            && let Some(batch) = slot.batch.clone()
+            && let Some(batch) = slot.batch_for(d).cloned()
         {
             let commits = slot.matching_votes(Phase::Commit, None);
             let votes: Vec<(ReplicaId, bool)> = slot
@@ -1009,9 +1019,10 @@ impl Replica {
         self.state.begin_batch(seq, batch.timestamp_ms);
         for req in &batch.requests {
             let client = req.body.client;
-            match self.state.execute(seq, req) {
+            let op = req.op_digest();
+            match self.state.execute_op(seq, req, op) {
                 Execution::Executed(outcome) | Execution::Duplicate(outcome) => {
-                    entries.push(ReplyEntry { client, nonce: req.body.nonce, op: req.op_digest(), outcome });
+                    entries.push(ReplyEntry { client, nonce: req.body.nonce, op, outcome });
                     clients.push(client);
                 }
                 Execution::Stale => {}

@@ -11,6 +11,9 @@ pub(crate) struct Slot {
     pub view: View,
     pub pre_prepare: Option<Signed<PrePrepare>>,
     pub batch: Option<Batch>,
+    /// The digest `batch` hashes to, known when it was stored (a decided batch may differ from
+    /// a later view's proposal, so the two are compared before a certificate pairs them).
+    pub batch_digest: Option<Digest>,
     /// One vote per sender for `view`; counted only where the digest matches the pre-prepare.
     pub prepares: BTreeMap<ReplicaId, Signed<Vote>>,
     pub commits: BTreeMap<ReplicaId, Signed<Vote>>,
@@ -38,6 +41,7 @@ impl Slot {
             self.pre_prepare = None;
             if self.decided.is_none() {
                 self.batch = None;
+                self.batch_digest = None;
             }
             self.prepares.clear();
             self.commits.clear();
@@ -49,6 +53,17 @@ impl Slot {
     /// The epoch the slot's proposal or prepared certificate belongs to.
     pub fn epoch(&self) -> Option<u64> {
         self.pre_prepare.as_ref().or(self.prepared.as_ref().map(|p| &p.pre_prepare)).map(|pp| pp.body.epoch)
+    }
+
+    /// Stores the batch with the digest it was checked against.
+    pub fn set_batch(&mut self, batch: Batch, digest: Digest) {
+        self.batch = Some(batch);
+        self.batch_digest = Some(digest);
+    }
+
+    /// The stored batch, if it is the one `digest` names.
+    pub fn batch_for(&self, digest: Digest) -> Option<&Batch> {
+        self.batch.as_ref().filter(|_| self.batch_digest == Some(digest))
     }
 
     pub fn digest(&self) -> Option<Digest> {

@@ -172,6 +172,11 @@ impl AppState {
     /// Executes one ordered request at `seq`. Deterministic: depends only on the state and the
     /// request, never on the replica.
     pub fn execute(&mut self, seq: Seq, req: &ClientRequest) -> Execution {
+        self.execute_op(seq, req, req.op_digest())
+    }
+
+    /// `execute` with the request's `op_digest` already computed.
+    pub fn execute_op(&mut self, seq: Seq, req: &ClientRequest, op_digest: Digest) -> Execution {
         if req.is_opaque() {
             // Ordered and acknowledged, nothing else: no client record, no effect on the state.
             if !self.accepts_opaque() {
@@ -180,7 +185,6 @@ impl AppState {
             self.counters.opaque += 1;
             return Execution::Executed(Outcome::Applied);
         }
-        let op_digest = req.op_digest();
         if !self.is_client(&req.body.client) {
             // Only a faulty primary proposes this; reject without remembering the key.
             return Execution::Executed(self.reject(RejectReason::BadSignature));
