@@ -315,7 +315,7 @@ impl Replica {
         self.cross_check(None, &c.commits);
         let slot = self.log.entry(seq).or_insert_with(|| super::slot::Slot::new(first.body.view));
         // `commit_cert` checked that the batch hashes to the digest the commits vote for.
-        slot.set_batch(c.batch.clone(), first.body.digest);
+        slot.set_batch(c.batch.clone(), first.body.digest, Vec::new());
         slot.decided = Some(c);
         self.execute_ready();
     }

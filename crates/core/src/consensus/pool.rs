@@ -7,11 +7,29 @@ use std::collections::BTreeMap;
 
 struct Entry {
     req: ClientRequest,
+    /// `req.op_digest()`, computed on arrival.
+    op: Digest,
     arrival_ms: u64,
     order: u64,
     proposed: bool,
     /// When it was relayed to every replica (once, after waiting half a timeout).
     relayed_ms: Option<u64>,
+}
+
+/// The digests of a batch's requests, in order: operations (`op_digest`) and requests.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RequestDigests {
+    pub ops: Vec<Digest>,
+    pub requests: Vec<Digest>,
+}
+
+impl RequestDigests {
+    /// Hashes each request, unless `pool` already holds it.
+    pub fn of(requests: &[ClientRequest], pool: &Pool) -> Self {
+        let (ops, requests) =
+            requests.iter().map(|r| pool.known_digests(r).unwrap_or_else(|| r.digests())).unzip();
+        RequestDigests { ops, requests }
+    }
 }
 
 pub(crate) enum Added {
@@ -41,14 +59,19 @@ impl Pool {
         self.entries.contains_key(d)
     }
 
+    pub fn get(&self, d: &Digest) -> Option<&ClientRequest> {
+        self.entries.get(d).map(|e| &e.req)
+    }
+
     pub fn unproposed(&self) -> usize {
         self.unproposed.len()
     }
 
+    /// Adds `req`, whose digests (`ClientRequest::digests`) are `op` and `d`.
     pub fn add(
         &mut self,
         req: ClientRequest,
-        d: Digest,
+        (op, d): (Digest, Digest),
         now: u64,
         max_total: usize,
         max_per_client: usize,
@@ -64,13 +87,13 @@ impl Pool {
             v.iter()
                 .filter(|(n, _)| *n == req.body.nonce)
                 .filter_map(|(_, od)| self.entries.get(od))
-                .find(|e| e.req.op_digest() != req.op_digest())
+                .find(|e| e.op != op)
                 .map(|e| e.req.clone())
         });
         let order = self.next_order;
         self.next_order += 1;
         self.by_client.entry(req.body.client).or_default().push((req.body.nonce, d));
-        self.entries.insert(d, Entry { req, arrival_ms: now, order, proposed: false, relayed_ms: None });
+        self.entries.insert(d, Entry { req, op, arrival_ms: now, order, proposed: false, relayed_ms: None });
         self.unproposed.insert(order, d);
         match conflict {
             Some(other) => Added::Conflict(other),
@@ -80,18 +103,29 @@ impl Pool {
 
     /// Takes up to `max` unproposed requests, oldest first, and marks them proposed. Returns
     /// them with their digests.
-    pub fn take_batch(&mut self, max: usize) -> (Vec<ClientRequest>, Vec<Digest>) {
+    pub fn take_batch(&mut self, max: usize) -> (Vec<ClientRequest>, RequestDigests) {
         let n = max.min(self.unproposed.len());
-        let (mut out, mut digests) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut out = Vec::with_capacity(n);
+        let mut digests = RequestDigests { ops: Vec::with_capacity(n), requests: Vec::with_capacity(n) };
         while out.len() < max {
             let Some((_, d)) = self.unproposed.pop_first() else { break };
             if let Some(e) = self.entries.get_mut(&d) {
                 e.proposed = true;
                 out.push(e.req.clone());
-                digests.push(d);
+                digests.ops.push(e.op);
+                digests.requests.push(d);
             }
         }
         (out, digests)
+    }
+
+    /// The digests of `req` if this very request is pending: a request hashed on arrival is not
+    /// hashed again when it comes back inside a proposal (comparing its bytes is far cheaper).
+    pub fn known_digests(&self, req: &ClientRequest) -> Option<(Digest, Digest)> {
+        let list = self.by_client.get(&req.body.client)?;
+        list.iter()
+            .filter(|(n, _)| *n == req.body.nonce)
+            .find_map(|(_, d)| self.entries.get(d).filter(|e| e.req == *req).map(|e| (e.op, *d)))
     }
 
     pub fn mark_proposed(&mut self, d: &Digest) {

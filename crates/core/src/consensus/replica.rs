@@ -1,7 +1,7 @@
 //! The replica: its state, input dispatch and the normal case of PBFT.
 
 use super::certs::{CertContext, all_valid};
-use super::pool::{Added, Pool};
+use super::pool::{Added, Pool, RequestDigests};
 use super::reputation::{PeerStats, Reputation};
 use super::slot::Slot;
 use super::{Config, Effect, Epoch, Input, Params, Record, SignatureVerifier, Timer};
@@ -220,7 +220,7 @@ impl Replica {
                         slot.enter_view(b.view);
                         slot.pre_prepare = Some(pp.clone());
                         // Our own record: the batch is the one this pre-prepare signed.
-                        slot.set_batch(batch.clone(), b.digest);
+                        slot.set_batch(batch.clone(), b.digest, Vec::new());
                     }
                 }
                 Record::Prepared(cert) => {
@@ -682,13 +682,14 @@ impl Replica {
                 return;
             }
         }
-        let d = r.digest();
+        let (op, d) = r.digests();
         if self.pool.contains(&d) || !self.verify_request(&r) {
             return;
         }
+        let opaque = r.is_opaque();
         let added = self.pool.add(
-            r.clone(),
-            d,
+            r,
+            (op, d),
             self.now,
             self.params.max_pending,
             self.params.max_pending_per_client,
@@ -696,8 +697,11 @@ impl Replica {
         match added {
             Added::Full | Added::AlreadyPending => return,
             // An opaque payload carries no signature, so a conflict with one proves nothing.
-            Added::Conflict(other) if other.is_opaque() || r.is_opaque() => return,
-            Added::Conflict(other) => self.report(Evidence::DoubleSpend(other, r)),
+            Added::Conflict(other) if other.is_opaque() || opaque => return,
+            Added::Conflict(other) => {
+                let r = self.pool.get(&d).cloned().expect("a conflicting request is kept");
+                self.report(Evidence::DoubleSpend(other, r));
+            }
             Added::New => {}
         }
         if !self.request_timer_armed {
@@ -780,8 +784,7 @@ impl Replica {
                 let seq = self.next_seq;
                 self.next_seq += 1;
                 let empty = Batch { timestamp_ms: self.now, requests: Vec::new() };
-                let d = empty.digest();
-                self.send_pre_prepare(seq, empty, d);
+                self.send_pre_prepare(seq, empty, RequestDigests::default());
                 continue;
             }
             // Batch only behind an instance in flight: an idle pipeline proposes at once, so a
@@ -796,17 +799,17 @@ impl Replica {
             }
             // The pool hashed each request on arrival: the batch digest needs only those.
             let (requests, digests) = self.pool.take_batch(self.params.batch_size);
-            let d = Batch::digest_over(self.now, &digests);
             let batch = Batch { timestamp_ms: self.now, requests };
             let seq = self.next_seq;
             self.next_seq += 1;
-            self.send_pre_prepare(seq, batch, d);
+            self.send_pre_prepare(seq, batch, digests);
         }
     }
 
-    /// Proposes `batch`, whose digest is `d`, at `seq`.
-    pub(super) fn send_pre_prepare(&mut self, seq: Seq, batch: Batch, d: Digest) {
+    /// Proposes `batch`, whose requests have `digests`, at `seq`.
+    pub(super) fn send_pre_prepare(&mut self, seq: Seq, batch: Batch, digests: RequestDigests) {
         self.last_proposal_ms = self.now;
+        let d = Batch::digest_over(batch.timestamp_ms, &digests.requests);
         if !self.may_sign(2, self.view, seq, d) {
             return;
         }
@@ -815,7 +818,7 @@ impl Replica {
         self.out.push(Effect::Broadcast(Message::PrePrepare(pp.clone(), batch.clone())));
         let slot = self.slot(seq);
         slot.pre_prepare = Some(pp);
-        slot.set_batch(batch, d);
+        slot.set_batch(batch, d, digests.ops);
         self.advance(seq);
     }
 
@@ -847,9 +850,10 @@ impl Replica {
         if matches!(placement, Placement::Stale) {
             return;
         }
-        // Each request is hashed once here; the batch digest is built from those digests.
-        let digests: Vec<Digest> = batch.requests.iter().map(ClientRequest::digest).collect();
-        if Batch::digest_over(batch.timestamp_ms, &digests) != b.digest || !self.verify_signed(&pp) {
+        // The batch digest is built from its requests' digests; requests already pending here
+        // were hashed on arrival.
+        let digests = RequestDigests::of(&batch.requests, &self.pool);
+        if Batch::digest_over(batch.timestamp_ms, &digests.requests) != b.digest || !self.verify_signed(&pp) {
             return;
         }
         if matches!(placement, Placement::Early) {
@@ -867,7 +871,7 @@ impl Replica {
         let unseen: Vec<_> = batch
             .requests
             .iter()
-            .zip(&digests)
+            .zip(&digests.requests)
             .filter(|(_, d)| !self.pool.contains(d))
             .filter_map(|(r, _)| r.verify_item(&self.cluster))
             .collect();
@@ -881,31 +885,31 @@ impl Replica {
         if batch.timestamp_ms > self.now.saturating_add(self.params.max_clock_skew_ms) {
             return;
         }
-        self.accept_with_digests(pp, batch, &digests);
+        self.accept_with_digests(pp, batch, digests);
     }
 
     /// Stores a verified pre-prepare and votes PREPARE for it (backups only).
     pub(super) fn accept_pre_prepare(&mut self, pp: Signed<PrePrepare>, batch: Batch) {
-        let digests: Vec<Digest> = batch.requests.iter().map(ClientRequest::digest).collect();
-        self.accept_with_digests(pp, batch, &digests);
+        let digests = RequestDigests::of(&batch.requests, &self.pool);
+        self.accept_with_digests(pp, batch, digests);
     }
 
     /// `accept_pre_prepare` with the batch's request digests already computed.
-    fn accept_with_digests(&mut self, pp: Signed<PrePrepare>, batch: Batch, digests: &[Digest]) {
+    fn accept_with_digests(&mut self, pp: Signed<PrePrepare>, batch: Batch, digests: RequestDigests) {
         self.last_proposal_ms = self.now;
         let seq = pp.body.seq;
         if let Some(p) = self.peers.get_mut(pp.from as usize) {
             p.proposals_made += 1;
         }
-        for d in digests {
+        for d in &digests.requests {
             self.pool.mark_proposed(d);
         }
         let d = pp.body.digest;
-        let matches = Batch::digest_over(batch.timestamp_ms, digests) == d;
+        let matches = Batch::digest_over(batch.timestamp_ms, &digests.requests) == d;
         let slot = self.slot(seq);
         slot.pre_prepare = Some(pp);
         if slot.decided.is_none() && matches {
-            slot.set_batch(batch, d);
+            slot.set_batch(batch, d, digests.ops);
         }
         if !self.is_primary() {
             self.send_vote(Phase::Prepare, seq, d);
@@ -1005,21 +1009,25 @@ impl Replica {
 
     /// Executes decided slots strictly in sequence order.
     pub(super) fn execute_ready(&mut self) {
-        while let Some(batch) =
-            self.log.get(&(self.last_executed + 1)).and_then(|s| s.decided.as_ref()).map(|c| c.batch.clone())
-        {
-            self.execute(self.last_executed + 1, batch);
+        while let Some((batch, ops)) = self.log.get(&(self.last_executed + 1)).and_then(|s| {
+            // The slot's operation digests belong to its batch, which the decision holds.
+            let c = s.decided.as_ref()?;
+            let ops = if s.ops.len() == c.batch.requests.len() { s.ops.clone() } else { Vec::new() };
+            Some((c.batch.clone(), ops))
+        }) {
+            self.execute(self.last_executed + 1, batch, ops);
         }
     }
 
-    fn execute(&mut self, seq: Seq, batch: Batch) {
+    /// Executes `batch`; `ops` are its requests' operation digests, or empty if not known.
+    fn execute(&mut self, seq: Seq, batch: Batch, ops: Vec<Digest>) {
         self.last_progress_ms = self.now;
         let mut entries = Vec::new();
         let mut clients = Vec::new();
         self.state.begin_batch(seq, batch.timestamp_ms);
-        for req in &batch.requests {
+        for (i, req) in batch.requests.iter().enumerate() {
             let client = req.body.client;
-            let op = req.op_digest();
+            let op = ops.get(i).copied().unwrap_or_else(|| req.op_digest());
             match self.state.execute_op(seq, req, op) {
                 Execution::Executed(outcome) | Execution::Duplicate(outcome) => {
                     entries.push(ReplyEntry { client, nonce: req.body.nonce, op, outcome });

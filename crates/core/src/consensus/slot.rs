@@ -14,6 +14,9 @@ pub(crate) struct Slot {
     /// The digest `batch` hashes to, known when it was stored (a decided batch may differ from
     /// a later view's proposal, so the two are compared before a certificate pairs them).
     pub batch_digest: Option<Digest>,
+    /// The operation digests of `batch`'s requests when known (empty otherwise): execution
+    /// answers with them instead of hashing every request again.
+    pub ops: Vec<Digest>,
     /// One vote per sender for `view`; counted only where the digest matches the pre-prepare.
     pub prepares: BTreeMap<ReplicaId, Signed<Vote>>,
     pub commits: BTreeMap<ReplicaId, Signed<Vote>>,
@@ -42,6 +45,7 @@ impl Slot {
             if self.decided.is_none() {
                 self.batch = None;
                 self.batch_digest = None;
+                self.ops = Vec::new();
             }
             self.prepares.clear();
             self.commits.clear();
@@ -55,10 +59,12 @@ impl Slot {
         self.pre_prepare.as_ref().or(self.prepared.as_ref().map(|p| &p.pre_prepare)).map(|pp| pp.body.epoch)
     }
 
-    /// Stores the batch with the digest it was checked against.
-    pub fn set_batch(&mut self, batch: Batch, digest: Digest) {
+    /// Stores the batch with the digest it was checked against and, if known, its requests'
+    /// operation digests.
+    pub fn set_batch(&mut self, batch: Batch, digest: Digest, ops: Vec<Digest>) {
         self.batch = Some(batch);
         self.batch_digest = Some(digest);
+        self.ops = ops;
     }
 
     /// The stored batch, if it is the one `digest` names.
