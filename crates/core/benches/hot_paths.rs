@@ -74,7 +74,7 @@ fn ledger(c: &mut Criterion) {
             || fx.config.genesis_state(),
             |mut s| {
                 s.begin_batch(1, 1);
-                for r in &b64.requests {
+                for r in b64.requests.iter() {
                     black_box(s.execute(1, r));
                 }
                 s

@@ -308,7 +308,9 @@ impl ClientRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Batch {
     pub timestamp_ms: u64,
-    pub requests: Vec<ClientRequest>,
+    /// Shared: a replica keeps a batch in its log, journal, certificates and execution, and
+    /// copying hundreds of requests for each would cost more than ordering them.
+    pub requests: std::sync::Arc<[ClientRequest]>,
 }
 
 impl Batch {
@@ -327,7 +329,8 @@ impl Batch {
     /// `digest` from the requests' digests (`ClientRequest::digest`), already computed.
     pub fn digest_over(timestamp_ms: u64, requests: &[Digest]) -> Digest {
         let mut h = phalanx_crypto::DigestWriter::default();
-        let head = [&b"phalanx-batch"[..], &timestamp_ms.to_le_bytes(), &(requests.len() as u64).to_le_bytes()];
+        let head =
+            [&b"phalanx-batch"[..], &timestamp_ms.to_le_bytes(), &(requests.len() as u64).to_le_bytes()];
         for part in head.into_iter().chain(requests.iter().map(|d| &d.0[..])) {
             std::io::Write::write_all(&mut h, part).expect("hashing into memory cannot fail");
         }

@@ -58,7 +58,9 @@ fn invalid_proposal_needs_a_really_bad_request() {
     let ev = Evidence::InvalidProposal(pp(good.digest()), good.clone());
     assert_eq!(ev.verify(fx.cluster(), &keys), Err(EvidenceError::ProposalValid));
     let mut bad = good.clone();
-    bad.requests[0].sig.r[0] ^= 1;
+    let mut requests = bad.requests.to_vec();
+    requests[0].sig.r[0] ^= 1;
+    bad.requests = requests.into();
     assert_eq!(Evidence::InvalidProposal(pp(bad.digest()), bad.clone()).verify(fx.cluster(), &keys), Ok(()));
     assert_eq!(
         Evidence::InvalidProposal(pp(good.digest()), bad).verify(fx.cluster(), &keys),

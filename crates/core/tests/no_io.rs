@@ -28,7 +28,8 @@ fn core_sources_use_no_io() {
         "OsRng",
         "std::process",
         "std::io::stdin",
-        "HashMap<",
+        "RandomState",
+        "HashMap::new",
     ];
     let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
     let mut checked = 0;
@@ -43,6 +44,15 @@ fn core_sources_use_no_io() {
                     assert!(
                         !text.contains(b),
                         "{} uses {b}: the core must stay sans-IO and deterministic",
+                        path.display()
+                    );
+                }
+                // A HashMap iterates in its hasher's order: only the fixed `UniformHasher`
+                // keeps that order the same on every run.
+                for line in text.lines().filter(|l| l.contains("HashMap<")) {
+                    assert!(
+                        line.contains("UniformHasher"),
+                        "{}: a HashMap without the fixed hasher iterates differently on every run: {line}",
                         path.display()
                     );
                 }

@@ -39,7 +39,7 @@ fn oversized_and_trailing_input_is_refused() {
 fn batches_above_the_limit_are_refused() {
     let fx = Fixture::new(4);
     let req = fx.request(1, 1);
-    let batch = Batch { timestamp_ms: 0, requests: vec![req; limits::MAX_BATCH_REQUESTS + 1] };
+    let batch = Batch { timestamp_ms: 0, requests: vec![req; limits::MAX_BATCH_REQUESTS + 1].into() };
     let m = fx.pre_prepare(0, 1, &batch);
     assert!(matches!(decode(&encode(&m)), Err(WireError::Limit(_))));
 }
@@ -60,4 +60,23 @@ proptest! {
         let _ = decode(&bytes);
         let _ = decode(&bytes[..cut % (bytes.len() + 1)]);
     }
+}
+
+#[test]
+fn batch_digest_commits_to_every_request_and_their_order() {
+    let fx = Fixture::new(4);
+    let (a, b) = (fx.request(1, 5), fx.request(2, 6));
+    let batch = fx.batch(vec![a.clone(), b.clone()]);
+    let (op, d) = a.digests();
+    assert_eq!((op, d), (a.op_digest(), a.digest()));
+    assert_eq!(batch.digest(), Batch::digest_over(0, &[a.digest(), b.digest()]));
+    assert_ne!(batch.digest(), fx.batch(vec![b.clone(), a.clone()]).digest(), "order");
+    assert_ne!(batch.digest(), fx.batch(vec![a.clone()]).digest(), "a request left out");
+    assert_ne!(batch.digest(), Batch::digest_over(1, &[a.digest(), b.digest()]), "timestamp");
+    // Another encoding of the same signature is another request, with the same operation.
+    let mut c = a.clone();
+    c.sig.s[31] ^= 0x80;
+    assert_eq!(c.op_digest(), a.op_digest());
+    assert_ne!(c.digest(), a.digest());
+    assert_ne!(fx.batch(vec![c, b]).digest(), batch.digest());
 }

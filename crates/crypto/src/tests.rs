@@ -72,3 +72,19 @@ fn public_key_hex_round_trip() {
     assert_eq!(PublicKey::from_hex(&kp.public().to_hex()).unwrap(), kp.public());
     assert!(PublicKey::from_hex("zz").is_err());
 }
+
+#[test]
+fn remembered_keys_change_no_verdict() {
+    // Each key checked again and again: the decompressed-key cache must answer exactly as a
+    // fresh decompression does, and never remember an invalid key.
+    let (a, b) = (Keypair::from_seed([7; 32]), Keypair::from_seed([8; 32]));
+    let m = b"message";
+    let (sa, sb) = (a.sign(m), b.sign(m));
+    for _ in 0..3 {
+        assert!(verify_one(&a.public(), m, &sa));
+        assert!(!verify_one(&a.public(), m, &sb));
+        assert!(verify_one(&b.public(), m, &sb));
+        assert!(!verify_one(&b.public(), b"other", &sb));
+        assert!(!verify_one(&PublicKey([0xff; 32]), m, &sa));
+    }
+}

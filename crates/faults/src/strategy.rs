@@ -175,7 +175,7 @@ impl Strategy {
             Message::PrePrepare(pp, batch) if pp.from == self.id => {
                 let key = (pp.body.view, pp.body.seq);
                 let mut alt = batch.clone();
-                alt.requests.reverse();
+                alt.requests = batch.requests.iter().rev().cloned().collect();
                 alt.timestamp_ms += 1;
                 let alt_d = alt.digest();
                 board.split.insert(key, (pp.body.digest, alt_d));
@@ -211,7 +211,7 @@ impl Strategy {
         let mut forged = first;
         forged.body.nonce = forged.body.nonce.wrapping_add(1 << 50);
         self.forged_requests.push(forged.digest());
-        batch.requests.push(forged);
+        batch.requests = batch.requests.iter().cloned().chain([forged]).collect();
         let body = PrePrepare { digest: batch.digest(), ..pp.body };
         Message::PrePrepare(Signed::sign(body, self.id, &self.key, &self.cluster), batch)
     }
@@ -233,7 +233,7 @@ impl Strategy {
     /// A VIEW-CHANGE whose prepared certificate is made up: prepares "from" other agents that
     /// this agent signed itself.
     pub fn forge_view_change(&self, new_view: u64, stable: CheckpointCert) -> Signed<ViewChange> {
-        let batch = Batch { timestamp_ms: new_view, requests: Vec::new() };
+        let batch = Batch { timestamp_ms: new_view, requests: Vec::new().into() };
         let seq = stable.seq + 1;
         let view = new_view.saturating_sub(1);
         let pp = PrePrepare { epoch: 0, view, seq, digest: batch.digest() };

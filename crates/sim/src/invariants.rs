@@ -17,7 +17,7 @@ impl Model {
     /// actions and federated operations (checked by their own invariants).
     fn apply(&mut self, batch: &Batch, actual: &[ReplyEntry]) -> Vec<ReplyEntry> {
         let mut out = Vec::new();
-        for r in &batch.requests {
+        for r in batch.requests.iter() {
             let (client, nonce, op) = (r.body.client, r.body.nonce, r.op_digest());
             let outcome = match self.last.get(&client) {
                 Some((n, _, _)) if nonce < *n => continue,
@@ -131,7 +131,7 @@ impl Checker {
                 self.advance_model(at);
             }
         }
-        for r in &batch.requests {
+        for r in batch.requests.iter() {
             if self.forged.contains(&r.digest()) {
                 self.violate(
                     at,

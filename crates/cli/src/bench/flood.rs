@@ -179,7 +179,7 @@ fn junk(key: &Keypair, from: u32, cluster: &Digest, view: u64, low: u64) -> Vec<
             5 => Message::StateRequest(Signed::sign(StateRequest { epoch: 0, seq: low }, from, key, cluster)),
             // A proposal although it is not the primary, full of badly signed requests.
             15 => {
-                let requests = (0..1024)
+                let requests: Vec<ClientRequest> = (0..1024)
                     .map(|k| ClientRequest {
                         body: RequestBody {
                             client: key.public(),
@@ -189,7 +189,7 @@ fn junk(key: &Keypair, from: u32, cluster: &Digest, view: u64, low: u64) -> Vec<
                         sig: Signature { r: [k as u8; 32], s: [1; 32] },
                     })
                     .collect();
-                let batch = Batch { timestamp_ms: 0, requests };
+                let batch = Batch { timestamp_ms: 0, requests: requests.into() };
                 let pp = PrePrepare { epoch: 0, view, seq: low + 1 + i % 50, digest: batch.digest() };
                 Message::PrePrepare(Signed::sign(pp, from, key, cluster), batch)
             }

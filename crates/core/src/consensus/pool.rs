@@ -3,7 +3,31 @@
 
 use crate::wire::ClientRequest;
 use phalanx_crypto::{Digest, PublicKey};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Hashes map keys that are already uniform (BLAKE3 digests, public keys) with one multiply
+/// per eight bytes. Unkeyed on purpose: iteration order must replay exactly in the simulator.
+/// Crafting colliding keys takes a fresh client signature per attempt, and the pool is bounded
+/// in total and per client, so collisions can slow it only so much.
+#[derive(Default)]
+pub(crate) struct UniformHasher(u64);
+
+impl Hasher for UniformHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(23) ^ u64::from_le_bytes(word)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+}
+
+type UniformMap<K, V> = HashMap<K, V, BuildHasherDefault<UniformHasher>>;
 
 struct Entry {
     req: ClientRequest,
@@ -43,10 +67,10 @@ pub(crate) enum Added {
 
 #[derive(Default)]
 pub(crate) struct Pool {
-    entries: BTreeMap<Digest, Entry>,
+    entries: UniformMap<Digest, Entry>,
     /// Not-yet-proposed requests in arrival order.
     unproposed: BTreeMap<u64, Digest>,
-    by_client: BTreeMap<PublicKey, Vec<(u64, Digest)>>,
+    by_client: UniformMap<PublicKey, Vec<(u64, Digest)>>,
     next_order: u64,
 }
 

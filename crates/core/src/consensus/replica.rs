@@ -687,13 +687,8 @@ impl Replica {
             return;
         }
         let opaque = r.is_opaque();
-        let added = self.pool.add(
-            r,
-            (op, d),
-            self.now,
-            self.params.max_pending,
-            self.params.max_pending_per_client,
-        );
+        let added =
+            self.pool.add(r, (op, d), self.now, self.params.max_pending, self.params.max_pending_per_client);
         match added {
             Added::Full | Added::AlreadyPending => return,
             // An opaque payload carries no signature, so a conflict with one proves nothing.
@@ -783,7 +778,7 @@ impl Replica {
                 }
                 let seq = self.next_seq;
                 self.next_seq += 1;
-                let empty = Batch { timestamp_ms: self.now, requests: Vec::new() };
+                let empty = Batch { timestamp_ms: self.now, requests: Vec::new().into() };
                 self.send_pre_prepare(seq, empty, RequestDigests::default());
                 continue;
             }
@@ -799,7 +794,7 @@ impl Replica {
             }
             // The pool hashed each request on arrival: the batch digest needs only those.
             let (requests, digests) = self.pool.take_batch(self.params.batch_size);
-            let batch = Batch { timestamp_ms: self.now, requests };
+            let batch = Batch { timestamp_ms: self.now, requests: requests.into() };
             let seq = self.next_seq;
             self.next_seq += 1;
             self.send_pre_prepare(seq, batch, digests);

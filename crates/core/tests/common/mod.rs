@@ -73,7 +73,7 @@ impl Fixture {
     }
 
     pub fn batch(&self, reqs: Vec<ClientRequest>) -> Batch {
-        Batch { timestamp_ms: 0, requests: reqs }
+        Batch { timestamp_ms: 0, requests: reqs.into() }
     }
 
     pub fn sign<T: phalanx_core::wire::Body>(&self, from: ReplicaId, body: T) -> Signed<T> {
