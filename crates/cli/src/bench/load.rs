@@ -33,6 +33,8 @@ struct Pending {
 struct ChunkState {
     sent: Instant,
     requests: Vec<Pending>,
+    /// (client, nonce) → index in `requests`.
+    lookup: HashMap<(PublicKey, u64), usize>,
     answered: usize,
     open: usize,
     /// Closed loop: the driver waiting for this chunk.
@@ -117,11 +119,12 @@ impl Load {
             })
             .collect::<Vec<_>>();
         let open = requests.len();
+        let lookup = requests.iter().enumerate().map(|(i, p)| ((p.client, p.nonce), i)).collect();
         let body = Arc::new(wire::to_bytes(&reqs.to_vec()));
         self.chunks
             .lock()
             .unwrap()
-            .insert(id, ChunkState { sent: Instant::now(), requests, answered: 0, open, notify });
+            .insert(id, ChunkState { sent: Instant::now(), requests, lookup, answered: 0, open, notify });
         for q in &self.queues {
             let _ = q.send(Chunk { id, body: body.clone() });
         }
@@ -191,47 +194,43 @@ impl Collector {
         let mut verified: HashMap<(usize, Vec<u8>), bool> = HashMap::new();
         while let Ok((id, node, result)) = rx.recv() {
             let now = Instant::now();
-            let mut index: HashMap<(PublicKey, u64), (Digest, bool, u64, u64)> = HashMap::new();
-            match result {
-                Ok(answer) => {
-                    for reply in &answer.replies {
-                        if self.check(node, reply, &mut verified) {
-                            for e in &reply.body.entries {
-                                let applied = matches!(e.outcome, Outcome::Applied);
-                                let (seq, view) = (reply.body.seq, reply.body.view);
-                                index.insert((e.client, e.nonce), (e.op, applied, seq, view));
-                            }
-                        }
-                    }
-                }
+            let replies: Vec<&Signed<Reply>> = match &result {
+                Ok(answer) => answer.replies.iter().filter(|r| self.check(node, r, &mut verified)).collect(),
                 Err(e) => {
                     self.tally
                         .lock()
                         .unwrap()
                         .first_error
                         .get_or_insert(format!("{}: {e}", self.cluster.agents[node].name));
+                    Vec::new()
                 }
-            }
+            };
             let mut chunks = self.chunks.lock().unwrap();
             let Some(chunk) = chunks.get_mut(&id) else { continue };
             chunk.answered += 1;
             let counts = chunk.sent >= self.window.start && chunk.sent < self.window.end;
             let mut tally = self.tally.lock().unwrap();
-            for p in chunk.requests.iter_mut().filter(|p| !p.done) {
-                let Some((op, applied, seq, view)) = index.get(&(p.client, p.nonce)) else { continue };
-                if *op != p.op {
-                    continue;
-                }
-                let voters = p.votes.entry((*applied, *seq)).or_default();
-                *voters |= 1 << node.min(63);
-                if voters.count_ones() as usize >= self.weak {
-                    p.done = true;
-                    chunk.open -= 1;
-                    // The view of the (f+1)th reply: at least one honest replica executed it then.
-                    tally.first_accept_in_view.entry(*view).or_insert(now);
-                    if counts {
-                        tally.latencies.push(now.duration_since(chunk.sent).as_secs_f64() * 1000.0);
-                        if *applied { tally.committed += 1 } else { tally.rejected += 1 }
+            // A batch reply answers many chunks: look its entries up in this chunk.
+            for reply in replies {
+                let (seq, view) = (reply.body.seq, reply.body.view);
+                for e in &reply.body.entries {
+                    let Some(&i) = chunk.lookup.get(&(e.client, e.nonce)) else { continue };
+                    let p = &mut chunk.requests[i];
+                    if p.done || e.op != p.op {
+                        continue;
+                    }
+                    let applied = matches!(e.outcome, Outcome::Applied);
+                    let voters = p.votes.entry((applied, seq)).or_default();
+                    *voters |= 1 << node.min(63);
+                    if voters.count_ones() as usize >= self.weak {
+                        p.done = true;
+                        chunk.open -= 1;
+                        // The view of the (f+1)th reply: at least one honest replica executed it then.
+                        tally.first_accept_in_view.entry(view).or_insert(now);
+                        if counts {
+                            tally.latencies.push(now.duration_since(chunk.sent).as_secs_f64() * 1000.0);
+                            if applied { tally.committed += 1 } else { tally.rejected += 1 }
+                        }
                     }
                 }
             }
