@@ -291,16 +291,24 @@ impl ClientRequest {
     /// (operation digest, request digest), with one pass over the operation.
     pub fn digests(&self) -> (Digest, Digest) {
         let op = self.op_digest();
-        let mut h = phalanx_crypto::DigestWriter::default();
-        for part in [&b"phalanx-request"[..], &op.0, &self.sig.r, &self.sig.s] {
-            std::io::Write::write_all(&mut h, part).expect("hashing into memory cannot fail");
-        }
-        (op, h.finish())
+        // One contiguous input: BLAKE3 pays per update call on inputs this small.
+        const TAG: &[u8] = b"phalanx-request";
+        let mut bytes = [0u8; TAG.len() + 32 + 64];
+        bytes[..TAG.len()].copy_from_slice(TAG);
+        bytes[TAG.len()..TAG.len() + 32].copy_from_slice(&op.0);
+        bytes[TAG.len() + 32..].copy_from_slice(&self.sig.to_bytes());
+        (op, phalanx_crypto::digest(&bytes))
     }
 
     /// Identity of what the client asked for, independent of how the signature is encoded.
     pub fn op_digest(&self) -> Digest {
-        digest_of(&self.body)
+        // Encoded first (on the stack when it fits), then hashed in one call: a transfer's
+        // encoding streamed into the hasher would be a dozen tiny updates.
+        let mut stack = [0u8; 1024];
+        match postcard::to_slice(&self.body, &mut stack) {
+            Ok(bytes) => phalanx_crypto::digest(bytes),
+            Err(_) => phalanx_crypto::digest(&to_bytes(&self.body)),
+        }
     }
 }
 
@@ -328,13 +336,15 @@ impl Batch {
 
     /// `digest` from the requests' digests (`ClientRequest::digest`), already computed.
     pub fn digest_over(timestamp_ms: u64, requests: &[Digest]) -> Digest {
-        let mut h = phalanx_crypto::DigestWriter::default();
-        let head =
-            [&b"phalanx-batch"[..], &timestamp_ms.to_le_bytes(), &(requests.len() as u64).to_le_bytes()];
-        for part in head.into_iter().chain(requests.iter().map(|d| &d.0[..])) {
-            std::io::Write::write_all(&mut h, part).expect("hashing into memory cannot fail");
+        // One contiguous input, so BLAKE3 hashes its chunks in parallel lanes.
+        let mut bytes = Vec::with_capacity(29 + 32 * requests.len());
+        bytes.extend_from_slice(b"phalanx-batch");
+        bytes.extend_from_slice(&timestamp_ms.to_le_bytes());
+        bytes.extend_from_slice(&(requests.len() as u64).to_le_bytes());
+        for d in requests {
+            bytes.extend_from_slice(&d.0);
         }
-        h.finish()
+        phalanx_crypto::digest(&bytes)
     }
 }
 
