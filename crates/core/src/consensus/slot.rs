@@ -3,7 +3,7 @@
 use crate::evidence::Evidence;
 use crate::wire::{Batch, CommitCert, Phase, PrePrepare, PreparedCert, ReplicaId, Signed, View, Vote};
 use phalanx_crypto::Digest;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Slot {
@@ -27,6 +27,8 @@ pub(crate) struct Slot {
     pub prepared: Option<PreparedCert>,
     /// The decided batch digest and its commit certificate.
     pub decided: Option<CommitCert>,
+    /// Peers sent the commit certificate in this view (they voted on a re-proposal of it).
+    pub certified: BTreeSet<ReplicaId>,
     /// When this replica started on the slot in its current view: only slots undecided for a
     /// full resend interval are retransmitted.
     pub since_ms: u64,
@@ -49,6 +51,7 @@ impl Slot {
             }
             self.prepares.clear();
             self.commits.clear();
+            self.certified.clear();
             self.sent_prepare = false;
             self.sent_commit = false;
         }
@@ -57,6 +60,11 @@ impl Slot {
     /// The epoch the slot's proposal or prepared certificate belongs to.
     pub fn epoch(&self) -> Option<u64> {
         self.pre_prepare.as_ref().or(self.prepared.as_ref().map(|p| &p.pre_prepare)).map(|pp| pp.body.epoch)
+    }
+
+    /// The commit certificate, if the slot was decided for `digest`.
+    pub fn decided_as(&self, digest: Digest) -> Option<&CommitCert> {
+        self.decided.as_ref().filter(|c| c.commits.first().is_some_and(|v| v.body.digest == digest))
     }
 
     /// Stores the batch with the digest it was checked against and, if known, its requests'
