@@ -4,9 +4,7 @@ mod common;
 
 use common::Fixture;
 use phalanx_core::evidence::{Culprit, Evidence, EvidenceError};
-use phalanx_core::wire::{
-    Checkpoint, CheckpointCert, NewView, Phase, PrePrepare, PreparedCert, Signed, ViewChange,
-};
+use phalanx_core::wire::{Checkpoint, NewView, Phase, PrePrepare, Signed};
 use phalanx_crypto::digest;
 
 #[test]
@@ -84,21 +82,10 @@ fn double_spend_is_two_operations_under_one_nonce() {
     );
 }
 
-/// A NEW-VIEW for view 1 (primary 1) built from VIEW-CHANGEs of 0, 2, 3; replica 2 prepared
-/// `batch` at seq 1 in view 0. Returns the honest re-proposal list's NEW-VIEW body.
+/// The honest NEW-VIEW of `Fixture::new_view_reproposing` (the checkpoint's state is not
+/// judged by evidence).
 fn new_view_body(fx: &Fixture) -> NewView {
-    let batch = fx.batch(vec![fx.request(1, 5)]);
-    let d = batch.digest();
-    let stable = CheckpointCert { seq: 0, state: digest(b"genesis"), proofs: Vec::new() };
-    let pre_prepare = fx.sign(0, PrePrepare { epoch: 0, view: 0, seq: 1, digest: d });
-    let prepares = [2, 3].map(|i| fx.sign(i, fx.vote_body(Phase::Prepare, 0, 1, d))).to_vec();
-    let cert = PreparedCert { pre_prepare, prepares, batch };
-    let vc = |from, prepared: Vec<PreparedCert>| {
-        fx.sign(from, ViewChange { epoch: 0, new_view: 1, stable: stable.clone(), prepared })
-    };
-    let view_changes = vec![vc(0, Vec::new()), vc(2, vec![cert]), vc(3, Vec::new())];
-    let pre_prepares = vec![fx.sign(1, PrePrepare { epoch: 0, view: 1, seq: 1, digest: d })];
-    NewView { epoch: 0, view: 1, view_changes, pre_prepares }
+    fx.new_view_reproposing(&fx.batch(vec![fx.request(1, 5)]), digest(b"genesis"))
 }
 
 #[test]

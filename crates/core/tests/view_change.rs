@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use phalanx_core::consensus::Effect;
-use phalanx_core::wire::{CheckpointCert, Message, NewView, Phase, PrePrepare, PreparedCert, ViewChange};
+use phalanx_core::wire::{Message, Phase};
 
 /// Commit certificates sent to member `to`.
 fn certificates_to(effects: &[Effect], to: u32) -> usize {
@@ -27,16 +27,7 @@ fn a_decided_slot_is_settled_by_its_certificate_not_by_new_votes() {
     assert_eq!(certificates_to(&feed(&mut r, fx.vote(3, Phase::Prepare, 0, 1, d)), 3), 0);
 
     // View 1 (primary 1) re-proposes seq 1 from replica 2's prepared certificate.
-    let stable = CheckpointCert { seq: 0, state: genesis, proofs: Vec::new() };
-    let pre_prepare = fx.sign(0, PrePrepare { epoch: 0, view: 0, seq: 1, digest: d });
-    let prepares = [2, 3].map(|i| fx.sign(i, fx.vote_body(Phase::Prepare, 0, 1, d))).to_vec();
-    let cert = PreparedCert { pre_prepare, prepares, batch };
-    let vc = |from, prepared: Vec<PreparedCert>| {
-        fx.sign(from, ViewChange { epoch: 0, new_view: 1, stable: stable.clone(), prepared })
-    };
-    let view_changes = vec![vc(0, Vec::new()), vc(2, vec![cert]), vc(3, Vec::new())];
-    let pre_prepares = vec![fx.sign(1, PrePrepare { epoch: 0, view: 1, seq: 1, digest: d })];
-    let nv = fx.sign(1, NewView { epoch: 0, view: 1, view_changes, pre_prepares });
+    let nv = fx.sign(1, fx.new_view_reproposing(&batch, genesis));
     let entered = feed(&mut r, Message::NewView(nv));
     assert!(
         entered.iter().any(|e| matches!(e, Effect::ViewEntered { view: 1, .. })),

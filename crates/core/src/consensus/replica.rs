@@ -880,17 +880,26 @@ impl Replica {
         if batch.timestamp_ms > self.now.saturating_add(self.params.max_clock_skew_ms) {
             return;
         }
-        self.accept_with_digests(pp, batch, digests);
+        // The batch digest was checked above.
+        self.accept_with_digests(pp, batch, digests, true);
     }
 
     /// Stores a verified pre-prepare and votes PREPARE for it (backups only).
     pub(super) fn accept_pre_prepare(&mut self, pp: Signed<PrePrepare>, batch: Batch) {
         let digests = RequestDigests::of(&batch.requests, &self.pool);
-        self.accept_with_digests(pp, batch, digests);
+        let matches = Batch::digest_over(batch.timestamp_ms, &digests.requests) == pp.body.digest;
+        self.accept_with_digests(pp, batch, digests, matches);
     }
 
-    /// `accept_pre_prepare` with the batch's request digests already computed.
-    fn accept_with_digests(&mut self, pp: Signed<PrePrepare>, batch: Batch, digests: RequestDigests) {
+    /// `accept_pre_prepare` with the batch's request digests already computed; the batch is kept
+    /// only if it `matches` the pre-prepare's digest.
+    fn accept_with_digests(
+        &mut self,
+        pp: Signed<PrePrepare>,
+        batch: Batch,
+        digests: RequestDigests,
+        matches: bool,
+    ) {
         self.last_proposal_ms = self.now;
         let seq = pp.body.seq;
         if let Some(p) = self.peers.get_mut(pp.from as usize) {
@@ -900,7 +909,6 @@ impl Replica {
             self.pool.mark_proposed(d);
         }
         let d = pp.body.digest;
-        let matches = Batch::digest_over(batch.timestamp_ms, &digests.requests) == d;
         let slot = self.slot(seq);
         slot.pre_prepare = Some(pp);
         if slot.decided.is_none() && matches {

@@ -4,8 +4,8 @@
 use phalanx_core::consensus::{Config, DirectVerifier, Effect, Epoch, Input, Member, Params, Replica};
 use phalanx_core::state::{Genesis, GenesisAccount};
 use phalanx_core::wire::{
-    Batch, Checkpoint, ClientRequest, Message, Operation, Phase, PrePrepare, ReplicaId, RequestBody, Signed,
-    Vote,
+    Batch, Checkpoint, CheckpointCert, ClientRequest, Message, NewView, Operation, Phase, PrePrepare,
+    PreparedCert, ReplicaId, RequestBody, Signed, ViewChange, Vote,
 };
 use phalanx_crypto::{Digest, Keypair, digest};
 
@@ -96,6 +96,25 @@ impl Fixture {
 
     pub fn checkpoint(&self, from: ReplicaId, seq: u64, state: Digest) -> Message {
         Message::Checkpoint(self.sign(from, Checkpoint { epoch: 0, seq, state }))
+    }
+}
+
+impl Fixture {
+    /// A NEW-VIEW for view 1 (primary 1) built from VIEW-CHANGEs of 0, 2 and 3 over the seq-0
+    /// checkpoint with state `stable_state`. Replica 2 prepared `batch` at seq 1 in view 0, so
+    /// the NEW-VIEW re-proposes it there.
+    pub fn new_view_reproposing(&self, batch: &Batch, stable_state: Digest) -> NewView {
+        let d = batch.digest();
+        let stable = CheckpointCert { seq: 0, state: stable_state, proofs: Vec::new() };
+        let pre_prepare = self.sign(0, PrePrepare { epoch: 0, view: 0, seq: 1, digest: d });
+        let prepares = [2, 3].map(|i| self.sign(i, self.vote_body(Phase::Prepare, 0, 1, d))).to_vec();
+        let cert = PreparedCert { pre_prepare, prepares, batch: batch.clone() };
+        let vc = |from, prepared: Vec<PreparedCert>| {
+            self.sign(from, ViewChange { epoch: 0, new_view: 1, stable: stable.clone(), prepared })
+        };
+        let view_changes = vec![vc(0, Vec::new()), vc(2, vec![cert]), vc(3, Vec::new())];
+        let pre_prepares = vec![self.sign(1, PrePrepare { epoch: 0, view: 1, seq: 1, digest: d })];
+        NewView { epoch: 0, view: 1, view_changes, pre_prepares }
     }
 }
 
