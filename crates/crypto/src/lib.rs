@@ -6,6 +6,7 @@
 
 mod cache;
 mod digest;
+mod equation;
 mod keys;
 mod verify;
 
