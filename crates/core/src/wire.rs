@@ -654,6 +654,27 @@ impl Message {
         }
     }
 
+    /// Every `name`, in a fixed order (for per-kind counters).
+    pub const NAMES: [&'static str; 11] = [
+        "request",
+        "pre-prepare",
+        "prepare",
+        "commit",
+        "checkpoint",
+        "view-change",
+        "new-view",
+        "state-request",
+        "state-response",
+        "fetch",
+        "commit-certificate",
+    ];
+
+    /// The position of `name()` in `NAMES`.
+    pub fn name_index(&self) -> usize {
+        let name = self.name();
+        Self::NAMES.iter().position(|n| *n == name).unwrap_or(0)
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Message::Request(_) => "request",

@@ -513,6 +513,11 @@ fn status_json(s: &ApiState, st: &ReplicaStatus) -> Value {
             "fsyncs": s.traffic.fsyncs.load(std::sync::atomic::Ordering::Relaxed),
             "rounds": s.traffic.rounds.load(std::sync::atomic::Ordering::Relaxed),
             "inputs": s.traffic.inputs.load(std::sync::atomic::Ordering::Relaxed),
+            "messages_by_kind": phalanx_core::wire::Message::NAMES
+                .iter()
+                .zip(&s.traffic.sent_by_kind)
+                .map(|(n, c)| (n.to_string(), Value::from(c.load(std::sync::atomic::Ordering::Relaxed))))
+                .collect::<serde_json::Map<_, _>>(),
         },
     })
 }

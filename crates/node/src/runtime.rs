@@ -88,6 +88,8 @@ pub enum Command {
 #[derive(Default, Debug)]
 pub struct Traffic {
     pub messages_sent: AtomicU64,
+    /// Messages sent, by kind (indexed like `Message::NAMES`), to see what traffic is made of.
+    pub sent_by_kind: [AtomicU64; Message::NAMES.len()],
     pub bytes_sent: AtomicU64,
     /// Durable journal commits (each one fsync).
     pub fsyncs: AtomicU64,
@@ -335,6 +337,7 @@ impl Runtime {
 
     /// Sends what the replica wants sent: directly, or through the injected fault's strategy.
     fn emit(&mut self, msg: Message, to: Vec<ReplicaId>) {
+        self.traffic.sent_by_kind[msg.name_index()].fetch_add(to.len() as u64, Ordering::Relaxed);
         let Some(f) = self.fault.as_mut() else {
             let bytes = Bytes::from(wire::encode(&msg));
             for t in to {

@@ -305,21 +305,40 @@ fn bench_accounts(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// What the nodes did so far: (CPU seconds per node, messages sent, bytes sent, fsyncs).
-fn node_counters(cluster: &Cluster, dir: &Path) -> (Vec<f64>, u64, u64, u64) {
-    let mut cpu = Vec::new();
+/// What the nodes did so far, summed over the nodes that answer.
+#[derive(Clone, Default)]
+struct Counters {
+    /// CPU seconds per node.
+    cpu: Vec<f64>,
+    messages: u64,
+    bytes: u64,
+    fsyncs: u64,
+    /// Messages by kind (`Message::NAMES`).
+    by_kind: std::collections::BTreeMap<String, u64>,
+    /// The highest executed seq and the highest view.
+    seq: u64,
+    view: u64,
+}
+
+fn node_counters(cluster: &Cluster, dir: &Path) -> Counters {
+    let mut c = Counters::default();
     for m in &cluster.agents {
         let pid =
             std::fs::read_to_string(dir.join("data").join(&m.name).join("node.pid")).unwrap_or_default();
-        cpu.push(cpu_seconds(pid.trim()));
+        c.cpu.push(cpu_seconds(pid.trim()));
     }
-    let (mut msgs, mut bytes, mut fsyncs) = (0, 0, 0);
     for s in cluster.get_all("/v1/status").into_iter().flatten() {
-        msgs += s["traffic"]["messages_sent"].as_u64().unwrap_or(0);
-        bytes += s["traffic"]["bytes_sent"].as_u64().unwrap_or(0);
-        fsyncs += s["traffic"]["fsyncs"].as_u64().unwrap_or(0);
+        let t = &s["traffic"];
+        c.messages += t["messages_sent"].as_u64().unwrap_or(0);
+        c.bytes += t["bytes_sent"].as_u64().unwrap_or(0);
+        c.fsyncs += t["fsyncs"].as_u64().unwrap_or(0);
+        for (kind, n) in t["messages_by_kind"].as_object().into_iter().flatten() {
+            *c.by_kind.entry(kind.clone()).or_default() += n.as_u64().unwrap_or(0);
+        }
+        c.seq = c.seq.max(s["last_executed"].as_u64().unwrap_or(0));
+        c.view = c.view.max(s["view"].as_u64().unwrap_or(0));
     }
-    (cpu, msgs, bytes, fsyncs)
+    c
 }
 
 /// User + system CPU time of a process (Linux /proc; 0 elsewhere).
@@ -504,7 +523,7 @@ fn run(
     }
     let flood = flood.map(flood::Flood::finish);
     // CPU over the measured window only (the backlog drained below is not part of it).
-    let cpu_at_end = node_counters(&cluster, dir).0;
+    let cpu_at_end = node_counters(&cluster, dir).cpu;
     let tally = load.finish(Duration::from_secs(30));
     let kill = match killer.map(|k| k.join()) {
         Some(Ok(Ok(k))) => {
@@ -542,12 +561,17 @@ fn run(
         "tx_per_sec": tx_per_sec,
         "latency_ms": {"p50": percentile(&lat, 0.5), "p95": percentile(&lat, 0.95), "p99": percentile(&lat, 0.99)},
         // A killed node's counter is gone: only what each node still reports is summed.
-        "cpu_pct": (cpu_at_end.iter().zip(&before.0).map(|(x, y)| (x - y).max(0.0)).sum::<f64>() / secs
+        "cpu_pct": (cpu_at_end.iter().zip(&before.cpu).map(|(x, y)| (x - y).max(0.0)).sum::<f64>() / secs
             / std::thread::available_parallelism().map_or(1, |c| c.get()) as f64 * 100.0).round(),
         "client_cpu_pct": (client_cpu / start.elapsed().as_secs_f64() * 100.0).round(),
-        "msgs_per_tx": per_tx(after.1 - before.1),
-        "bytes_per_tx": per_tx(after.2 - before.2),
-        "fsyncs_per_tx": if done > 0.0 { ((after.3 - before.3) as f64 / done * 1000.0).round() / 1000.0 } else { 0.0 },
+        "msgs_per_tx": per_tx(after.messages - before.messages),
+        "bytes_per_tx": per_tx(after.bytes - before.bytes),
+        // Requests ordered per consensus instance: votes cost per instance, so this is what
+        // amortises them.
+        "tx_per_instance": if after.seq > before.seq { (done / (after.seq - before.seq) as f64).round() } else { 0.0 },
+        "msgs_per_tx_by_kind": after.by_kind.iter().map(|(k, n)| (k.clone(), json!(per_tx(n - before.by_kind.get(k).copied().unwrap_or(0))))).collect::<serde_json::Map<_, _>>(),
+        "view_changes": after.view - before.view,
+        "fsyncs_per_tx": if done > 0.0 { ((after.fsyncs - before.fsyncs) as f64 / done * 1000.0).round() / 1000.0 } else { 0.0 },
         "limit_tx_per_sec": limit,
         "vs_limit": limit.map(|l| (tx_per_sec / l * 100.0).round() / 100.0),
         "presigned_ran_out": ran_dry,
@@ -568,7 +592,7 @@ fn print_table(rows: &[Value]) {
         other => other.to_string(),
     };
     println!(
-        "{:>3} {:>6} {:>18} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>9} {:>8} {:>7}",
+        "{:>3} {:>6} {:>18} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>9} {:>7} {:>8} {:>7}",
         "n",
         "mode",
         "load",
@@ -579,12 +603,13 @@ fn print_table(rows: &[Value]) {
         "cpu%",
         "msgs/tx",
         "bytes/tx",
+        "tx/inst",
         "limit",
         "×limit"
     );
     for r in rows {
         println!(
-            "{:>3} {:>6} {:>18} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>9} {:>8} {:>7}",
+            "{:>3} {:>6} {:>18} {:>8} {:>8} {:>8} {:>8} {:>6} {:>8} {:>9} {:>7} {:>8} {:>7}",
             cell(&r["nodes"]),
             cell(&r["mode"]),
             cell(&r["load"]),
@@ -595,9 +620,13 @@ fn print_table(rows: &[Value]) {
             cell(&r["cpu_pct"]),
             cell(&r["msgs_per_tx"]),
             cell(&r["bytes_per_tx"]),
+            cell(&r["tx_per_instance"]),
             cell(&r["limit_tx_per_sec"]),
             cell(&r["vs_limit"])
         );
+        if r["view_changes"].as_u64().unwrap_or(0) > 0 && r["kill_primary"].is_null() {
+            println!("    {} view change(s) during the measured phase", r["view_changes"]);
+        }
         if r["failed"] != 0 {
             println!("    {} transfers failed; first error: {}", r["failed"], r["first_error"]);
         }

@@ -210,7 +210,12 @@ impl Replica {
     /// Retransmit what we signed for undecided slots; ask for decided slots we are missing.
     pub(super) fn on_resend_timer(&mut self) {
         self.set_timer(Timer::Resend, self.params.resend_interval_ms);
-        if self.active {
+        // Execution is in order, so a slot that lost a message stops it at once. While it
+        // advances, old undecided slots are only queued behind an overloaded pipeline:
+        // resending their votes (and the primary its whole batches) then would multiply the
+        // load that delays them.
+        let stalled = self.now.saturating_sub(self.last_progress_ms) >= self.params.resend_interval_ms / 2;
+        if self.active && stalled {
             let mut msgs = Vec::new();
             let recent = self.now.saturating_sub(self.params.resend_interval_ms);
             for slot in self.log.range(self.stable.seq + 1..).map(|(_, s)| s) {
@@ -228,7 +233,7 @@ impl Replica {
                 }
             }
             self.out.extend(msgs.into_iter().map(Effect::Broadcast));
-        } else {
+        } else if !self.active {
             self.broadcast_view_change();
         }
         if let Some((seq, (d, _))) = self.snapshots.iter().next_back().map(|(s, v)| (*s, v.clone()))

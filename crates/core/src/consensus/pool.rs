@@ -72,6 +72,8 @@ pub(crate) struct Pool {
     unproposed: BTreeMap<u64, Digest>,
     by_client: UniformMap<PublicKey, Vec<(u64, Digest)>>,
     next_order: u64,
+    /// The latest arrival here of a request the primary has proposed in this view.
+    proposed_arrival_ms: u64,
 }
 
 impl Pool {
@@ -135,6 +137,7 @@ impl Pool {
             let Some((_, d)) = self.unproposed.pop_first() else { break };
             if let Some(e) = self.entries.get_mut(&d) {
                 e.proposed = true;
+                self.proposed_arrival_ms = self.proposed_arrival_ms.max(e.arrival_ms);
                 out.push(e.req.clone());
                 digests.ops.push(e.op);
                 digests.requests.push(d);
@@ -155,13 +158,21 @@ impl Pool {
     pub fn mark_proposed(&mut self, d: &Digest) {
         if let Some(e) = self.entries.get_mut(d) {
             e.proposed = true;
+            self.proposed_arrival_ms = self.proposed_arrival_ms.max(e.arrival_ms);
             self.unproposed.remove(&e.order);
         }
+    }
+
+    /// The latest arrival here of a request the primary proposed in this view: requests that
+    /// arrived well before it were passed over, not merely queued behind older ones.
+    pub fn proposed_arrival_ms(&self) -> u64 {
+        self.proposed_arrival_ms
     }
 
     /// After a view change nothing counts as proposed until the new view re-proposes it, and
     /// every request gets a fresh timeout.
     pub fn reset(&mut self, now: u64) {
+        self.proposed_arrival_ms = 0;
         for (d, e) in self.entries.iter_mut() {
             e.arrival_ms = now;
             e.relayed_ms = None;

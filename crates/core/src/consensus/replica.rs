@@ -726,6 +726,11 @@ impl Replica {
     /// request waited that long, the last half of it known to every replica. Progress, not the
     /// age of each request, is what counts: an overloaded primary that keeps executing is not
     /// suspected, a crashed one is within one timeout of its last execution.
+    ///
+    /// While execution progresses, a request is relayed only if the primary passed it over:
+    /// it proposed one that arrived here half a timeout later. A request queued behind older
+    /// ones is not relayed: under overload every request waits that long, and relaying each to
+    /// every replica (n² messages per request) multiplied the load that delayed them.
     fn on_request_timer(&mut self) {
         self.request_timer_armed = false;
         if !self.active || self.pool.len() == 0 {
@@ -733,7 +738,12 @@ impl Replica {
         }
         let timeout = self.params.view_change_timeout_ms;
         let half = (timeout / 2).max(1);
-        let relayed = self.pool.take_unrelayed(self.now.saturating_sub(half), self.now, RELAY_BUDGET);
+        let stalled = self.now >= self.last_progress_ms.saturating_add(half);
+        let mut cutoff = self.now.saturating_sub(half);
+        if !stalled {
+            cutoff = cutoff.min(self.pool.proposed_arrival_ms().saturating_sub(half));
+        }
+        let relayed = self.pool.take_unrelayed(cutoff, self.now, RELAY_BUDGET);
         // A backlog is relayed a budget at a time, not in one burst.
         let relay_pause = if relayed.len() == RELAY_BUDGET { (timeout / 20).max(1) } else { 0 };
         for r in relayed {
@@ -746,8 +756,11 @@ impl Replica {
             self.start_view_change(self.view.saturating_add(1), "request-timeout");
             return;
         }
-        // Next look: when a request is due for relay, or the primary could be suspected.
-        let relay_at = self.pool.oldest_unrelayed().map(|a| (a + half).max(self.now + relay_pause));
+        // Next look: when a request is due for relay (by age if execution stops by then), or
+        // the primary could be suspected.
+        let relay_at = self.pool.oldest_unrelayed().map(|a| {
+            if a <= cutoff { self.now + relay_pause } else { (a + half).max(self.last_progress_ms + half) }
+        });
         let suspect_at = overdue_at.map(|t| t.max(stalled_at));
         let due = [relay_at, suspect_at].into_iter().flatten().min().unwrap_or(self.now + timeout);
         self.request_timer_armed = true;
