@@ -150,18 +150,31 @@ pub fn executed(effects: &[Effect]) -> Vec<u64> {
 /// Drives backup `me` through the normal case for one slot: pre-prepare, prepares and commits
 /// from the other members (view 0, primary 0).
 pub fn commit_slot(fx: &Fixture, r: &mut Replica, seq: u64, batch: &Batch) -> Vec<Effect> {
+    commit_slot_at(fx, r, 0, seq, batch, true)
+}
+
+/// `commit_slot` at time `now`, with or without the pre-prepare (already received).
+pub fn commit_slot_at(
+    fx: &Fixture,
+    r: &mut Replica,
+    now: u64,
+    seq: u64,
+    batch: &Batch,
+    pre_prepare: bool,
+) -> Vec<Effect> {
     let d = batch.digest();
     let me = r.id();
     let n = fx.keys.len() as ReplicaId;
-    let mut out = feed(r, fx.pre_prepare(0, seq, batch));
+    let mut feed = |m: Message| r.handle(now, Input::Message(m));
+    let mut out = if pre_prepare { feed(fx.pre_prepare(0, seq, batch)) } else { Vec::new() };
     for i in 1..n {
         if i != me {
-            out.extend(feed(r, fx.vote(i, Phase::Prepare, 0, seq, d)));
+            out.extend(feed(fx.vote(i, Phase::Prepare, 0, seq, d)));
         }
     }
     for i in 0..n {
         if i != me {
-            out.extend(feed(r, fx.vote(i, Phase::Commit, 0, seq, d)));
+            out.extend(feed(fx.vote(i, Phase::Commit, 0, seq, d)));
         }
     }
     out
