@@ -1,7 +1,8 @@
 //! Under overload every request waits and every slot stays undecided for a while. A replica
 //! must not answer that with retransmissions, which multiply the load that delays them: it
-//! relays a request only when execution stalls or the primary passed the request over, and
-//! resends its votes only when execution stalls.
+//! relays a request to every replica only when execution stalls or the primary passed the
+//! request over (and to the primary alone after a whole timeout), and resends its votes only
+//! when execution stalls.
 
 mod common;
 
@@ -86,4 +87,45 @@ fn votes_of_an_old_undecided_slot_are_resent_only_once_execution_stalls() {
     // 600 ms without execution: slot 2 may have lost a message.
     let tick = r.handle(T0 + 1500, Input::Timeout(Timer::Resend));
     assert!(sent_vote(&tick, Phase::Prepare, 2), "a stalled slot's votes are resent");
+}
+
+/// Client requests sent to member `to` alone.
+fn forwarded_to(effects: &[Effect], to: u32) -> Vec<u64> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send { to: t, msg: Message::Request(r) } if *t == to => Some(r.body.nonce),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_request_only_a_backup_holds_reaches_the_primary_while_execution_goes_on() {
+    let fx = Fixture::new(4);
+    let mut r = fx.replica(2);
+    // Member 0's key as a second client, whose requests keep the cluster executing.
+    let other = |nonce| {
+        let op = Operation::Transfer { from: "bob".into(), to: "alice".into(), amount: 0 };
+        ClientRequest::sign(RequestBody { client: fx.keys[0].public(), nonce, op }, &fx.keys[0], fx.cluster())
+    };
+    let lonely = fx.request(1, 1);
+    arrive(&mut r, T0, &lonely);
+    let (b1, b2) = (other(1), other(2));
+    arrive(&mut r, T0 + 100, &b1);
+    arrive(&mut r, T0 + 100, &b2);
+    assert_eq!(
+        executed(&commit_slot_at(&fx, &mut r, T0 + 300, 1, &batch_at(T0 + 100, vec![b1]), true)),
+        vec![1]
+    );
+    assert_eq!(
+        executed(&commit_slot_at(&fx, &mut r, T0 + 900, 2, &batch_at(T0 + 100, vec![b2]), true)),
+        vec![2]
+    );
+    // A whole timeout unproposed, not passed over by half a timeout, no stall: to the primary
+    // alone, once.
+    let tick = r.handle(T0 + 1050, Input::Timeout(Timer::Request));
+    assert_eq!(relayed(&tick), vec![]);
+    assert_eq!(forwarded_to(&tick, 0), vec![1]);
+    assert_eq!(forwarded_to(&r.handle(T0 + 1200, Input::Timeout(Timer::Request)), 0), Vec::<u64>::new());
 }

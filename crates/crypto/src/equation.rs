@@ -40,12 +40,15 @@ fn signer_points(keys: &[[u8; 32]]) -> Vec<Option<EdwardsPoint>> {
         let guard = SIGNERS.lock().unwrap_or_else(|p| p.into_inner());
         keys.iter().map(|k| guard.as_ref().and_then(|m| m.get(k).copied())).collect()
     };
-    let mut learned = Vec::new();
+    let mut learned: HashMap<[u8; 32], EdwardsPoint> = HashMap::new();
     for (key, slot) in keys.iter().zip(out.iter_mut()) {
         if slot.is_none() {
-            *slot = CompressedEdwardsY(*key).decompress();
+            *slot = match learned.get(key) {
+                Some(p) => Some(*p),
+                None => CompressedEdwardsY(*key).decompress(),
+            };
             if let Some(p) = slot {
-                learned.push((*key, *p));
+                learned.insert(*key, *p);
             }
         }
     }
@@ -53,9 +56,10 @@ fn signer_points(keys: &[[u8; 32]]) -> Vec<Option<EdwardsPoint>> {
         let mut guard = SIGNERS.lock().unwrap_or_else(|p| p.into_inner());
         let map = guard.get_or_insert_with(HashMap::new);
         if map.len() + learned.len() > POINTS {
-            map.clear();
+            // A fresh map: `clear` would keep the grown allocation.
+            *map = HashMap::new();
         }
-        map.extend(learned);
+        map.extend(learned.into_iter().take(POINTS));
     }
     out
 }

@@ -1,6 +1,7 @@
 //! Phalanx cryptography: agent identities (Ed25519 in PKCS#8 PEM), domain-separated signing,
-//! verification whose batch verdict always equals the single verdict (ZIP 215 rules, via
-//! `ed25519-zebra`), and BLAKE3 digests.
+//! verification whose batch verdict always equals the single verdict (ZIP 215 rules: single
+//! verification by `ed25519-zebra`, the batch equation over remembered signer points in
+//! `equation`), and BLAKE3 digests.
 //!
 //! Nothing here performs I/O except the explicit PEM helpers, which take and return strings.
 

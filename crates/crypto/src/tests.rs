@@ -99,7 +99,11 @@ mod crafted {
 
     /// s = r + H(R ‖ A ‖ M)·a over the given encodings of A and R (R = rB + torsion).
     fn sign(a: Scalar, a_bytes: [u8; 32], r: Scalar, torsion: EdwardsPoint, m: &[u8]) -> VerifyItem {
-        let big_r = (r * B + torsion).compress().to_bytes();
+        sign_encoded(a, a_bytes, r, (r * B + torsion).compress().to_bytes(), m)
+    }
+
+    /// The same with R given by its encoding (which must encode rB plus a torsion point).
+    fn sign_encoded(a: Scalar, a_bytes: [u8; 32], r: Scalar, big_r: [u8; 32], m: &[u8]) -> VerifyItem {
         let k = Scalar::from_hash(sha2::Sha512::default().chain(&big_r[..]).chain(&a_bytes[..]).chain(m));
         let s = (r + k * a).to_bytes();
         VerifyItem { key: PublicKey(a_bytes), message: m.to_vec(), signature: Signature { r: big_r, s } }
@@ -134,6 +138,22 @@ mod crafted {
             let mut item = sign(a, a_bytes, scalar(i + 160), zero, &m);
             item.message.push(1);
             out.push((item, false));
+        }
+        // R in encodings `compress` never produces, under a real key: k must hash them as
+        // received. y = p + 1 (the identity), y = p (a point of order 4), and y = 1 with the
+        // sign bit set (the identity again, x = −0).
+        let (a, a_bytes) = (scalar(9), (scalar(9) * B).compress().to_bytes());
+        let mut order4_noncanonical = [0xff; 32];
+        order4_noncanonical[0] = 0xed;
+        order4_noncanonical[31] = 0x7f;
+        let mut identity_signed = [0u8; 32];
+        identity_signed[0] = 1;
+        identity_signed[31] = 0x80;
+        for (i, big_r) in
+            [identity_noncanonical, order4_noncanonical, identity_signed].into_iter().enumerate()
+        {
+            let m = [0x40 + i as u8; 8];
+            out.push((sign_encoded(a, a_bytes, Scalar::ZERO, big_r, &m), true));
         }
         // The non-canonical identity as a key, with a = 0.
         out.push((sign(Scalar::ZERO, identity_noncanonical, scalar(200), zero, b"noncanonical"), true));

@@ -38,6 +38,8 @@ struct Entry {
     proposed: bool,
     /// When it was relayed to every replica (once, after waiting half a timeout).
     relayed_ms: Option<u64>,
+    /// Sent to the primary alone (once per view, after waiting a whole timeout unproposed).
+    forwarded: bool,
 }
 
 /// The digests of a batch's requests, in order: operations (`op_digest`) and requests.
@@ -119,7 +121,10 @@ impl Pool {
         let order = self.next_order;
         self.next_order += 1;
         self.by_client.entry(req.body.client).or_default().push((req.body.nonce, d));
-        self.entries.insert(d, Entry { req, op, arrival_ms: now, order, proposed: false, relayed_ms: None });
+        self.entries.insert(
+            d,
+            Entry { req, op, arrival_ms: now, order, proposed: false, relayed_ms: None, forwarded: false },
+        );
         self.unproposed.insert(order, d);
         match conflict {
             Some(other) => Added::Conflict(other),
@@ -176,6 +181,7 @@ impl Pool {
         for (d, e) in self.entries.iter_mut() {
             e.arrival_ms = now;
             e.relayed_ms = None;
+            e.forwarded = false;
             if e.proposed {
                 e.proposed = false;
                 self.unproposed.insert(e.order, *d);
@@ -234,6 +240,31 @@ impl Pool {
             }
         }
         out
+    }
+
+    /// Requests that waited since before `cutoff`, unproposed, neither relayed nor forwarded
+    /// yet: marks them forwarded.
+    pub fn take_unforwarded(&mut self, cutoff: u64, max: usize) -> Vec<ClientRequest> {
+        let mut out = Vec::new();
+        for e in self.entries.values_mut() {
+            if out.len() >= max {
+                break;
+            }
+            if e.arrival_ms <= cutoff && !e.forwarded && !e.proposed && e.relayed_ms.is_none() {
+                e.forwarded = true;
+                out.push(e.req.clone());
+            }
+        }
+        out
+    }
+
+    /// Arrival of the oldest request `take_unforwarded` could take.
+    pub fn oldest_unforwarded(&self) -> Option<u64> {
+        self.entries
+            .values()
+            .filter(|e| !e.forwarded && !e.proposed && e.relayed_ms.is_none())
+            .map(|e| e.arrival_ms)
+            .min()
     }
 
     /// Arrival of the oldest request not relayed yet.

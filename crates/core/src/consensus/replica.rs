@@ -730,7 +730,9 @@ impl Replica {
     /// While execution progresses, a request is relayed only if the primary passed it over:
     /// it proposed one that arrived here half a timeout later. A request queued behind older
     /// ones is not relayed: under overload every request waits that long, and relaying each to
-    /// every replica (n² messages per request) multiplied the load that delayed them.
+    /// every replica (n² messages per request) multiplied the load that delayed them. One still
+    /// unproposed after a whole timeout goes to the primary alone, which may never have had it
+    /// (a client that reached only some backups) while other traffic keeps execution going.
     fn on_request_timer(&mut self) {
         self.request_timer_armed = false;
         if !self.active || self.pool.len() == 0 {
@@ -749,6 +751,13 @@ impl Replica {
         for r in relayed {
             self.out.push(Effect::Broadcast(Message::Request(r)));
         }
+        let forward = !self.is_primary();
+        if forward {
+            let primary = self.primary();
+            for r in self.pool.take_unforwarded(self.now.saturating_sub(timeout), RELAY_BUDGET) {
+                self.out.push(Effect::Send { to: primary, msg: Message::Request(r) });
+            }
+        }
         let stalled_at = self.last_progress_ms.min(self.last_proposal_ms) + timeout;
         let overdue_at = self.pool.first_overdue(timeout, half);
         if overdue_at.is_some_and(|t| self.now >= t.max(stalled_at)) {
@@ -762,7 +771,13 @@ impl Replica {
             if a <= cutoff { self.now + relay_pause } else { (a + half).max(self.last_progress_ms + half) }
         });
         let suspect_at = overdue_at.map(|t| t.max(stalled_at));
-        let due = [relay_at, suspect_at].into_iter().flatten().min().unwrap_or(self.now + timeout);
+        // A forwarding backlog goes out a budget at a time too.
+        let forward_at = forward
+            .then(|| self.pool.oldest_unforwarded())
+            .flatten()
+            .map(|a| (a + timeout).max(self.now + (timeout / 20).max(1)));
+        let due =
+            [relay_at, suspect_at, forward_at].into_iter().flatten().min().unwrap_or(self.now + timeout);
         self.request_timer_armed = true;
         self.set_timer(Timer::Request, due.saturating_sub(self.now).max(1));
     }
