@@ -740,7 +740,10 @@ impl Replica {
         }
         let timeout = self.params.view_change_timeout_ms;
         let half = (timeout / 2).max(1);
-        let stalled = self.now >= self.last_progress_ms.saturating_add(half);
+        // Quiet: neither an execution nor a proposal lately (the suspicion rule's measure, so a
+        // dead primary's last instances completing without it do not postpone the relay).
+        let quiet_since = self.last_progress_ms.min(self.last_proposal_ms);
+        let stalled = self.now >= quiet_since.saturating_add(half);
         let mut cutoff = self.now.saturating_sub(half);
         if !stalled {
             cutoff = cutoff.min(self.pool.proposed_arrival_ms().saturating_sub(half));
@@ -758,7 +761,7 @@ impl Replica {
                 self.out.push(Effect::Send { to: primary, msg: Message::Request(r) });
             }
         }
-        let stalled_at = self.last_progress_ms.min(self.last_proposal_ms) + timeout;
+        let stalled_at = quiet_since + timeout;
         let overdue_at = self.pool.first_overdue(timeout, half);
         if overdue_at.is_some_and(|t| self.now >= t.max(stalled_at)) {
             self.accuse(self.primary(), Accusation::Censorship, self.view);
@@ -767,9 +770,10 @@ impl Replica {
         }
         // Next look: when a request is due for relay (by age if execution stops by then), or
         // the primary could be suspected.
-        let relay_at = self.pool.oldest_unrelayed().map(|a| {
-            if a <= cutoff { self.now + relay_pause } else { (a + half).max(self.last_progress_ms + half) }
-        });
+        let relay_at = self
+            .pool
+            .oldest_unrelayed()
+            .map(|a| if a <= cutoff { self.now + relay_pause } else { (a + half).max(quiet_since + half) });
         let suspect_at = overdue_at.map(|t| t.max(stalled_at));
         // A forwarding backlog goes out a budget at a time too.
         let forward_at = forward
