@@ -669,26 +669,25 @@ impl Message {
         "commit-certificate",
     ];
 
-    /// The position of `name()` in `NAMES`.
+    /// The position of this message's kind in `NAMES`.
     pub fn name_index(&self) -> usize {
-        let name = self.name();
-        Self::NAMES.iter().position(|n| *n == name).unwrap_or(0)
+        match self {
+            Message::Request(_) => 0,
+            Message::PrePrepare(..) => 1,
+            Message::Vote(v) if v.body.phase == Phase::Prepare => 2,
+            Message::Vote(_) => 3,
+            Message::Checkpoint(_) => 4,
+            Message::ViewChange(_) => 5,
+            Message::NewView(_) => 6,
+            Message::StateRequest(_) => 7,
+            Message::StateResponse(_) => 8,
+            Message::Fetch(_) => 9,
+            Message::Committed(_) => 10,
+        }
     }
 
     pub fn name(&self) -> &'static str {
-        match self {
-            Message::Request(_) => "request",
-            Message::PrePrepare(..) => "pre-prepare",
-            Message::Vote(v) if v.body.phase == Phase::Prepare => "prepare",
-            Message::Vote(_) => "commit",
-            Message::Checkpoint(_) => "checkpoint",
-            Message::ViewChange(_) => "view-change",
-            Message::NewView(_) => "new-view",
-            Message::StateRequest(_) => "state-request",
-            Message::StateResponse(_) => "state-response",
-            Message::Fetch(_) => "fetch",
-            Message::Committed(_) => "commit-certificate",
-        }
+        Self::NAMES[self.name_index()]
     }
 }
 
