@@ -32,21 +32,28 @@ fn batch_at(now: u64, reqs: Vec<ClientRequest>) -> Batch {
     Batch { timestamp_ms: now, requests: reqs.into() }
 }
 
+/// A request of a second client (member 0's key signing as a client).
+fn other_client(fx: &Fixture, nonce: u64) -> ClientRequest {
+    let op = Operation::Transfer { from: "bob".into(), to: "alice".into(), amount: 0 };
+    ClientRequest::sign(RequestBody { client: fx.keys[0].public(), nonce, op }, &fx.keys[0], fx.cluster())
+}
+
+/// Backup 2 with alice's nonces 1 and 2 arrived at T0 and nonce 1 executed at `executed_at`:
+/// nonce 2 waits. Returns alice's key byte, as `relayed` reports it.
+fn one_waiting(fx: &Fixture, executed_at: u64) -> (Replica, u8) {
+    let mut r = fx.replica(2);
+    let (a1, a2) = (fx.request(1, 1), fx.request(2, 1));
+    arrive(&mut r, T0, &a1);
+    arrive(&mut r, T0, &a2);
+    assert_eq!(executed(&commit_slot_at(fx, &mut r, executed_at, 1, &batch_at(T0, vec![a1]), true)), vec![1]);
+    (r, fx.client.public().0[0])
+}
+
 #[test]
 fn a_request_queued_behind_progress_is_not_relayed_one_passed_over_is() {
     let fx = Fixture::new(4);
-    let mut r = fx.replica(2);
-    let (a1, a2) = (fx.request(1, 1), fx.request(2, 1));
-    // A second client: member 0's key signing as a client.
-    let body = RequestBody {
-        client: fx.keys[0].public(),
-        nonce: 1,
-        op: Operation::Transfer { from: "bob".into(), to: "alice".into(), amount: 0 },
-    };
-    let b1 = ClientRequest::sign(body, &fx.keys[0], fx.cluster());
-    arrive(&mut r, T0, &a1);
-    arrive(&mut r, T0, &a2);
-    assert_eq!(executed(&commit_slot_at(&fx, &mut r, T0 + 300, 1, &batch_at(T0, vec![a1]), true)), vec![1]);
+    let (mut r, alice) = one_waiting(&fx, T0 + 300);
+    let b1 = other_client(&fx, 1);
     // a2 waited 600 ms, but only behind older requests while execution went on.
     assert_eq!(relayed(&r.handle(T0 + 600, Input::Timeout(Timer::Request))), vec![]);
     // Then the primary orders b1, which arrived 700 ms after a2: a2 was passed over.
@@ -55,22 +62,16 @@ fn a_request_queued_behind_progress_is_not_relayed_one_passed_over_is() {
         executed(&commit_slot_at(&fx, &mut r, T0 + 1200, 2, &batch_at(T0 + 700, vec![b1]), true)),
         vec![2]
     );
-    let a2_client = fx.client.public().0[0];
-    assert_eq!(relayed(&r.handle(T0 + 1300, Input::Timeout(Timer::Request))), vec![(a2_client, 2)]);
+    assert_eq!(relayed(&r.handle(T0 + 1300, Input::Timeout(Timer::Request))), vec![(alice, 2)]);
 }
 
 #[test]
 fn a_waiting_request_is_relayed_once_execution_stalls() {
     let fx = Fixture::new(4);
-    let mut r = fx.replica(2);
-    let (a1, a2) = (fx.request(1, 1), fx.request(2, 1));
-    arrive(&mut r, T0, &a1);
-    arrive(&mut r, T0, &a2);
-    assert_eq!(executed(&commit_slot_at(&fx, &mut r, T0 + 100, 1, &batch_at(T0, vec![a1]), true)), vec![1]);
+    let (mut r, alice) = one_waiting(&fx, T0 + 100);
     assert_eq!(relayed(&r.handle(T0 + 550, Input::Timeout(Timer::Request))), vec![]);
     // Nothing executed for 600 ms: the primary may never have had a2.
-    let a2_client = fx.client.public().0[0];
-    assert_eq!(relayed(&r.handle(T0 + 700, Input::Timeout(Timer::Request))), vec![(a2_client, 2)]);
+    assert_eq!(relayed(&r.handle(T0 + 700, Input::Timeout(Timer::Request))), vec![(alice, 2)]);
 }
 
 #[test]
@@ -104,14 +105,10 @@ fn forwarded_to(effects: &[Effect], to: u32) -> Vec<u64> {
 fn a_request_only_a_backup_holds_reaches_the_primary_while_execution_goes_on() {
     let fx = Fixture::new(4);
     let mut r = fx.replica(2);
-    // Member 0's key as a second client, whose requests keep the cluster executing.
-    let other = |nonce| {
-        let op = Operation::Transfer { from: "bob".into(), to: "alice".into(), amount: 0 };
-        ClientRequest::sign(RequestBody { client: fx.keys[0].public(), nonce, op }, &fx.keys[0], fx.cluster())
-    };
     let lonely = fx.request(1, 1);
     arrive(&mut r, T0, &lonely);
-    let (b1, b2) = (other(1), other(2));
+    // Another client's requests keep the cluster executing.
+    let (b1, b2) = (other_client(&fx, 1), other_client(&fx, 2));
     arrive(&mut r, T0 + 100, &b1);
     arrive(&mut r, T0 + 100, &b2);
     assert_eq!(
