@@ -326,9 +326,11 @@ impl Runtime {
         }
     }
 
-    fn send(&self, to: ReplicaId, bytes: Bytes) {
+    /// Queues `bytes`, a message of kind `kind` (`Message::name_index`), for member `to`.
+    fn send(&self, to: ReplicaId, kind: usize, bytes: Bytes) {
         if let Some(Some(tx)) = self.peers.get(to as usize) {
             self.traffic.messages_sent.fetch_add(1, Ordering::Relaxed);
+            self.traffic.sent_by_kind[kind].fetch_add(1, Ordering::Relaxed);
             self.traffic.bytes_sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
             // A full queue means the peer is unreachable; retransmission covers what is dropped.
             let _ = tx.try_send(bytes);
@@ -337,11 +339,10 @@ impl Runtime {
 
     /// Sends what the replica wants sent: directly, or through the injected fault's strategy.
     fn emit(&mut self, msg: Message, to: Vec<ReplicaId>) {
-        self.traffic.sent_by_kind[msg.name_index()].fetch_add(to.len() as u64, Ordering::Relaxed);
         let Some(f) = self.fault.as_mut() else {
             let bytes = Bytes::from(wire::encode(&msg));
             for t in to {
-                self.send(t, bytes.clone());
+                self.send(t, msg.name_index(), bytes.clone());
             }
             return;
         };
@@ -356,7 +357,7 @@ impl Runtime {
             }
             let bytes = Bytes::from(wire::encode(&o.msg));
             if o.extra_delay_ms == 0 {
-                self.send(o.to, bytes);
+                self.send(o.to, o.msg.name_index(), bytes);
             } else if let Some(Some(tx)) = self.peers.get(o.to as usize) {
                 let tx = tx.clone();
                 tokio::spawn(async move {
