@@ -238,10 +238,10 @@ fn new_view_follows(nv: &Signed<NewView>, cluster: &Digest, members: &[PublicKey
     }
     let Some(plan) = plan_new_view(&body.view_changes) else { return false };
     body.pre_prepares.len() == plan.proposals.len()
-        && body.pre_prepares.iter().zip(&plan.proposals).all(|(pp, (seq, d, _))| {
+        && body.pre_prepares.iter().zip(&plan.proposals).all(|(pp, p)| {
             let b = &pp.body;
             pp.from == nv.from
-                && (b.epoch, b.view, b.seq, b.digest) == (body.epoch, body.view, *seq, *d)
+                && (b.epoch, b.view, b.seq, b.digest) == (body.epoch, body.view, p.seq, p.digest)
                 && valid(members.get(pp.from as usize), &|k| pp.verify_item(k, cluster))
         })
 }

@@ -63,6 +63,7 @@ pub enum Kind {
     StateResponse = 9,
     Reply = 10,
     Fetch = 11,
+    BatchRequest = 12,
 }
 
 /// A body that can be signed: it names its kind and its epoch.
@@ -516,13 +517,14 @@ pub struct CheckpointCert {
     pub proofs: Vec<Signed<Checkpoint>>,
 }
 
-/// Proof that a batch prepared at a replica: the primary's pre-prepare, 2f matching prepares from
-/// distinct backups, and the batch itself.
+/// Proof that a batch prepared at a replica: the primary's pre-prepare and 2f matching prepares
+/// from distinct backups. The batch itself is named by the pre-prepare's digest and does not
+/// travel with the proof, so a VIEW-CHANGE stays small however full the batches are; a replica
+/// that lacks a re-proposed batch asks for it (`BatchRequest`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PreparedCert {
     pub pre_prepare: Signed<PrePrepare>,
     pub prepares: Vec<Signed<Vote>>,
-    pub batch: Batch,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -615,6 +617,23 @@ impl Body for Fetch {
     }
 }
 
+/// "Send me the batches with these digests": a replica that entered a view whose re-proposals
+/// name batches it never received asks the members that prepared them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchRequest {
+    pub epoch: EpochNo,
+    pub wanted: Vec<(Seq, Digest)>,
+}
+
+impl Body for BatchRequest {
+    fn kind(&self) -> Kind {
+        Kind::BatchRequest
+    }
+    fn epoch(&self) -> EpochNo {
+        self.epoch
+    }
+}
+
 /// A quorum of matching COMMITs and the batch they commit: proof that the slot is decided.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitCert {
@@ -635,6 +654,10 @@ pub enum Message {
     StateResponse(Signed<StateResponse>),
     Fetch(Signed<Fetch>),
     Committed(CommitCert),
+    BatchRequest(Signed<BatchRequest>),
+    /// A batch for `seq`, answering a `BatchRequest`. It needs no signature: the requester takes
+    /// it only if it hashes to the digest its slot is waiting for.
+    Batch(Seq, Batch),
 }
 
 impl Message {
@@ -650,12 +673,13 @@ impl Message {
             Message::StateRequest(r) => Some(r.from),
             Message::StateResponse(r) => Some(r.from),
             Message::Fetch(f) => Some(f.from),
-            Message::Request(_) | Message::Committed(_) => None,
+            Message::BatchRequest(r) => Some(r.from),
+            Message::Request(_) | Message::Committed(_) | Message::Batch(..) => None,
         }
     }
 
     /// Every `name`, in a fixed order (for per-kind counters).
-    pub const NAMES: [&'static str; 11] = [
+    pub const NAMES: [&'static str; 13] = [
         "request",
         "pre-prepare",
         "prepare",
@@ -667,6 +691,8 @@ impl Message {
         "state-response",
         "fetch",
         "commit-certificate",
+        "batch-request",
+        "batch",
     ];
 
     /// The position of this message's kind in `NAMES`.
@@ -683,6 +709,8 @@ impl Message {
             Message::StateResponse(_) => 8,
             Message::Fetch(_) => 9,
             Message::Committed(_) => 10,
+            Message::BatchRequest(_) => 11,
+            Message::Batch(..) => 12,
         }
     }
 
@@ -806,7 +834,6 @@ pub(crate) fn check_view_change(vc: &ViewChange) -> Result<(), WireError> {
         if p.prepares.len() > limits::MAX_MEMBERS {
             return Err(WireError::Limit("too many prepares in a certificate"));
         }
-        check_batch(&p.batch)?;
     }
     Ok(())
 }
@@ -832,6 +859,13 @@ pub fn check_limits(m: &Message) -> Result<(), WireError> {
             }
             check_batch(&c.batch)
         }
+        Message::BatchRequest(r) => {
+            if r.body.wanted.len() > limits::MAX_PREPARED_CERTS {
+                return Err(WireError::Limit("too many batches asked for"));
+            }
+            Ok(())
+        }
+        Message::Batch(_, b) => check_batch(b),
         Message::Vote(_) | Message::Checkpoint(_) | Message::StateRequest(_) | Message::Fetch(_) => Ok(()),
     }
 }

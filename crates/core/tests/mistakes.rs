@@ -121,7 +121,6 @@ fn view_changes(fx: &Fixture, batch: &Batch) -> Vec<Signed<ViewChange>> {
             fx.sign(2, fx.vote_body(Phase::Prepare, 0, 1, d)),
             fx.sign(3, fx.vote_body(Phase::Prepare, 0, 1, d)),
         ],
-        batch: batch.clone(),
     };
     [0u32, 1, 3]
         .iter()
@@ -182,7 +181,6 @@ fn a_split_proposal_is_proven_from_a_view_changes_certificate() {
     let cert = PreparedCert {
         pre_prepare: fx.sign(0, PrePrepare { epoch: 0, view: 0, seq: 1, digest: b.digest() }),
         prepares: [1, 3].map(|i| fx.sign(i, fx.vote_body(Phase::Prepare, 0, 1, b.digest()))).to_vec(),
-        batch: b,
     };
     let stable = CheckpointCert { seq: 0, state: genesis, proofs: vec![] };
     let vc = fx.sign(3, ViewChange { epoch: 0, new_view: 1, stable, prepared: vec![cert] });

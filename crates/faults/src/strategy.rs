@@ -247,7 +247,7 @@ impl Strategy {
                 s
             })
             .collect();
-        let cert = PreparedCert { pre_prepare, prepares, batch };
+        let cert = PreparedCert { pre_prepare, prepares };
         let vc = ViewChange { epoch: 0, new_view, stable, prepared: vec![cert] };
         Signed::sign(vc, self.id, &self.key, &self.cluster)
     }
@@ -318,6 +318,9 @@ fn corrupt(m: &mut Message) {
         Message::StateRequest(r) => r.sig.s[0] ^= 1,
         Message::StateResponse(r) => r.sig.s[0] ^= 1,
         Message::Fetch(f) => f.sig.s[0] ^= 1,
+        Message::BatchRequest(r) => r.sig.s[0] ^= 1,
+        // Unsigned: a changed timestamp no longer hashes to the digest it answers.
+        Message::Batch(_, b) => b.timestamp_ms ^= 1,
         Message::Committed(c) => {
             if let Some(v) = c.commits.first_mut() {
                 v.sig.s[0] ^= 1;

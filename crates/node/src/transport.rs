@@ -170,6 +170,7 @@ fn verify_items(m: &Message, me: &Identity) -> Vec<VerifyItem> {
         Message::Vote(v) => outer(v.from, &|k| v.verify_item(k, &me.cluster)),
         Message::Checkpoint(c) => outer(c.from, &|k| c.verify_item(k, &me.cluster)),
         Message::Fetch(f) => outer(f.from, &|k| f.verify_item(k, &me.cluster)),
+        Message::BatchRequest(r) => outer(r.from, &|k| r.verify_item(k, &me.cluster)),
         Message::Committed(c) => {
             for v in &c.commits {
                 outer(v.from, &|k| v.verify_item(k, &me.cluster));
@@ -180,6 +181,8 @@ fn verify_items(m: &Message, me: &Identity) -> Vec<VerifyItem> {
         | Message::NewView(_)
         | Message::StateRequest(_)
         | Message::StateResponse(_) => {}
+        // Checked by its digest, against the slot waiting for it.
+        Message::Batch(..) => {}
     }
     items
 }

@@ -233,6 +233,11 @@ impl Replica {
                 }
             }
             self.out.extend(msgs.into_iter().map(Effect::Broadcast));
+            // Batches of re-proposals still missing: ask everyone (the members first asked
+            // may have lost the request, or the answer).
+            let others: Vec<ReplicaId> =
+                self.epoch.voters.iter().copied().filter(|v| *v != self.id).collect();
+            self.request_batches(&others);
         } else if !self.active {
             self.broadcast_view_change();
         }

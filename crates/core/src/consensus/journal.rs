@@ -17,7 +17,7 @@ impl Journal {
             self.records.retain(|old| match old {
                 Record::Stable { .. } => false,
                 Record::PrePrepare(p, _) => p.body.seq > h,
-                Record::Prepared(c) => c.pre_prepare.body.seq > h,
+                Record::Prepared(c, _) => c.pre_prepare.body.seq > h,
                 Record::Vote(v) => v.body.seq > h,
                 Record::View(_) | Record::ViewChange(_) => true,
             });

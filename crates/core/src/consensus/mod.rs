@@ -9,6 +9,7 @@
 //! - [`pool`]: client requests waiting to be ordered, bounded per client.
 //! - [`slot`]: what a replica knows about one sequence number.
 
+mod batch_fetch;
 pub mod certs;
 mod checkpoint;
 mod journal;
@@ -21,7 +22,7 @@ mod view_change;
 
 pub use journal::Journal;
 pub use replica::{Replica, ReplicaStatus};
-pub use view_change::{NewViewPlan, plan_new_view};
+pub use view_change::{NewViewPlan, Proposal, plan_new_view};
 
 use crate::evidence::Evidence;
 use crate::quorum::{Quorum, QuorumError};
@@ -239,11 +240,13 @@ pub enum Record {
     View(View),
     /// The replica started changing to this view: it no longer takes part in earlier ones.
     ViewChange(View),
-    /// A pre-prepare this replica signed (primary), with its batch so it can be resent.
-    PrePrepare(Signed<crate::wire::PrePrepare>, crate::wire::Batch),
-    /// A slot prepared here: a later VIEW-CHANGE must carry this certificate, even after a
-    /// restart, or a new primary could re-propose a different batch for a committed seq.
-    Prepared(crate::wire::PreparedCert),
+    /// A pre-prepare this replica signed (primary), with its batch so it can be resent. A new
+    /// primary may re-propose a batch it never received (it asks for it): then `None`.
+    PrePrepare(Signed<crate::wire::PrePrepare>, Option<crate::wire::Batch>),
+    /// A slot prepared here, with its batch: a later VIEW-CHANGE must carry this certificate,
+    /// even after a restart, or a new primary could re-propose a different batch for a
+    /// committed seq; and the batch lets this replica give it to those that lack it.
+    Prepared(crate::wire::PreparedCert, crate::wire::Batch),
     /// A PREPARE or COMMIT this replica signed.
     Vote(Signed<crate::wire::Vote>),
     /// A stable checkpoint and the snapshot it certifies.

@@ -95,6 +95,8 @@ pub struct Replica {
     pub(super) fetch_round: u64,
     /// When each peer last got a heavy catch-up answer (snapshot or NEW-VIEW) from us.
     pub(super) served_at: BTreeMap<ReplicaId, u64>,
+    /// When each member was last sent batches it asked for (`BatchRequest`).
+    pub(super) batches_served_at: BTreeMap<ReplicaId, u64>,
 
     /// Slots already reported (bounded, oldest forgotten first): one report per culprit and slot.
     pub(super) evidence_seen: BTreeSet<Digest>,
@@ -178,6 +180,7 @@ impl Replica {
             executed_at_last_tick: 0,
             fetch_round: 0,
             served_at: BTreeMap::new(),
+            batches_served_at: BTreeMap::new(),
             evidence_seen: BTreeSet::new(),
             evidence_order: VecDeque::new(),
             link: None,
@@ -220,14 +223,17 @@ impl Replica {
                         slot.enter_view(b.view);
                         slot.pre_prepare = Some(pp.clone());
                         // Our own record: the batch is the one this pre-prepare signed.
-                        slot.set_batch(batch.clone(), b.digest, Vec::new());
+                        if let Some(batch) = batch {
+                            slot.set_batch(batch.clone(), b.digest, Vec::new());
+                        }
                     }
                 }
-                Record::Prepared(cert) => {
+                Record::Prepared(cert, batch) => {
                     let b = &cert.pre_prepare.body;
                     let slot = r.log.entry(b.seq).or_insert_with(|| Slot::new(b.view));
                     if slot.prepared.as_ref().is_none_or(|p| p.pre_prepare.body.view < b.view) {
                         slot.prepared = Some(cert.clone());
+                        slot.prepared_batch = Some(batch.clone());
                     }
                 }
                 Record::Vote(v) => {
@@ -627,6 +633,8 @@ impl Replica {
             Message::StateResponse(r) => self.on_state_response(r),
             Message::Fetch(f) => self.on_fetch(f),
             Message::Committed(c) => self.on_commit_cert(c),
+            Message::BatchRequest(r) => self.on_batch_request(r),
+            Message::Batch(seq, b) => self.on_batch(seq, b),
         }
     }
 
@@ -841,7 +849,7 @@ impl Replica {
             return;
         }
         let pp = self.sign(PrePrepare { epoch: self.epoch.number, view: self.view, seq, digest: d });
-        self.out.push(Effect::Persist(Record::PrePrepare(pp.clone(), batch.clone())));
+        self.out.push(Effect::Persist(Record::PrePrepare(pp.clone(), Some(batch.clone()))));
         self.out.push(Effect::Broadcast(Message::PrePrepare(pp.clone(), batch.clone())));
         let slot = self.slot(seq);
         slot.pre_prepare = Some(pp);
@@ -891,6 +899,9 @@ impl Replica {
             if old.body.digest != pp.body.digest {
                 self.report(Evidence::ProposalEquivocation(old, pp));
                 self.start_view_change(self.view.saturating_add(1), "proposal-equivocation");
+            } else {
+                // The primary resending a re-proposal brings the batch we may be waiting for.
+                self.on_batch(seq, batch);
             }
             return;
         }
@@ -913,37 +924,40 @@ impl Replica {
             return;
         }
         // The batch digest was checked above.
-        self.accept_with_digests(pp, batch, digests, true);
+        self.accept_with_digests(pp, Some((batch, digests)));
     }
 
-    /// Stores a verified pre-prepare and votes PREPARE for it (backups only).
-    pub(super) fn accept_pre_prepare(&mut self, pp: Signed<PrePrepare>, batch: Batch) {
-        let digests = RequestDigests::of(&batch.requests, &self.pool);
-        let matches = Batch::digest_over(batch.timestamp_ms, &digests.requests) == pp.body.digest;
-        self.accept_with_digests(pp, batch, digests, matches);
+    /// Stores a verified pre-prepare and votes PREPARE for it (backups only). A re-proposal
+    /// may come without its batch (this replica never received it): the batch is asked for,
+    /// and COMMIT waits for it.
+    pub(super) fn accept_pre_prepare(&mut self, pp: Signed<PrePrepare>, batch: Option<Batch>) {
+        let checked = batch.and_then(|batch| {
+            let digests = RequestDigests::of(&batch.requests, &self.pool);
+            let matches = Batch::digest_over(batch.timestamp_ms, &digests.requests) == pp.body.digest;
+            matches.then_some((batch, digests))
+        });
+        self.accept_with_digests(pp, checked);
     }
 
-    /// `accept_pre_prepare` with the batch's request digests already computed; the batch is kept
-    /// only if it `matches` the pre-prepare's digest.
-    fn accept_with_digests(
-        &mut self,
-        pp: Signed<PrePrepare>,
-        batch: Batch,
-        digests: RequestDigests,
-        matches: bool,
-    ) {
+    /// `accept_pre_prepare` with a batch already checked against the pre-prepare's digest, and
+    /// its request digests.
+    fn accept_with_digests(&mut self, pp: Signed<PrePrepare>, batch: Option<(Batch, RequestDigests)>) {
         self.last_proposal_ms = self.now;
         let seq = pp.body.seq;
         if let Some(p) = self.peers.get_mut(pp.from as usize) {
             p.proposals_made += 1;
         }
-        for d in &digests.requests {
-            self.pool.mark_proposed(d);
+        if let Some((_, digests)) = &batch {
+            for d in &digests.requests {
+                self.pool.mark_proposed(d);
+            }
         }
         let d = pp.body.digest;
         let slot = self.slot(seq);
         slot.pre_prepare = Some(pp);
-        if slot.decided.is_none() && matches {
+        if slot.decided.is_none()
+            && let Some((batch, digests)) = batch
+        {
             slot.set_batch(batch, d, digests.ops);
         }
         // A slot this replica already decided (a re-proposal after a view change) needs no vote
@@ -1021,16 +1035,20 @@ impl Replica {
         let (need_p, need_c) = (self.quorum.prepares(), self.quorum.quorum());
         let Some(slot) = self.log.get_mut(&seq) else { return };
         let Some(d) = slot.digest() else { return };
-        if !slot.sent_commit && slot.matching(Phase::Prepare, Some(primary)) >= need_p {
-            if let Some(batch) = slot.batch_for(d) {
-                let cert = crate::wire::PreparedCert {
-                    pre_prepare: slot.pre_prepare.clone().expect("digest implies a pre-prepare"),
-                    prepares: slot.matching_votes(Phase::Prepare, Some(primary)),
-                    batch: batch.clone(),
-                };
-                slot.prepared = Some(cert.clone());
-                self.out.push(Effect::Persist(Record::Prepared(cert)));
-            }
+        // COMMIT waits for the batch (a re-proposal may name one still being fetched): it
+        // promises a durable prepared certificate, batch included, so every decided batch is
+        // held by a quorum and can be given to those that lack it.
+        if !slot.sent_commit
+            && slot.matching(Phase::Prepare, Some(primary)) >= need_p
+            && let Some(batch) = slot.batch_for(d).cloned()
+        {
+            let cert = crate::wire::PreparedCert {
+                pre_prepare: slot.pre_prepare.clone().expect("digest implies a pre-prepare"),
+                prepares: slot.matching_votes(Phase::Prepare, Some(primary)),
+            };
+            slot.prepared = Some(cert.clone());
+            slot.prepared_batch = Some(batch.clone());
+            self.out.push(Effect::Persist(Record::Prepared(cert, batch)));
             self.send_vote(Phase::Commit, seq, d);
         }
         let Some(slot) = self.log.get_mut(&seq) else { return };

@@ -25,6 +25,8 @@ pub(crate) struct Slot {
     /// The highest-view prepared certificate this replica holds for the slot (kept across views:
     /// a later VIEW-CHANGE must carry it).
     pub prepared: Option<PreparedCert>,
+    /// The batch `prepared` names (kept across views with it, to answer `BatchRequest`s).
+    pub prepared_batch: Option<Batch>,
     /// The decided batch digest and its commit certificate.
     pub decided: Option<CommitCert>,
     /// Peers sent the commit certificate in this view (they voted on a re-proposal of it).
@@ -73,6 +75,17 @@ impl Slot {
         self.batch = Some(batch);
         self.batch_digest = Some(digest);
         self.ops = ops;
+    }
+
+    /// Any batch this replica holds for the slot that hashes to `digest`: the current
+    /// proposal's, the prepared certificate's, or the decided one.
+    pub fn known_batch(&self, digest: Digest) -> Option<&Batch> {
+        let prepared = self
+            .prepared_batch
+            .as_ref()
+            .filter(|_| self.prepared.as_ref().is_some_and(|p| p.pre_prepare.body.digest == digest));
+        let decided = self.decided_as(digest).map(|c| &c.batch);
+        self.batch_for(digest).or(prepared).or(decided)
     }
 
     /// The stored batch, if it is the one `digest` names.

@@ -4,7 +4,8 @@ use super::replica::Replica;
 use super::{Effect, Record, Timer};
 use crate::evidence::Evidence;
 use crate::wire::{
-    Batch, CheckpointCert, Message, NewView, PrePrepare, ReplicaId, Seq, Signed, View, ViewChange,
+    Batch, CheckpointCert, Message, NewView, PrePrepare, PreparedCert, ReplicaId, Seq, Signed, View,
+    ViewChange,
 };
 use phalanx_crypto::Digest;
 use std::collections::BTreeMap;
@@ -17,37 +18,51 @@ pub(super) const MAX_VIEW_GAP: View = 1 << 20;
 
 /// What a NEW-VIEW must contain, computed from a quorum of valid VIEW-CHANGEs: the highest
 /// stable checkpoint among them and, for every seq between it and the highest prepared seq, the
-/// batch of the highest-view prepared certificate, or the null batch.
+/// batch digest of the highest-view prepared certificate, or the null batch's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewViewPlan {
     pub stable: CheckpointCert,
-    pub proposals: Vec<(Seq, Digest, Batch)>,
+    pub proposals: Vec<Proposal>,
+}
+
+/// One re-proposal of a NEW-VIEW.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    pub seq: Seq,
+    pub digest: Digest,
+    /// Who signed the chosen certificate (its primary and 2f backups, so at least f+1 honest
+    /// members that received the batch): whom to ask for it. Empty for the null batch.
+    pub holders: Vec<ReplicaId>,
 }
 
 /// Pure: the new primary runs it to build NEW-VIEW, every backup runs it again to check it.
 pub fn plan_new_view(view_changes: &[Signed<ViewChange>]) -> Option<NewViewPlan> {
     let stable = view_changes.iter().map(|vc| &vc.body.stable).max_by_key(|c| c.seq)?.clone();
-    let mut best: BTreeMap<Seq, (View, Digest, &Batch)> = BTreeMap::new();
+    let mut best: BTreeMap<Seq, &PreparedCert> = BTreeMap::new();
     for vc in view_changes {
         for p in &vc.body.prepared {
             let pp = &p.pre_prepare.body;
             if pp.seq <= stable.seq {
                 continue;
             }
-            let better = best.get(&pp.seq).is_none_or(|(v, _, _)| pp.view > *v);
+            let better = best.get(&pp.seq).is_none_or(|b| pp.view > b.pre_prepare.body.view);
             if better {
-                best.insert(pp.seq, (pp.view, pp.digest, &p.batch));
+                best.insert(pp.seq, p);
             }
         }
     }
     let max_seq = best.keys().next_back().copied().unwrap_or(stable.seq);
+    let null = Batch::null().digest();
     let proposals = (stable.seq + 1..=max_seq)
         .map(|seq| match best.get(&seq) {
-            Some((_, d, b)) => (seq, *d, (*b).clone()),
-            None => {
-                let null = Batch::null();
-                (seq, null.digest(), null)
-            }
+            Some(p) => Proposal {
+                seq,
+                digest: p.pre_prepare.body.digest,
+                holders: std::iter::once(p.pre_prepare.from)
+                    .chain(p.prepares.iter().map(|v| v.from))
+                    .collect(),
+            },
+            None => Proposal { seq, digest: null, holders: Vec::new() },
         })
         .collect();
     Some(NewViewPlan { stable, proposals })
@@ -192,17 +207,19 @@ impl Replica {
         if plan
             .proposals
             .iter()
-            .any(|(seq, d, _)| self.signed.get(&(e, 2, w, *seq)).is_some_and(|old| old != d))
+            .any(|p| self.signed.get(&(e, 2, w, p.seq)).is_some_and(|old| *old != p.digest))
         {
             return;
         }
         // Recorded before anything leaves: a primary that restarts comes back in the view it started.
         self.out.push(Effect::Persist(Record::View(w)));
         let mut pre_prepares = Vec::with_capacity(plan.proposals.len());
-        for (seq, d, batch) in &plan.proposals {
-            self.may_sign(2, w, *seq, *d);
-            let pp = self.sign(PrePrepare { epoch: self.epoch.number, view: w, seq: *seq, digest: *d });
-            self.out.push(Effect::Persist(Record::PrePrepare(pp.clone(), batch.clone())));
+        for p in &plan.proposals {
+            self.may_sign(2, w, p.seq, p.digest);
+            let pp =
+                self.sign(PrePrepare { epoch: self.epoch.number, view: w, seq: p.seq, digest: p.digest });
+            let batch = self.local_batch(p.seq, p.digest);
+            self.out.push(Effect::Persist(Record::PrePrepare(pp.clone(), batch)));
             pre_prepares.push(pp);
         }
         let nv = self.sign(NewView { epoch: self.epoch.number, view: w, view_changes: chosen, pre_prepares });
@@ -274,13 +291,13 @@ impl Replica {
             return None;
         }
         let mut items = Vec::with_capacity(pps.len());
-        for (pp, (seq, d, _)) in pps.iter().zip(&plan.proposals) {
+        for (pp, p) in pps.iter().zip(&plan.proposals) {
             let b = &pp.body;
             if pp.from != nv.from
                 || b.epoch != self.epoch.number
                 || b.view != w
-                || b.seq != *seq
-                || b.digest != *d
+                || b.seq != p.seq
+                || b.digest != p.digest
             {
                 return None;
             }
@@ -308,17 +325,27 @@ impl Replica {
         if plan.stable.seq > self.stable.seq {
             self.adopt_checkpoint(plan.stable.clone());
         }
-        let max_seq = plan.proposals.last().map_or(plan.stable.seq, |(s, _, _)| *s);
+        let max_seq = plan.proposals.last().map_or(plan.stable.seq, |p| p.seq);
         // Slots above the re-proposals were never prepared by a quorum: forget them.
         self.log.retain(|seq, _| *seq <= max_seq);
         self.pool.reset(self.now);
         let h = self.stable.seq;
-        for (pp, (seq, _, batch)) in nv.body.pre_prepares.into_iter().zip(plan.proposals) {
-            if seq > h && seq > self.epoch.start {
-                self.slot(seq).enter_view(w);
+        // Re-proposals carry digests only; most batches are here already. The rest are asked
+        // of the members that prepared them.
+        let mut ask: Vec<ReplicaId> = Vec::new();
+        for (pp, p) in nv.body.pre_prepares.into_iter().zip(plan.proposals) {
+            if p.seq > h && p.seq > self.epoch.start {
+                let batch = self.local_batch(p.seq, p.digest);
+                if batch.is_none() {
+                    ask.extend(p.holders.iter().filter(|m| **m != self.id));
+                }
+                self.slot(p.seq).enter_view(w);
                 self.accept_pre_prepare(pp, batch);
             }
         }
+        ask.sort_unstable();
+        ask.dedup();
+        self.request_batches(&ask);
         self.next_seq = (max_seq + 1).max(self.stable.seq + 1).max(self.epoch.start + 1);
         self.out.push(Effect::ViewEntered { view: w, primary: self.primary(), cause: self.vc_cause });
         if self.pool.len() > 0 {

@@ -108,7 +108,7 @@ impl Fixture {
         let stable = CheckpointCert { seq: 0, state: stable_state, proofs: Vec::new() };
         let pre_prepare = self.sign(0, PrePrepare { epoch: 0, view: 0, seq: 1, digest: d });
         let prepares = [2, 3].map(|i| self.sign(i, self.vote_body(Phase::Prepare, 0, 1, d))).to_vec();
-        let cert = PreparedCert { pre_prepare, prepares, batch: batch.clone() };
+        let cert = PreparedCert { pre_prepare, prepares };
         let vc = |from, prepared: Vec<PreparedCert>| {
             self.sign(from, ViewChange { epoch: 0, new_view: 1, stable: stable.clone(), prepared })
         };
