@@ -1,14 +1,14 @@
 //! `--flood`: one member turns Byzantine. Its node is stopped and the benchmark takes its key,
 //! dials every other agent as that member and floods them for the measured phase with validly
-//! signed junk (votes and checkpoints for slots and views far ahead, view changes, fetches and
-//! state requests that ask for big answers, proposals although it is not the primary, full of
-//! badly signed requests) and with garbage frames, while the load keeps running. Each honest
+//! signed junk (votes and checkpoints for slots and views far ahead, view changes, fetches, state
+//! and batch requests that ask for big answers, batches nobody asked for, proposals although it
+//! is not the primary, full of badly signed requests) and with garbage frames, while the load keeps running. Each honest
 //! node's resident memory is sampled throughout.
 
 use crate::client::Cluster;
 use phalanx_core::wire::{
-    self, Batch, Checkpoint, CheckpointCert, ClientRequest, Fetch, Message, Operation, Phase, PrePrepare,
-    RequestBody, Signed, StateRequest, ViewChange, Vote,
+    self, Batch, BatchRequest, Checkpoint, CheckpointCert, ClientRequest, Fetch, Message, Operation, Phase,
+    PrePrepare, RequestBody, Signed, StateRequest, ViewChange, Vote,
 };
 use phalanx_crypto::{Digest, Keypair, Signature};
 use phalanx_node::transport::{Identity, Link};
@@ -177,6 +177,13 @@ fn junk(key: &Keypair, from: u32, cluster: &Digest, view: u64, low: u64) -> Vec<
             // Requests for big answers (commit certificates, state snapshots).
             4 => Message::Fetch(Signed::sign(Fetch { epoch: 0, after: low, view }, from, key, cluster)),
             5 => Message::StateRequest(Signed::sign(StateRequest { epoch: 0, seq: low }, from, key, cluster)),
+            // Asks for the batches of every slot of the window, and batches nobody asked for.
+            6 => {
+                let wanted =
+                    (0..wire::limits::MAX_PREPARED_CERTS as u64).map(|k| (low + 1 + k % 200, d)).collect();
+                Message::BatchRequest(Signed::sign(BatchRequest { epoch: 0, wanted }, from, key, cluster))
+            }
+            7 => Message::Batch(low + 1 + i % 50, Batch { timestamp_ms: i, requests: Vec::new().into() }),
             // A proposal although it is not the primary, full of badly signed requests.
             15 => {
                 let requests: Vec<ClientRequest> = (0..1024)
