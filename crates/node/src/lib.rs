@@ -50,9 +50,7 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
     let directory: SharedDirectory = Arc::new(RwLock::new(Directory::from_genesis(&setup.genesis, id)));
     let identity = Identity { key, cluster: config.cluster_id, directory: directory.clone() };
     let seen = Arc::new(Mutex::new(vec![None; setup.genesis.members.len()]));
-    let mut s = seed;
-    s[0] ^= 0x5a;
-    let connector = runtime::Connector { identity: identity.clone(), seed: s };
+    let connector = runtime::Connector { identity: identity.clone() };
 
     let (cmd_tx, cmd_rx) = mpsc::channel(65_536);
     let (net_tx, mut net_rx) = mpsc::channel(65_536);

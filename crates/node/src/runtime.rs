@@ -111,15 +111,12 @@ const WAITERS_PER_REQUEST: usize = 16;
 /// Opens the outbound link to a peer (and keeps it open, reconnecting).
 pub struct Connector {
     pub identity: crate::transport::Identity,
-    pub seed: [u8; 32],
 }
 
 impl Connector {
     fn connect(&self, peer: ReplicaId, addr: std::net::SocketAddr) -> mpsc::Sender<Bytes> {
         let (tx, rx) = mpsc::channel(16_384);
-        let mut seed = self.seed;
-        seed[1..5].copy_from_slice(&peer.to_le_bytes());
-        tokio::spawn(crate::transport::connect_loop(self.identity.clone(), peer, addr, rx, seed));
+        tokio::spawn(crate::transport::connect_loop(self.identity.clone(), peer, addr, rx));
         tx
     }
 }

@@ -119,12 +119,8 @@ async fn flood_one(
     sent_bytes: Arc<AtomicU64>,
 ) {
     let mut next = salt as usize * 97;
-    let mut attempt = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        attempt += 1;
-        let mut seed = [salt; 32];
-        seed[..8].copy_from_slice(&attempt.to_le_bytes());
-        let Ok(mut link) = Link::dial(&me, addr, seed).await else {
+        let Ok(mut link) = Link::dial(&me, addr).await else {
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         };

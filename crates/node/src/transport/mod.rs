@@ -1,18 +1,18 @@
-//! Replica-to-replica links over TCP. Frames are length-delimited with a maximum size. At
-//! connection time each side proves it holds the key of an agent in the other's directory
-//! (genesis members and those admitted by committed reconfigurations); anything else is refused
-//! and logged. A garbage or oversized frame closes that one
-//! connection. Inbound messages are decoded and their signatures batch-verified here, on the
+//! Replica-to-replica links over TCP, each an encrypted channel (`noise`) whose frames only the
+//! two members at its ends can write or read. At connection time each side proves it holds the
+//! key of an agent in the other's directory (genesis members and those admitted by committed
+//! reconfigurations); anything else is refused and logged. A frame that fails to open, garbage,
+//! or an oversized frame closes that one connection. Inbound messages are decoded and their signatures batch-verified here, on the
 //! connection's task, so the replica's event loop finds the verdicts in the cache.
+
+mod noise;
 
 use crate::directory::SharedDirectory;
 use bytes::Bytes;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use phalanx_core::wire::{self, Message, ReplicaId, limits};
-use phalanx_crypto::{
-    Digest, Keypair, PublicKey, SeededRng, Signature, VerdictCache, VerifyItem, signing_bytes, verify_one,
-};
-use serde::{Deserialize, Serialize};
+use phalanx_core::wire::{self, Message, ReplicaId};
+use phalanx_crypto::{Digest, Keypair, PublicKey, SeededRng, VerdictCache, VerifyItem};
+use snow::TransportState;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,22 +20,11 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-/// Kind byte of the handshake signature's domain (distinct from every protocol message kind).
-const HANDSHAKE_KIND: u8 = 100;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Handshake frames are tiny; a peer that is not authenticated yet cannot make us buffer more.
 const HANDSHAKE_MAX_FRAME: usize = 256;
 /// Inbound connections at once (authenticated or not): bounds tasks and file handles.
 const MAX_INBOUND: usize = 256;
-
-/// Agents introduce themselves by key: a joiner does not know its id until it has the state
-/// of the epoch that admits it.
-#[derive(Serialize, Deserialize)]
-struct Hello {
-    cluster: Digest,
-    key: PublicKey,
-    challenge: [u8; 32],
-}
 
 /// What both ends need to authenticate each other.
 #[derive(Clone)]
@@ -63,60 +52,12 @@ impl Identity {
 pub type LastSeen = Arc<Mutex<Vec<Option<Instant>>>>;
 
 pub fn codec() -> LengthDelimitedCodec {
-    LengthDelimitedCodec::builder().max_frame_length(limits::MAX_MESSAGE_BYTES).new_codec()
+    LengthDelimitedCodec::builder().max_frame_length(noise::MAX_SEALED_FRAME).new_codec()
 }
 
-/// What a prover signs: both challenges and both ids, so a proof made for one handshake cannot
-/// be replayed in another. (Without an encrypted channel a live relay remains possible; a relay
-/// can only forward the member's own signed messages, which the protocol tolerates, because
-/// messages whose `from` is not the authenticated peer are dropped. Noise links come later.)
-fn proof_bytes(
-    cluster: &Digest,
-    verifier_challenge: &[u8; 32],
-    prover_challenge: &[u8; 32],
-    prover: &PublicKey,
-    verifier: &PublicKey,
-) -> Vec<u8> {
-    let mut body = verifier_challenge.to_vec();
-    body.extend_from_slice(prover_challenge);
-    body.extend_from_slice(&prover.0);
-    body.extend_from_slice(&verifier.0);
-    signing_bytes(cluster, 0, HANDSHAKE_KIND, &body)
-}
-
-/// Mutual authentication; returns the peer's member id in our directory.
-async fn handshake(
-    framed: &mut Framed<TcpStream, LengthDelimitedCodec>,
-    me: &Identity,
-    challenge: [u8; 32],
-) -> Result<ReplicaId, String> {
-    let mine = me.key.public();
-    let hello = Hello { cluster: me.cluster, key: mine, challenge };
-    framed.send(Bytes::from(wire::to_bytes(&hello))).await.map_err(|e| e.to_string())?;
-    let frame = framed.next().await.ok_or("closed during handshake")?.map_err(|e| e.to_string())?;
-    let theirs: Hello = wire::decode_value(&frame).map_err(|e| format!("bad hello: {e}"))?;
-    if theirs.cluster != me.cluster {
-        return Err("peer belongs to another cluster".into());
-    }
-    if theirs.key == mine {
-        return Err("peer claims to be this node".into());
-    }
-    let Some(peer) = me.directory.read().ok().and_then(|d| d.id_of(&theirs.key)) else {
-        return Err(format!("peer key {} is not an agent of this cluster (yet)", &theirs.key.to_hex()[..16]));
-    };
-    let proof = me.key.sign(&proof_bytes(&me.cluster, &theirs.challenge, &challenge, &mine, &theirs.key));
-    framed.send(Bytes::from(wire::to_bytes(&proof))).await.map_err(|e| e.to_string())?;
-    let frame = framed.next().await.ok_or("closed during handshake")?.map_err(|e| e.to_string())?;
-    let their_proof: Signature = wire::decode_value(&frame).map_err(|e| format!("bad proof: {e}"))?;
-    if !verify_one(
-        &theirs.key,
-        &proof_bytes(&me.cluster, &challenge, &theirs.challenge, &theirs.key, &mine),
-        &their_proof,
-    ) {
-        return Err(format!("peer does not hold the key of member {peer}"));
-    }
-    Ok(peer)
-}
+/// A link after its handshake: the framed stream, the session that seals and opens its frames,
+/// and the peer's member id.
+type Session = (Framed<TcpStream, LengthDelimitedCodec>, TransportState, ReplicaId);
 
 /// The member that signed a message's envelope, where it travels only on that member's link.
 /// NEW-VIEWs are also relayed to replicas that missed them (they prove themselves).
@@ -128,22 +69,16 @@ fn sender(m: &Message) -> Option<ReplicaId> {
 }
 
 /// Runs the handshake on a fresh connection (frames capped while the peer is unauthenticated)
-/// and returns the framed link, ready for protocol messages, with the peer's member id.
-async fn authenticate(
-    stream: TcpStream,
-    me: &Identity,
-    rng: &mut SeededRng,
-) -> Result<(Framed<TcpStream, LengthDelimitedCodec>, ReplicaId), String> {
+/// and returns the session, ready for protocol messages.
+async fn authenticate(stream: TcpStream, me: &Identity, initiator: bool) -> Result<Session, String> {
     let _ = stream.set_nodelay(true);
     let mut framed = Framed::new(stream, codec());
     framed.codec_mut().set_max_frame_length(HANDSHAKE_MAX_FRAME);
-    let mut challenge = [0u8; 32];
-    rand_core::Rng::fill_bytes(rng, &mut challenge);
-    let peer = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake(&mut framed, me, challenge))
+    let (noise, peer) = tokio::time::timeout(HANDSHAKE_TIMEOUT, noise::handshake(&mut framed, me, initiator))
         .await
         .map_err(|_| "handshake timed out".to_string())??;
-    framed.codec_mut().set_max_frame_length(limits::MAX_MESSAGE_BYTES);
-    Ok((framed, peer))
+    framed.codec_mut().set_max_frame_length(noise::MAX_SEALED_FRAME);
+    Ok((framed, noise, peer))
 }
 
 /// Signatures a message carries that the replica will check: outer signature, and client
@@ -235,17 +170,17 @@ async fn serve_peer(
     seed: [u8; 32],
 ) -> Result<(), String> {
     let mut rng = SeededRng::new(seed);
-    let (mut framed, peer) =
-        authenticate(stream, &me, &mut rng).await.map_err(|e| format!("refused peer at {addr}: {e}"))?;
+    let (mut framed, mut session, peer) =
+        authenticate(stream, &me, false).await.map_err(|e| format!("refused peer at {addr}: {e}"))?;
     tracing::info!(%addr, peer, "replica connected");
     let mut ready: Vec<Message> = Vec::new();
     while let Some(frame) = framed.next().await {
         // Everything already received is checked together: one batch verification instead of
         // one per vote, and one verdict pass before anything reaches the replica.
-        ready.push(decode_from(frame, peer)?);
+        ready.push(decode_from(frame, &mut session, peer)?);
         while ready.len() < READY_MESSAGES {
             match framed.next().now_or_never() {
-                Some(Some(frame)) => ready.push(decode_from(frame, peer)?),
+                Some(Some(frame)) => ready.push(decode_from(frame, &mut session, peer)?),
                 Some(None) | None => break,
             }
         }
@@ -278,10 +213,17 @@ const READY_MESSAGES: usize = 64;
 /// Signature checks done on the link's task without moving other tasks off its worker.
 const INLINE_VERIFICATIONS: usize = 8;
 
-/// Decodes one frame from member `peer`; a garbage frame, or one signed as another member,
-/// costs the peer its link.
-fn decode_from(frame: std::io::Result<bytes::BytesMut>, peer: ReplicaId) -> Result<Message, String> {
+/// Opens and decodes one frame from member `peer`; a frame the peer's session did not seal, a
+/// garbage message, or one signed as another member costs the peer its link. Whatever passes
+/// was written by the peer itself: a relay can inject nothing, so a bad signature on it is the
+/// peer's own.
+fn decode_from(
+    frame: std::io::Result<bytes::BytesMut>,
+    session: &mut TransportState,
+    peer: ReplicaId,
+) -> Result<Message, String> {
     let frame = frame.map_err(|e| format!("bad frame from member {peer}: {e}"))?;
+    let frame = noise::open(session, &frame).map_err(|e| format!("frame from member {peer} refused: {e}"))?;
     let msg = wire::decode(&frame).map_err(|e| format!("garbage from member {peer}: {e}"))?;
     if sender(&msg).is_some_and(|from| from != peer) {
         // Only the member's own signed messages travel on its link.
@@ -297,28 +239,27 @@ pub async fn connect_loop(
     peer: ReplicaId,
     addr: SocketAddr,
     mut outbox: mpsc::Receiver<Bytes>,
-    seed: [u8; 32],
 ) {
     let mut backoff = Duration::from_millis(100);
-    let mut rng = SeededRng::new(seed);
     loop {
         let attempt = async {
             let stream = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-            let (framed, who) = authenticate(stream, &me, &mut rng).await?;
+            let (framed, session, who) = authenticate(stream, &me, true).await?;
             if who != peer {
                 return Err(format!("{addr} answered as member {who}, expected {peer}"));
             }
-            Ok(framed)
+            Ok((framed, session))
         };
         match attempt.await {
-            Ok(mut framed) => {
+            Ok((mut framed, mut session)) => {
                 backoff = Duration::from_millis(100);
                 // Everything queued goes out with one flush (one write syscall under load).
                 'link: while let Some(bytes) = outbox.recv().await {
                     let mut next = Some(bytes);
                     let mut queued = 0;
                     while let Some(b) = next.take() {
-                        if framed.feed(b).await.is_err() {
+                        let Ok(sealed) = noise::seal(&mut session, &b) else { break 'link };
+                        if framed.feed(sealed).await.is_err() {
                             break 'link;
                         }
                         queued += 1;
@@ -345,19 +286,20 @@ pub async fn connect_loop(
 
 /// An authenticated outbound link, as a peer opens one: for tools that must speak the replica
 /// protocol themselves (the flood benchmark's Byzantine agent uses a member's own key).
-pub struct Link(Framed<TcpStream, LengthDelimitedCodec>);
+pub struct Link(Framed<TcpStream, LengthDelimitedCodec>, TransportState);
 
 impl Link {
-    pub async fn dial(me: &Identity, addr: SocketAddr, seed: [u8; 32]) -> Result<Link, String> {
+    pub async fn dial(me: &Identity, addr: SocketAddr) -> Result<Link, String> {
         let stream = TcpStream::connect(addr).await.map_err(|e| format!("{addr}: {e}"))?;
-        let (framed, _) = authenticate(stream, me, &mut SeededRng::new(seed)).await?;
-        Ok(Link(framed))
+        let (framed, session, _) = authenticate(stream, me, true).await?;
+        Ok(Link(framed, session))
     }
 
-    /// Sends frames as they are (encoded messages, or anything else) with one flush.
+    /// Sends frames as they are (encoded messages, or anything else), sealed, with one flush.
     pub async fn send(&mut self, frames: &[&[u8]]) -> Result<(), String> {
         for f in frames {
-            self.0.feed(Bytes::copy_from_slice(f)).await.map_err(|e| e.to_string())?;
+            let sealed = noise::seal(&mut self.1, f)?;
+            self.0.feed(sealed).await.map_err(|e| e.to_string())?;
         }
         SinkExt::<Bytes>::flush(&mut self.0).await.map_err(|e| e.to_string())
     }

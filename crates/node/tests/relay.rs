@@ -1,0 +1,134 @@
+//! A network attacker between two members, over real TCP: it relays the bytes of member X's link
+//! to member R and then writes its own frame into the stream, a vote "from X" under a signature X
+//! never made. On a link authenticated only at connection time, R took that frame as X's and
+//! accused X of corrupting signatures (framing an honest member). On the secure channel the
+//! relay can neither read what X sends nor inject a frame R will open.
+
+use bytes::BufMut;
+use phalanx_core::wire::{self, Message, Phase, Signed, Vote};
+use phalanx_crypto::{Digest, Keypair, VerdictCache, verify_one};
+use phalanx_node::directory::{Agent, Directory};
+use phalanx_node::transport::{Identity, accept_loop, connect_loop};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+const X: u32 = 0;
+const R: u32 = 1;
+
+fn vote(seq: u64, from: u32, key: &Keypair, cluster: &Digest) -> Signed<Vote> {
+    let body = Vote { phase: Phase::Prepare, epoch: 0, view: 0, seq, digest: Digest([seq as u8; 32]) };
+    Signed::sign(body, from, key, cluster)
+}
+
+/// Copies bytes one way, keeping a copy of everything seen, until either side closes.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    to: Arc<tokio::sync::Mutex<tokio::net::tcp::OwnedWriteHalf>>,
+    seen: Arc<Mutex<Vec<u8>>>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 || to.lock().await.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        seen.lock().unwrap().extend_from_slice(&buf[..n]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_between_two_members_can_neither_read_nor_frame_them() {
+    let cluster = Digest([7; 32]);
+    let (kx, kr, attacker) =
+        (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]), Keypair::from_seed([3; 32]));
+    let agent = |name: &str, key: &Keypair| Agent {
+        name: name.into(),
+        key: key.public(),
+        replica_addr: None,
+        http_addr: None,
+        voter: true,
+    };
+    let directory = |id| {
+        Arc::new(RwLock::new(Directory {
+            id,
+            epoch: 0,
+            f: 0,
+            quorum: 1,
+            agents: vec![agent("x", &kx), agent("r", &kr)],
+        }))
+    };
+    let x = Identity { key: kx.clone(), cluster, directory: directory(X) };
+    let r = Identity { key: kr.clone(), cluster, directory: directory(R) };
+
+    // R listens; whatever its links deliver lands in `inbound`.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let r_addr = listener.local_addr().unwrap();
+    let (inbound_tx, mut inbound) = mpsc::channel(1024);
+    let seen = Arc::new(Mutex::new(vec![None; 2]));
+    tokio::spawn(accept_loop(listener, r, inbound_tx, Arc::new(VerdictCache::new(1024)), seen, [9; 32]));
+
+    // The relay: X dials it believing it is R; it dials R and copies both ways. On a signal it
+    // writes its own frame, a length-delimited vote "from X" that X never signed.
+    let relay = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay_addr = relay.local_addr().unwrap();
+    let upstream_bytes = Arc::new(Mutex::new(Vec::new()));
+    let (inject_tx, inject_rx) = watch::channel(false);
+    let forged = wire::encode(&Message::Vote(vote(99, X, &attacker, &cluster)));
+    {
+        let upstream_bytes = upstream_bytes.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = relay.accept().await {
+                let Ok(server) = TcpStream::connect(r_addr).await else { continue };
+                let (c_read, c_write) = client.into_split();
+                let (s_read, s_write) = server.into_split();
+                let s_write = Arc::new(tokio::sync::Mutex::new(s_write));
+                let c_write = Arc::new(tokio::sync::Mutex::new(c_write));
+                tokio::spawn(pump(c_read, s_write.clone(), upstream_bytes.clone()));
+                tokio::spawn(pump(s_read, c_write, Arc::new(Mutex::new(Vec::new()))));
+                let (mut go, forged) = (inject_rx.clone(), forged.clone());
+                tokio::spawn(async move {
+                    if go.wait_for(|g| *g).await.is_ok() {
+                        let mut frame = Vec::new();
+                        frame.put_u32(forged.len() as u32);
+                        frame.extend_from_slice(&forged);
+                        let _ = s_write.lock().await.write_all(&frame).await;
+                    }
+                });
+            }
+        });
+    }
+
+    // X's outbound link to "R" goes through the relay; X sends an honest vote.
+    let (outbox, rx) = mpsc::channel(16);
+    tokio::spawn(connect_loop(x, R, relay_addr, rx));
+    let honest = wire::encode(&Message::Vote(vote(1, X, &kx, &cluster)));
+    outbox.send(honest.clone().into()).await.unwrap();
+    let (from, first) = tokio::time::timeout(Duration::from_secs(10), inbound.recv()).await.unwrap().unwrap();
+    assert_eq!((from, wire::encode(&first)), (X, honest.clone()), "the relayed link still carries X's votes");
+
+    // The relay injects its frame, then X keeps talking.
+    inject_tx.send(true).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    outbox.send(wire::encode(&Message::Vote(vote(2, X, &kx, &cluster))).into()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Nothing R's transport handed on as X's is anything but X's own signed vote.
+    while let Ok((from, m)) = inbound.try_recv() {
+        let Message::Vote(v) = m else { panic!("R received a message X never sent: {m:?}") };
+        let item = v.verify_item(kx.public(), &cluster);
+        assert!(
+            from == X && verify_one(&item.key, &item.message, &item.signature),
+            "R took a frame the relay wrote as member {from}'s (seq {})",
+            v.body.seq
+        );
+    }
+    // And the relay saw no plaintext: X's vote is not in the bytes it copied.
+    let copied = upstream_bytes.lock().unwrap().clone();
+    assert!(!copied.is_empty());
+    assert!(
+        !copied.windows(honest.len()).any(|w| w == honest.as_slice()),
+        "the relay read X's vote in the clear"
+    );
+}
