@@ -16,7 +16,8 @@ pub enum Evidence {
     VoteEquivocation(Signed<Vote>, Signed<Vote>),
     /// Two signed CHECKPOINTs for one (epoch, seq) with different state digests.
     CheckpointEquivocation(Signed<Checkpoint>, Signed<Checkpoint>),
-    /// A signed pre-prepare whose batch holds a request with an invalid client signature.
+    /// A signed pre-prepare whose batch holds a request no replica may order: one with an invalid
+    /// client signature, or an unsigned opaque payload in a cluster that orders none.
     InvalidProposal(Signed<PrePrepare>, Batch),
     /// A signed NEW-VIEW whose re-proposals do not follow from the VIEW-CHANGEs it carries.
     /// Its signature covers everything inside, so its signer answers for all of it.
@@ -132,8 +133,14 @@ impl Evidence {
         digest(&to_bytes(&(self.fault_type(), culprit, phase, slot)))
     }
 
-    /// Checks the evidence against the members' keys of its epoch (`members[i]` is replica i).
-    pub fn verify(&self, cluster: &Digest, members: &[PublicKey]) -> Result<(), EvidenceError> {
+    /// Checks the evidence against the members' keys of its epoch (`members[i]` is replica i);
+    /// `accepts_opaque` says whether the cluster orders unsigned opaque payloads (testing only).
+    pub fn verify(
+        &self,
+        cluster: &Digest,
+        members: &[PublicKey],
+        accepts_opaque: bool,
+    ) -> Result<(), EvidenceError> {
         let key = |id: ReplicaId| members.get(id as usize).copied().ok_or(EvidenceError::UnknownSigner(id));
         let check = |item: phalanx_crypto::VerifyItem| {
             if verify_one(&item.key, &item.message, &item.signature) {
@@ -174,13 +181,11 @@ impl Evidence {
                     return Err(EvidenceError::BatchMismatch);
                 }
                 check(p.verify_item(key(p.from)?, cluster))?;
-                // An unsigned opaque payload proves nothing: execution decides whether it counts.
-                let all_valid = batch
-                    .requests
-                    .iter()
-                    .filter_map(|r| r.verify_item(cluster))
-                    .all(|it| verify_one(&it.key, &it.message, &it.signature));
-                if all_valid { Err(EvidenceError::ProposalValid) } else { Ok(()) }
+                if batch.requests.iter().all(|r| admissible(r, cluster, accepts_opaque)) {
+                    Err(EvidenceError::ProposalValid)
+                } else {
+                    Ok(())
+                }
             }
             Evidence::InvalidNewView(nv) => {
                 check(nv.verify_item(key(nv.from)?, cluster))?;
@@ -201,6 +206,15 @@ impl Evidence {
                 check(b.verify_item(cluster).ok_or(EvidenceError::BadSignature)?)
             }
         }
+    }
+}
+
+/// Whether a request may be ordered at all: signed by its client, or an unsigned opaque payload in
+/// a cluster that orders them. A primary proposing anything else proposes an invalid batch.
+pub fn admissible(r: &crate::wire::ClientRequest, cluster: &Digest, accepts_opaque: bool) -> bool {
+    match r.verify_item(cluster) {
+        Some(it) => verify_one(&it.key, &it.message, &it.signature),
+        None => accepts_opaque,
     }
 }
 

@@ -8,11 +8,11 @@ use phalanx_core::consensus::reputation::Reputation;
 use phalanx_core::consensus::{Effect, Input, Record, Replica, ReplicaStatus, Timer};
 use phalanx_core::state::{Accountability, MemoryEntry};
 use phalanx_core::wire::{self, ClientRequest, CommitCert, Message, ReplicaId, Reply, Signed};
-use phalanx_crypto::PublicKey;
+use phalanx_crypto::{Digest, PublicKey};
 use phalanx_faults::{Behaviour, Blackboard, Strategy};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -108,6 +108,9 @@ const MAX_WAITING: usize = 10_000;
 /// Clients waiting on one request, at most.
 const WAITERS_PER_REQUEST: usize = 16;
 
+/// A request as replies name it: client, nonce and operation digest.
+type ReplyKey = (PublicKey, u64, Digest);
+
 /// Opens the outbound link to a peer (and keeps it open, reconnecting).
 pub struct Connector {
     pub identity: crate::transport::Identity,
@@ -130,9 +133,12 @@ pub struct Runtime {
     connector: Connector,
     directory: SharedDirectory,
     generations: [u64; Timer::COUNT],
-    waiters: HashMap<(PublicKey, u64), Vec<oneshot::Sender<SharedReply>>>,
-    recent: HashMap<(PublicKey, u64), SharedReply>,
-    recent_order: VecDeque<(PublicKey, u64)>,
+    /// Keyed by the request's content (client, nonce, operation digest), never by (client,
+    /// nonce) alone: a reply to another request under the same nonce (a rejected payload that
+    /// anyone could have made up) must not answer or shadow the honest client's.
+    waiters: HashMap<ReplyKey, Vec<oneshot::Sender<SharedReply>>>,
+    recent: BTreeMap<ReplyKey, SharedReply>,
+    recent_order: VecDeque<ReplyKey>,
     fault: Option<Fault>,
     /// When this node left its last active view, and that view's primary.
     left_view: Option<(u64, ReplicaId)>,
@@ -158,7 +164,7 @@ impl Runtime {
             directory,
             generations: [0; Timer::COUNT],
             waiters: HashMap::new(),
-            recent: HashMap::new(),
+            recent: BTreeMap::new(),
             recent_order: VecDeque::new(),
             fault: None,
             left_view: None,
@@ -256,7 +262,7 @@ impl Runtime {
 
     /// A client request: answered at once if it executed recently, else remembered until it does.
     fn submit(&mut self, req: ClientRequest, tx: oneshot::Sender<SharedReply>) -> Vec<Effect> {
-        let key = (req.body.client, req.body.nonce);
+        let key = (req.body.client, req.body.nonce, req.op_digest());
         if let Some(r) = self.recent.get(&key) {
             let _ = tx.send(r.clone());
             return Vec::new();
@@ -314,10 +320,15 @@ impl Runtime {
                 let _ = tx.send(self.view_changes.iter().cloned().collect());
             }
             Query::Reply(client, nonce, tx) => {
-                let found = self.recent.get(&(client, nonce)).map(|r| {
-                    let cert = self.replica.commit_cert(r.body.seq).cloned();
-                    (r.clone(), cert)
-                });
+                // Signed requests: one executed operation per (client, nonce).
+                let from = (client, nonce, Digest::ZERO);
+                let found =
+                    self.recent.range(from..).next().filter(|(k, _)| (k.0, k.1) == (client, nonce)).map(
+                        |(_, r)| {
+                            let cert = self.replica.commit_cert(r.body.seq).cloned();
+                            (r.clone(), cert)
+                        },
+                    );
                 let _ = tx.send(found);
             }
         }
@@ -498,7 +509,7 @@ impl Runtime {
     fn deliver_reply(&mut self, reply: Signed<Reply>) {
         let reply = Arc::new(reply);
         for e in &reply.body.entries {
-            let key = (e.client, e.nonce);
+            let key = (e.client, e.nonce, e.op);
             if let Some(ws) = self.waiters.remove(&key) {
                 for w in ws {
                     let _ = w.send(reply.clone());

@@ -733,7 +733,7 @@ impl World {
                     self.evidence += 1;
                     self.log(format!("replica {node} reports {}", ev.fault_type()));
                     let keys: Vec<PublicKey> = self.config.epoch.members.iter().map(|m| m.key).collect();
-                    if let Err(e) = ev.verify(&self.config.cluster_id, &keys) {
+                    if let Err(e) = ev.verify(&self.config.cluster_id, &keys, self.config.genesis.testing) {
                         self.checker
                             .violations
                             .push(format!("t={}ms: replica {node} emitted invalid evidence: {e}", self.now));

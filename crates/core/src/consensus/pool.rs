@@ -207,12 +207,13 @@ impl Pool {
         }
     }
 
-    /// Drops the client's requests under one executed nonce (an opaque payload, which leaves no
-    /// client record for `remove_upto`).
-    pub fn remove_nonce(&mut self, client: &PublicKey, nonce: u64) {
+    /// Drops the one request of `client` under `nonce` whose operation digest is `op` (it was
+    /// executed). Keyed by content, not by (client, nonce): a different request under the same
+    /// nonce (an opaque payload anyone could have made up) must not take an honest one along.
+    pub fn remove_op(&mut self, client: &PublicKey, nonce: u64, op: &Digest) {
         let Some(list) = self.by_client.get_mut(client) else { return };
         list.retain(|(n, d)| {
-            if *n != nonce {
+            if *n != nonce || self.entries.get(d).is_some_and(|e| e.op != *op) {
                 return true;
             }
             if let Some(e) = self.entries.remove(d) {

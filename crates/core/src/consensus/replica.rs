@@ -908,7 +908,10 @@ impl Replica {
             }
             return;
         }
-        // Every request must carry its client's valid signature; verify those we have not seen.
+        // Every request must carry its client's valid signature (verify those we have not seen),
+        // and an unsigned opaque payload belongs only in a cluster that orders them: executed
+        // elsewhere it would be rejected under an honest client's (client, nonce), a silent way
+        // to censor that client.
         let unseen: Vec<_> = batch
             .requests
             .iter()
@@ -916,7 +919,8 @@ impl Replica {
             .filter(|(_, d)| !self.pool.contains(d))
             .filter_map(|(r, _)| r.verify_item(&self.cluster))
             .collect();
-        if !all_valid(self.verifier.as_mut(), &unseen) {
+        let opaque_refused = !self.state.accepts_opaque() && batch.requests.iter().any(|r| r.is_opaque());
+        if opaque_refused || !all_valid(self.verifier.as_mut(), &unseen) {
             self.report(Evidence::InvalidProposal(pp, batch));
             self.start_view_change(self.view.saturating_add(1), "invalid-proposal");
             return;
@@ -1102,6 +1106,9 @@ impl Replica {
         for (i, req) in batch.requests.iter().enumerate() {
             let client = req.body.client;
             let op = ops.get(i).copied().unwrap_or_else(|| req.op_digest());
+            // This very request leaves the pool, whatever execution makes of it; another request
+            // under the same (client, nonce) leaves only once the client's record passes it.
+            self.pool.remove_op(&client, req.body.nonce, &op);
             match self.state.execute_op(seq, req, op) {
                 Execution::Executed(outcome) | Execution::Duplicate(outcome) => {
                     entries.push(ReplyEntry { client, nonce: req.body.nonce, op, outcome });
@@ -1109,9 +1116,7 @@ impl Replica {
                 }
                 Execution::Stale => {}
             }
-            if req.is_opaque() {
-                self.pool.remove_nonce(&client, req.body.nonce);
-            } else if let Some(n) = self.state.last_nonce(&client) {
+            if let Some(n) = self.state.last_nonce(&client) {
                 self.pool.remove_upto(&client, n);
             }
         }

@@ -255,7 +255,7 @@ impl Replica {
             // provably so when the NEW-VIEW alone shows it (not, say, a certificate inside that
             // only our state rejects).
             let ev = Evidence::InvalidNewView(nv);
-            if ev.verify(&self.cluster, &self.epoch.keys()).is_ok() {
+            if ev.verify(&self.cluster, &self.epoch.keys(), self.state.accepts_opaque()).is_ok() {
                 self.report(ev);
             }
             // Only the one we are waiting for makes us move on; an unsolicited bad NEW-VIEW for

@@ -248,14 +248,14 @@ impl Accountability {
                     self.evidence_rejected += 1;
                     return Err(RejectReason::InvalidEvidence);
                 };
-                if ev.verify(&self.cluster, &epoch.keys()).is_err() {
+                if ev.verify(&self.cluster, &epoch.keys(), self.testing).is_err() {
                     self.evidence_rejected += 1;
                     return Err(RejectReason::InvalidEvidence);
                 }
                 epoch.members[id as usize].key
             }
             (_, Culprit::Client(k)) => {
-                if ev.verify(&self.cluster, &[]).is_err() {
+                if ev.verify(&self.cluster, &[], self.testing).is_err() {
                     self.evidence_rejected += 1;
                     return Err(RejectReason::InvalidEvidence);
                 }

@@ -1,8 +1,4 @@
-//! A network attacker between two members, over real TCP: it relays the bytes of member X's link
-//! to member R and then writes its own frame into the stream, a vote "from X" under a signature X
-//! never made. On a link authenticated only at connection time, R took that frame as X's and
-//! accused X of corrupting signatures (framing an honest member). On the secure channel the
-//! relay can neither read what X sends nor inject a frame R will open.
+//! Replica links under attack, over real TCP.
 
 use bytes::BufMut;
 use phalanx_core::wire::{self, Message, Phase, Signed, Vote};
@@ -38,11 +34,18 @@ async fn pump(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_relay_between_two_members_can_neither_read_nor_frame_them() {
+/// Two members, X and R, and R listening: what its links deliver lands in `inbound`.
+struct Pair {
+    cluster: Digest,
+    kx: Keypair,
+    x: Identity,
+    r_addr: std::net::SocketAddr,
+    inbound: mpsc::Receiver<(u32, Message)>,
+}
+
+async fn pair() -> Pair {
     let cluster = Digest([7; 32]);
-    let (kx, kr, attacker) =
-        (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]), Keypair::from_seed([3; 32]));
+    let (kx, kr) = (Keypair::from_seed([1; 32]), Keypair::from_seed([2; 32]));
     let agent = |name: &str, key: &Keypair| Agent {
         name: name.into(),
         key: key.public(),
@@ -61,13 +64,23 @@ async fn a_relay_between_two_members_can_neither_read_nor_frame_them() {
     };
     let x = Identity { key: kx.clone(), cluster, directory: directory(X) };
     let r = Identity { key: kr.clone(), cluster, directory: directory(R) };
-
-    // R listens; whatever its links deliver lands in `inbound`.
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let r_addr = listener.local_addr().unwrap();
-    let (inbound_tx, mut inbound) = mpsc::channel(1024);
+    let (inbound_tx, inbound) = mpsc::channel(1024);
     let seen = Arc::new(Mutex::new(vec![None; 2]));
     tokio::spawn(accept_loop(listener, r, inbound_tx, Arc::new(VerdictCache::new(1024)), seen, [9; 32]));
+    Pair { cluster, kx, x, r_addr, inbound }
+}
+
+/// A network attacker between two members: it relays the bytes of member X's link to member R and
+/// then writes its own frame into the stream, a vote "from X" under a signature X never made. On a
+/// link authenticated only at connection time, R took that frame as X's and accused X of
+/// corrupting signatures (framing an honest member). On the secure channel the relay can neither
+/// read what X sends nor inject a frame R will open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_between_two_members_can_neither_read_nor_frame_them() {
+    let Pair { cluster, kx, x, r_addr, mut inbound } = pair().await;
+    let attacker = Keypair::from_seed([3; 32]);
 
     // The relay: X dials it believing it is R; it dials R and copies both ways. On a signal it
     // writes its own frame, a length-delimited vote "from X" that X never signed.
@@ -131,4 +144,55 @@ async fn a_relay_between_two_members_can_neither_read_nor_frame_them() {
         !copied.windows(honest.len()).any(|w| w == honest.as_slice()),
         "the relay read X's vote in the clear"
     );
+}
+
+/// A peer that claims member X's key without holding it: it completes the Noise handshake but
+/// cannot sign this session's transcript with X's key, so R refuses it before reading anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_impostor_with_a_members_key_but_not_its_secret_is_refused() {
+    let Pair { cluster, kx, r_addr, mut inbound, .. } = pair().await;
+    let mut stream = TcpStream::connect(r_addr).await.unwrap();
+    let mut prologue = b"phalanx-link/1".to_vec();
+    prologue.extend_from_slice(&cluster.0);
+    let params = "Noise_NN_25519_ChaChaPoly_BLAKE2s".parse().unwrap();
+    let mut hs = snow::Builder::new(params).prologue(&prologue).unwrap().build_initiator().unwrap();
+    let (mut msg, mut payload) = (vec![0u8; 1024], vec![0u8; 1024]);
+    let n = hs.write_message(&[], &mut msg).unwrap();
+    write_frame(&mut stream, &msg[..n]).await;
+    let reply = read_frame(&mut stream).await.expect("R answers the handshake");
+    hs.read_message(&reply, &mut payload).unwrap();
+    let mut session = hs.into_transport_mode().unwrap();
+    // X's key, with a signature made by another key over the right transcript shape.
+    let forged = (kx.public(), Keypair::from_seed([3; 32]).sign(b"not X"));
+    let n = session.write_message(&wire::to_bytes(&forged), &mut msg).unwrap();
+    write_frame(&mut stream, &msg[..n]).await;
+    let vote = wire::encode(&Message::Vote(vote(5, X, &kx, &cluster)));
+    let n = session.write_message(&vote, &mut msg).unwrap();
+    write_frame(&mut stream, &msg[..n]).await;
+    // R sends its own proof, then closes.
+    let mut closed = false;
+    for _ in 0..3 {
+        if read_frame(&mut stream).await.is_none() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "R kept the impostor's link open");
+    assert!(inbound.try_recv().is_err(), "R delivered a message from an impostor");
+}
+
+async fn write_frame(stream: &mut TcpStream, bytes: &[u8]) {
+    stream.write_all(&(bytes.len() as u32).to_be_bytes()).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+}
+
+async fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let read = async {
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).await.ok()?;
+        let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+        stream.read_exact(&mut buf).await.ok()?;
+        Some(buf)
+    };
+    tokio::time::timeout(Duration::from_secs(5), read).await.expect("R neither answers nor closes")
 }
