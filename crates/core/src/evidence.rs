@@ -16,8 +16,9 @@ pub enum Evidence {
     VoteEquivocation(Signed<Vote>, Signed<Vote>),
     /// Two signed CHECKPOINTs for one (epoch, seq) with different state digests.
     CheckpointEquivocation(Signed<Checkpoint>, Signed<Checkpoint>),
-    /// A signed pre-prepare whose batch holds a request no replica may order: one with an invalid
-    /// client signature, or an unsigned opaque payload in a cluster that orders none.
+    /// A signed pre-prepare whose batch no replica may order: over the batch size limit, or
+    /// holding a request with an invalid client signature, or an unsigned opaque payload in a
+    /// cluster that orders none.
     InvalidProposal(Signed<PrePrepare>, Batch),
     /// A signed NEW-VIEW whose re-proposals do not follow from the VIEW-CHANGEs it carries.
     /// Its signature covers everything inside, so its signer answers for all of it.
@@ -181,7 +182,8 @@ impl Evidence {
                     return Err(EvidenceError::BatchMismatch);
                 }
                 check(p.verify_item(key(p.from)?, cluster))?;
-                if batch.requests.iter().all(|r| admissible(r, cluster, accepts_opaque)) {
+                if !batch.oversized() && batch.requests.iter().all(|r| admissible(r, cluster, accepts_opaque))
+                {
                     Err(EvidenceError::ProposalValid)
                 } else {
                     Ok(())

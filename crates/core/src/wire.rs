@@ -14,6 +14,10 @@ pub mod limits {
     /// One frame on the wire (a state-transfer snapshot is the largest message).
     pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
     pub const MAX_BATCH_REQUESTS: usize = 4096;
+    /// One batch, encoded: half a frame, so a batch travels inside any message that carries one
+    /// (a pre-prepare, a commit certificate with up to `MAX_MEMBERS` commits, a fetched batch),
+    /// and every valid request (a report is the largest, 1 MiB) fits one on its own.
+    pub const MAX_BATCH_BYTES: usize = MAX_MESSAGE_BYTES / 2;
     pub const MAX_ACCOUNT_NAME: usize = 64;
     /// Certificates carry at most one signed message per member.
     pub const MAX_MEMBERS: usize = 1024;
@@ -330,6 +334,11 @@ impl Batch {
 
     /// What a pre-prepare signs: the timestamp and the digests of the requests, in order.
     /// Replicas hash each request once, when it arrives, and never the whole batch again.
+    /// Whether the batch's encoding exceeds [`limits::MAX_BATCH_BYTES`].
+    pub fn oversized(&self) -> bool {
+        to_bytes(self).len() > limits::MAX_BATCH_BYTES
+    }
+
     pub fn digest(&self) -> Digest {
         let requests: Vec<Digest> = self.requests.iter().map(ClientRequest::digest).collect();
         Self::digest_over(self.timestamp_ms, &requests)

@@ -4,9 +4,10 @@
 mod common;
 
 use common::*;
-use phalanx_core::consensus::Effect;
+use phalanx_core::consensus::{DirectVerifier, Effect, Input, Record, Replica, Timer};
 use phalanx_core::evidence::Evidence;
-use phalanx_core::wire::{ClientRequest, Message, Phase};
+use phalanx_core::wire::{self, Batch, ClientRequest, Message, Operation, Phase, RequestBody, limits};
+use phalanx_crypto::{Digest, Keypair};
 
 fn evidence(effects: &[Effect]) -> Vec<Evidence> {
     effects
@@ -58,4 +59,167 @@ fn opaque_censor_an_executed_payload_removes_only_itself_from_the_pool() {
     let out = commit_slot(&fx, &mut backup, 1, &fx.batch(vec![forged]));
     assert_eq!(executed(&out), vec![1]);
     assert_eq!(backup.status().pending_requests, 1, "the honest request left the pool with the payload");
+}
+
+/// Every kind of request at its largest, from every client the pool admits. Cut by count alone, a
+/// batch of reports went over the frame limit: the link refused it, resends failed the same way,
+/// and every next primary cut the same batch (a halt for good). Batches are cut by bytes too, so
+/// every message the primary emits fits the wire.
+#[test]
+fn oversize_a_pool_of_the_largest_requests_never_yields_a_message_over_the_wire_limit() {
+    let mut fx = Fixture::new(4);
+    fx.config.genesis.testing = true; // opaque payloads too
+    fx.config.params.batch_size = limits::MAX_BATCH_REQUESTS;
+    fx.config.params.batch_delay_ms = 1_000;
+    let mut primary = fx.replica(0);
+    let signers: Vec<Keypair> = fx.keys.iter().chain([&fx.client]).cloned().collect();
+    let mut offered = 0;
+    let mut out = Vec::new();
+    for (c, key) in signers.iter().enumerate() {
+        for nonce in 1..=16u64 {
+            let op = match nonce % 4 {
+                0 => Operation::MemoryStore {
+                    namespace: "n".repeat(limits::MAX_MEMORY_NAMESPACE),
+                    key: format!("{nonce}-{}", "k".repeat(200)),
+                    value: "v".repeat(limits::MAX_MEMORY_VALUE),
+                    ttl_ms: None,
+                },
+                1 => Operation::Opaque(vec![c as u8; limits::MAX_OPAQUE_BYTES]),
+                _ => Operation::Report(vec![nonce as u8; limits::MAX_REPORT_BYTES]),
+            };
+            let body = RequestBody { client: key.public(), nonce, op };
+            let req = match body.op {
+                Operation::Opaque(ref p) => ClientRequest::opaque(key.public(), nonce, p.clone()),
+                _ => ClientRequest::sign(body, key, fx.cluster()),
+            };
+            offered += 1;
+            out.extend(feed(&mut primary, Message::Request(req)));
+        }
+    }
+    out.extend(primary.handle(0, Input::Timeout(Timer::Batch)));
+    let messages = sent(&out);
+    let mut proposed = 0;
+    let mut largest = 0;
+    for m in &messages {
+        let bytes = wire::encode(m).len();
+        assert!(bytes <= limits::MAX_MESSAGE_BYTES, "a {} of {bytes} bytes", m.name());
+        if let Message::PrePrepare(_, b) = m {
+            proposed += b.requests.len();
+            largest = largest.max(b.requests.len());
+        }
+    }
+    assert!(largest > 1, "batches still group requests");
+    assert_eq!(proposed, offered, "every request was proposed");
+    // A commit certificate carries the batch and up to MAX_MEMBERS commits: it fits too.
+    let commit = fx.vote(0, Phase::Commit, u64::MAX, u64::MAX, Digest([0xff; 32]));
+    let commit_bytes = wire::encode(&commit).len();
+    assert!(limits::MAX_BATCH_BYTES + limits::MAX_MEMBERS * commit_bytes + 64 <= limits::MAX_MESSAGE_BYTES);
+}
+
+/// A backup that holds a request and is shown a proposal of it with `timestamp_ms`, at `now`.
+fn prepares_at(fx: &Fixture, now: u64, timestamp_ms: u64) -> bool {
+    let mut backup = fx.replica(1);
+    let req = fx.request(1, 5);
+    backup.handle(now, Input::Message(Message::Request(req.clone())));
+    let batch = Batch { timestamp_ms, requests: vec![req].into() };
+    let out = backup.handle(now, Input::Message(fx.pre_prepare(0, 1, &batch)));
+    sent_vote(&out, Phase::Prepare, 1)
+}
+
+/// A primary that stamps its batches with time 0 forever freezes the replicated clock (no
+/// quarantine expires, no memory entry lapses, no federated deadline passes); one that stamps
+/// them far ahead jumps it. Backups prepare only batches stamped within the skew bound of their
+/// own clock, either way, and such a primary's requests time out into a view change.
+#[test]
+fn clock_skew_a_primary_can_neither_freeze_nor_jump_the_replicated_clock() {
+    let fx = Fixture::new(4);
+    let skew = fx.config.params.max_clock_skew_ms;
+    let now = 3_600_000;
+    assert!(prepares_at(&fx, now, now), "an honest timestamp");
+    assert!(prepares_at(&fx, now, now - skew), "a proposal that waited up to the bound");
+    assert!(!prepares_at(&fx, now, 0), "a frozen clock");
+    assert!(!prepares_at(&fx, now, now - skew - 1), "just past the bound, behind");
+    assert!(!prepares_at(&fx, now, now + skew + 1), "just past the bound, ahead");
+
+    // The frozen primary's request is still waiting: the backup suspects it.
+    let mut backup = fx.replica(1);
+    let req = fx.request(1, 5);
+    backup.handle(now, Input::Message(Message::Request(req.clone())));
+    let frozen = Batch { timestamp_ms: 0, requests: vec![req].into() };
+    backup.handle(now, Input::Message(fx.pre_prepare(0, 1, &frozen)));
+    assert_eq!(backup.clock_refusals(), 1);
+    let timeout = fx.config.params.view_change_timeout_ms;
+    let mut effects = Vec::new();
+    for t in 1..=4 {
+        effects.extend(backup.handle(now + t * timeout / 2, Input::Timeout(Timer::Request)));
+    }
+    assert!(view_change_started(&effects), "the frozen primary was never suspected");
+}
+
+/// Clients that each fill their share of the pool with the largest requests cannot make an
+/// honest replica hold more than the pool's byte bound (count limits alone allowed 100 GB).
+#[test]
+fn oversize_the_pool_is_bounded_in_bytes_not_only_in_count() {
+    let fx = Fixture::new(4);
+    let mut backup = fx.replica(1);
+    let signers: Vec<Keypair> = fx.keys.iter().chain([&fx.client]).cloned().collect();
+    for key in &signers {
+        for nonce in 1..=16u64 {
+            let body = RequestBody {
+                client: key.public(),
+                nonce,
+                op: Operation::Report(vec![1; limits::MAX_REPORT_BYTES]),
+            };
+            feed(&mut backup, Message::Request(ClientRequest::sign(body, key, fx.cluster())));
+        }
+    }
+    let pending = backup.status().pending_requests;
+    assert!((60..64).contains(&pending), "{pending} one-megabyte requests pending (the bound is 64 MiB)");
+}
+
+fn own_report_nonces(effects: &[Effect], me: &Keypair) -> Vec<u64> {
+    sent(effects)
+        .iter()
+        .filter_map(|m| match m {
+            Message::Request(r) if r.body.client == me.public() => Some(r.body.nonce),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A member signs its reports as a client, with its own nonces. Taken from the clock alone, a
+/// restart with the clock stepped back reused a nonce: two different reports under one nonce,
+/// which its peers prove as a double spend against it. The last nonce is persisted.
+#[test]
+fn own_nonces_are_never_reused_after_a_restart_with_the_clock_stepped_back() {
+    let fx = Fixture::new(4);
+    let me = &fx.keys[1];
+    let mut backup = fx.replica(1);
+    let now = 10_000_000;
+    let stamped = |r| Batch { timestamp_ms: now, requests: vec![r].into() };
+    let (a, b) = (stamped(fx.request(1, 5)), stamped(fx.request(2, 6)));
+    let mut out = backup.handle(now, Input::Message(fx.pre_prepare(0, 1, &a)));
+    out.extend(backup.handle(now, Input::Message(fx.pre_prepare(0, 1, &b))));
+    let before = own_report_nonces(&out, me);
+    assert!(!before.is_empty(), "the equivocation was reported");
+    let records: Vec<Record> = out
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Persist(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+
+    // Restarted an hour earlier by its clock, it reports a client's double spend.
+    let mut again =
+        Replica::recover(1, me.clone(), fx.config.clone(), Box::new(DirectVerifier::new([1; 32])), &records)
+            .unwrap();
+    let earlier = now - 3_600_000;
+    again.start(earlier);
+    let mut out = again.handle(earlier, Input::Message(Message::Request(fx.request(7, 1))));
+    out.extend(again.handle(earlier, Input::Message(Message::Request(fx.request(7, 2)))));
+    let after = own_report_nonces(&out, me);
+    assert!(!after.is_empty(), "the client's double spend was reported");
+    let last = before.iter().max().unwrap();
+    assert!(after.iter().all(|n| n > last), "reused nonces: before {before:?}, after {after:?}");
 }

@@ -15,32 +15,32 @@ fn vote_equivocation_is_proven_and_forgeries_are_not() {
     let v1 = fx.sign(2, fx.vote_body(Phase::Prepare, 0, 5, a));
     let v2 = fx.sign(2, fx.vote_body(Phase::Prepare, 0, 5, b));
     let ev = Evidence::VoteEquivocation(v1.clone(), v2.clone());
-    assert_eq!(ev.verify(fx.cluster(), &keys), Ok(()));
+    assert_eq!(ev.verify(fx.cluster(), &keys, false), Ok(()));
     assert_eq!(ev.culprit(), Culprit::Member(2));
 
     let mut forged = v2.clone();
     forged.sig.s[3] ^= 1;
     assert_eq!(
-        Evidence::VoteEquivocation(v1.clone(), forged).verify(fx.cluster(), &keys),
+        Evidence::VoteEquivocation(v1.clone(), forged).verify(fx.cluster(), &keys, false),
         Err(EvidenceError::BadSignature)
     );
     let other_slot = fx.sign(2, fx.vote_body(Phase::Prepare, 0, 6, b));
     assert_eq!(
-        Evidence::VoteEquivocation(v1.clone(), other_slot).verify(fx.cluster(), &keys),
+        Evidence::VoteEquivocation(v1.clone(), other_slot).verify(fx.cluster(), &keys, false),
         Err(EvidenceError::DifferentSlots)
     );
     let other_view = fx.sign(2, fx.vote_body(Phase::Prepare, 1, 5, b));
     assert_eq!(
-        Evidence::VoteEquivocation(v1.clone(), other_view).verify(fx.cluster(), &keys),
+        Evidence::VoteEquivocation(v1.clone(), other_view).verify(fx.cluster(), &keys, false),
         Err(EvidenceError::DifferentSlots)
     );
     let other_signer = fx.sign(3, fx.vote_body(Phase::Prepare, 0, 5, b));
     assert_eq!(
-        Evidence::VoteEquivocation(v1.clone(), other_signer).verify(fx.cluster(), &keys),
+        Evidence::VoteEquivocation(v1.clone(), other_signer).verify(fx.cluster(), &keys, false),
         Err(EvidenceError::DifferentSigners)
     );
     assert_eq!(
-        Evidence::VoteEquivocation(v1.clone(), v1.clone()).verify(fx.cluster(), &keys),
+        Evidence::VoteEquivocation(v1.clone(), v1.clone()).verify(fx.cluster(), &keys, false),
         Err(EvidenceError::NoConflict)
     );
     // Same identity for the same evidence: duplicates deduplicate.
@@ -54,14 +54,17 @@ fn invalid_proposal_needs_a_really_bad_request() {
     let good = fx.batch(vec![fx.request(1, 5)]);
     let pp = |d| fx.sign(0, PrePrepare { epoch: 0, view: 0, seq: 1, digest: d });
     let ev = Evidence::InvalidProposal(pp(good.digest()), good.clone());
-    assert_eq!(ev.verify(fx.cluster(), &keys), Err(EvidenceError::ProposalValid));
+    assert_eq!(ev.verify(fx.cluster(), &keys, false), Err(EvidenceError::ProposalValid));
     let mut bad = good.clone();
     let mut requests = bad.requests.to_vec();
     requests[0].sig.r[0] ^= 1;
     bad.requests = requests.into();
-    assert_eq!(Evidence::InvalidProposal(pp(bad.digest()), bad.clone()).verify(fx.cluster(), &keys), Ok(()));
     assert_eq!(
-        Evidence::InvalidProposal(pp(good.digest()), bad).verify(fx.cluster(), &keys),
+        Evidence::InvalidProposal(pp(bad.digest()), bad.clone()).verify(fx.cluster(), &keys, false),
+        Ok(())
+    );
+    assert_eq!(
+        Evidence::InvalidProposal(pp(good.digest()), bad).verify(fx.cluster(), &keys, false),
         Err(EvidenceError::BatchMismatch)
     );
 }
@@ -71,13 +74,13 @@ fn double_spend_is_two_operations_under_one_nonce() {
     let fx = Fixture::new(4);
     let a = fx.request(7, 10);
     let b = fx.request(7, 11);
-    assert_eq!(Evidence::DoubleSpend(a.clone(), b.clone()).verify(fx.cluster(), &[]), Ok(()));
+    assert_eq!(Evidence::DoubleSpend(a.clone(), b.clone()).verify(fx.cluster(), &[], false), Ok(()));
     assert_eq!(
-        Evidence::DoubleSpend(a.clone(), a.clone()).verify(fx.cluster(), &[]),
+        Evidence::DoubleSpend(a.clone(), a.clone()).verify(fx.cluster(), &[], false),
         Err(EvidenceError::NoConflict)
     );
     assert_eq!(
-        Evidence::DoubleSpend(a, fx.request(8, 11)).verify(fx.cluster(), &[]),
+        Evidence::DoubleSpend(a, fx.request(8, 11)).verify(fx.cluster(), &[], false),
         Err(EvidenceError::DifferentSlots)
     );
 }
@@ -92,7 +95,7 @@ fn new_view_body(fx: &Fixture) -> NewView {
 fn a_new_view_that_drops_or_invents_re_proposals_is_proven() {
     let fx = Fixture::new(4);
     let keys: Vec<_> = fx.keys.iter().map(|k| k.public()).collect();
-    let check = |body: NewView| Evidence::InvalidNewView(fx.sign(1, body)).verify(fx.cluster(), &keys);
+    let check = |body: NewView| Evidence::InvalidNewView(fx.sign(1, body)).verify(fx.cluster(), &keys, false);
 
     let honest = new_view_body(&fx);
     assert_eq!(check(honest.clone()), Err(EvidenceError::NewViewValid));
@@ -127,13 +130,13 @@ fn a_new_view_that_drops_or_invents_re_proposals_is_proven() {
     let mut forged: Signed<NewView> = fx.sign(1, honest.clone());
     forged.body.pre_prepares.clear();
     assert_eq!(
-        Evidence::InvalidNewView(forged).verify(fx.cluster(), &keys),
+        Evidence::InvalidNewView(forged).verify(fx.cluster(), &keys, false),
         Err(EvidenceError::BadSignature)
     );
     let mut stranger = fx.sign(1, honest);
     stranger.from = 9;
     assert_eq!(
-        Evidence::InvalidNewView(stranger).verify(fx.cluster(), &keys),
+        Evidence::InvalidNewView(stranger).verify(fx.cluster(), &keys, false),
         Err(EvidenceError::UnknownSigner(9))
     );
 }
@@ -144,33 +147,33 @@ fn proposal_and_checkpoint_equivocation_need_one_slot_and_two_values() {
     let keys: Vec<_> = fx.keys.iter().map(|k| k.public()).collect();
     let pp = |view, seq, d: &[u8]| fx.sign(0, PrePrepare { epoch: 0, view, seq, digest: digest(d) });
     let ev = Evidence::ProposalEquivocation(pp(0, 3, b"a"), pp(0, 3, b"b"));
-    assert_eq!(ev.verify(fx.cluster(), &keys), Ok(()));
+    assert_eq!(ev.verify(fx.cluster(), &keys, false), Ok(()));
     assert_eq!(ev.culprit(), Culprit::Member(0));
     assert_eq!(
-        Evidence::ProposalEquivocation(pp(0, 3, b"a"), pp(1, 3, b"b")).verify(fx.cluster(), &keys),
+        Evidence::ProposalEquivocation(pp(0, 3, b"a"), pp(1, 3, b"b")).verify(fx.cluster(), &keys, false),
         Err(EvidenceError::DifferentSlots)
     );
     assert_eq!(
-        Evidence::ProposalEquivocation(pp(0, 3, b"a"), pp(0, 3, b"a")).verify(fx.cluster(), &keys),
+        Evidence::ProposalEquivocation(pp(0, 3, b"a"), pp(0, 3, b"a")).verify(fx.cluster(), &keys, false),
         Err(EvidenceError::NoConflict)
     );
 
     let cp = |from, seq, s: &[u8]| fx.sign(from, Checkpoint { epoch: 0, seq, state: digest(s) });
     let ev = Evidence::CheckpointEquivocation(cp(3, 10, b"x"), cp(3, 10, b"y"));
-    assert_eq!(ev.verify(fx.cluster(), &keys), Ok(()));
+    assert_eq!(ev.verify(fx.cluster(), &keys, false), Ok(()));
     assert_eq!(ev.fault_type(), "checkpoint-equivocation");
     assert_eq!(
-        Evidence::CheckpointEquivocation(cp(3, 10, b"x"), cp(3, 20, b"y")).verify(fx.cluster(), &keys),
+        Evidence::CheckpointEquivocation(cp(3, 10, b"x"), cp(3, 20, b"y")).verify(fx.cluster(), &keys, false),
         Err(EvidenceError::DifferentSlots)
     );
     assert_eq!(
-        Evidence::CheckpointEquivocation(cp(3, 10, b"x"), cp(2, 10, b"y")).verify(fx.cluster(), &keys),
+        Evidence::CheckpointEquivocation(cp(3, 10, b"x"), cp(2, 10, b"y")).verify(fx.cluster(), &keys, false),
         Err(EvidenceError::DifferentSigners)
     );
     let mut forged = cp(3, 10, b"y");
     forged.sig.s[3] ^= 1;
     assert_eq!(
-        Evidence::CheckpointEquivocation(cp(3, 10, b"x"), forged).verify(fx.cluster(), &keys),
+        Evidence::CheckpointEquivocation(cp(3, 10, b"x"), forged).verify(fx.cluster(), &keys, false),
         Err(EvidenceError::BadSignature)
     );
 }

@@ -19,7 +19,7 @@ impl Journal {
                 Record::PrePrepare(p, _) => p.body.seq > h,
                 Record::Prepared(c, _) => c.pre_prepare.body.seq > h,
                 Record::Vote(v) => v.body.seq > h,
-                Record::View(_) | Record::ViewChange(_) => true,
+                Record::View(_) | Record::ViewChange(_) | Record::OwnNonce(_) => true,
             });
             // Only the latest view records matter.
             let last_view = self.records.iter().rev().find_map(|r| match r {
@@ -30,9 +30,14 @@ impl Journal {
                 Record::ViewChange(v) => Some(*v),
                 _ => None,
             });
+            let last_nonce = self.records.iter().rev().find_map(|r| match r {
+                Record::OwnNonce(n) => Some(*n),
+                _ => None,
+            });
             self.records.retain(|r| match r {
                 Record::View(v) => Some(*v) == last_view,
                 Record::ViewChange(v) => Some(*v) == last_target,
+                Record::OwnNonce(n) => Some(*n) == last_nonce,
                 _ => true,
             });
             true

@@ -113,7 +113,9 @@ pub struct Params {
     pub view_change_timeout_ms: u64,
     /// Period for retransmitting one's own votes of undecided slots (lossy networks).
     pub resend_interval_ms: u64,
-    /// A backup rejects a fresh batch whose timestamp is further than this from its clock.
+    /// A backup refuses a fresh batch whose timestamp is further than this from its clock, either
+    /// way. Synchronised hosts differ by milliseconds; the bound is how far a Byzantine primary
+    /// can move the replicated clock.
     pub max_clock_skew_ms: u64,
     /// Requests waiting in the pool, in total and per client.
     pub max_pending: usize,
@@ -134,7 +136,7 @@ impl Default for Params {
             batch_delay_ms: 2,
             view_change_timeout_ms: 1000,
             resend_interval_ms: 500,
-            max_clock_skew_ms: 30_000,
+            max_clock_skew_ms: 5_000,
             max_pending: 100_000,
             max_pending_per_client: 16,
             max_buffered_per_sender: 1024,
@@ -251,6 +253,10 @@ pub enum Record {
     Vote(Signed<crate::wire::Vote>),
     /// A stable checkpoint and the snapshot it certifies.
     Stable { cert: CheckpointCert, snapshot: Vec<u8> },
+    /// The nonce of a report this replica signed as a client of the state: after a restart it
+    /// never signs another report under a used nonce, whatever its clock says (two reports under
+    /// one nonce would read as a double spend of its own). Last, so older journals still decode.
+    OwnNonce(u64),
 }
 
 /// What a replica asks its host to do.

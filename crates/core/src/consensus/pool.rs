@@ -31,6 +31,8 @@ type UniformMap<K, V> = HashMap<K, V, BuildHasherDefault<UniformHasher>>;
 
 struct Entry {
     req: ClientRequest,
+    /// Encoded size: batches are cut by bytes as well as by count.
+    bytes: usize,
     /// `req.op_digest()`, computed on arrival.
     op: Digest,
     arrival_ms: u64,
@@ -67,6 +69,10 @@ pub(crate) enum Added {
     Conflict(ClientRequest),
 }
 
+/// Encoded bytes the pool holds at most, whatever the count limits allow (100,000 requests of a
+/// megabyte would otherwise be 100 GB).
+pub(crate) const MAX_POOL_BYTES: usize = 64 << 20;
+
 #[derive(Default)]
 pub(crate) struct Pool {
     entries: UniformMap<Digest, Entry>,
@@ -76,6 +82,16 @@ pub(crate) struct Pool {
     next_order: u64,
     /// The latest arrival here of a request the primary has proposed in this view.
     proposed_arrival_ms: u64,
+    /// Encoded size of all pending requests.
+    bytes: usize,
+}
+
+/// How much the pool may hold: requests in total and per client, and encoded bytes in total.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PoolLimits {
+    pub total: usize,
+    pub per_client: usize,
+    pub bytes: usize,
 }
 
 impl Pool {
@@ -101,16 +117,20 @@ impl Pool {
         req: ClientRequest,
         (op, d): (Digest, Digest),
         now: u64,
-        max_total: usize,
-        max_per_client: usize,
+        limits: PoolLimits,
     ) -> Added {
         if self.entries.contains_key(&d) {
             return Added::AlreadyPending;
         }
         let mine = self.by_client.get(&req.body.client).map_or(0, Vec::len);
-        if self.entries.len() >= max_total || mine >= max_per_client {
+        let bytes = crate::wire::to_bytes(&req).len();
+        if self.entries.len() >= limits.total
+            || mine >= limits.per_client
+            || self.bytes + bytes > limits.bytes
+        {
             return Added::Full;
         }
+        self.bytes += bytes;
         let conflict = self.by_client.get(&req.body.client).and_then(|v| {
             v.iter()
                 .filter(|(n, _)| *n == req.body.nonce)
@@ -123,7 +143,16 @@ impl Pool {
         self.by_client.entry(req.body.client).or_default().push((req.body.nonce, d));
         self.entries.insert(
             d,
-            Entry { req, op, arrival_ms: now, order, proposed: false, relayed_ms: None, forwarded: false },
+            Entry {
+                req,
+                bytes,
+                op,
+                arrival_ms: now,
+                order,
+                proposed: false,
+                relayed_ms: None,
+                forwarded: false,
+            },
         );
         self.unproposed.insert(order, d);
         match conflict {
@@ -132,21 +161,31 @@ impl Pool {
         }
     }
 
-    /// Takes up to `max` unproposed requests, oldest first, and marks them proposed. Returns
-    /// them with their digests.
-    pub fn take_batch(&mut self, max: usize) -> (Vec<ClientRequest>, RequestDigests) {
+    /// Takes unproposed requests, oldest first, up to `max` of them and `max_bytes` of their
+    /// encodings (always at least one: every pending request fits a batch on its own), and marks
+    /// them proposed. Returns them with their digests.
+    pub fn take_batch(&mut self, max: usize, max_bytes: usize) -> (Vec<ClientRequest>, RequestDigests) {
         let n = max.min(self.unproposed.len());
         let mut out = Vec::with_capacity(n);
         let mut digests = RequestDigests { ops: Vec::with_capacity(n), requests: Vec::with_capacity(n) };
+        let mut bytes = 0;
         while out.len() < max {
-            let Some((_, d)) = self.unproposed.pop_first() else { break };
-            if let Some(e) = self.entries.get_mut(&d) {
-                e.proposed = true;
-                self.proposed_arrival_ms = self.proposed_arrival_ms.max(e.arrival_ms);
-                out.push(e.req.clone());
-                digests.ops.push(e.op);
-                digests.requests.push(d);
+            let Some(next) = self.unproposed.first_entry() else { break };
+            let d = *next.get();
+            let Some(e) = self.entries.get_mut(&d) else {
+                next.remove();
+                continue;
+            };
+            if !out.is_empty() && bytes + e.bytes > max_bytes {
+                break;
             }
+            next.remove();
+            bytes += e.bytes;
+            e.proposed = true;
+            self.proposed_arrival_ms = self.proposed_arrival_ms.max(e.arrival_ms);
+            out.push(e.req.clone());
+            digests.ops.push(e.op);
+            digests.requests.push(d);
         }
         (out, digests)
     }
@@ -196,6 +235,7 @@ impl Pool {
             if *n <= nonce {
                 if let Some(e) = self.entries.remove(d) {
                     self.unproposed.remove(&e.order);
+                    self.bytes -= e.bytes;
                 }
                 false
             } else {
@@ -218,6 +258,7 @@ impl Pool {
             }
             if let Some(e) = self.entries.remove(d) {
                 self.unproposed.remove(&e.order);
+                self.bytes -= e.bytes;
             }
             false
         });

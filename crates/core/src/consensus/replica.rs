@@ -1,7 +1,7 @@
 //! The replica: its state, input dispatch and the normal case of PBFT.
 
 use super::certs::{CertContext, all_valid};
-use super::pool::{Added, Pool, RequestDigests};
+use super::pool::{Added, MAX_POOL_BYTES, Pool, PoolLimits, RequestDigests};
 use super::reputation::{PeerStats, Reputation};
 use super::slot::Slot;
 use super::{Config, Effect, Epoch, Input, Params, Record, SignatureVerifier, Timer};
@@ -113,6 +113,8 @@ pub struct Replica {
     pub(super) peers: Vec<PeerStats>,
     /// Why the current (or last) view change started.
     pub(super) vc_cause: &'static str,
+    /// Proposals refused for a timestamp outside the clock skew bound.
+    pub(super) clock_refusals: u64,
 }
 
 /// Early messages from one sender, bounded by count and by encoded size.
@@ -191,6 +193,7 @@ impl Replica {
             own_nonce: 0,
             peers: vec![PeerStats::default(); n],
             vc_cause: "",
+            clock_refusals: 0,
         }
     }
 
@@ -243,6 +246,7 @@ impl Replica {
                     let b = &v.body;
                     r.signed.insert((b.epoch, b.kind() as u8, b.view, b.seq), b.digest);
                 }
+                Record::OwnNonce(n) => r.own_nonce = r.own_nonce.max(*n),
                 Record::Stable { cert, snapshot } => {
                     if cert.seq > r.stable.seq {
                         // A snapshot that does not decode to its certified digest means the disk
@@ -263,6 +267,9 @@ impl Replica {
                 }
             }
         }
+        // The committed state knows our last executed report, should a record be missing.
+        let own = r.key.public();
+        r.own_nonce = r.own_nonce.max(r.state.last_nonce(&own).unwrap_or(0));
         // The stable state says which epoch we are in (we may have switched before the crash).
         r.sync_epoch();
         if r.vc_target > r.view {
@@ -363,6 +370,10 @@ impl Replica {
     }
     pub fn is_primary(&self) -> bool {
         self.primary() == self.id
+    }
+    /// Proposals refused because their timestamp was outside the clock skew bound.
+    pub fn clock_refusals(&self) -> u64 {
+        self.clock_refusals
     }
     pub fn log_len(&self) -> usize {
         self.log.len()
@@ -470,9 +481,11 @@ impl Replica {
         if !self.is_voter() {
             return;
         }
-        // Nonces grow with time, so a restarted replica never reuses one (which would read as
-        // a double spend of its own).
+        // Nonces grow, and are persisted before the report leaves, so a restarted replica never
+        // reuses one (which would read as a double spend of its own), even with its clock
+        // stepped back. Starting from the clock keeps them above a lost journal's, too.
         self.own_nonce = (self.own_nonce + 1).max(self.now.saturating_mul(1000));
+        self.out.push(Effect::Persist(Record::OwnNonce(self.own_nonce)));
         let body = RequestBody { client: self.key.public(), nonce: self.own_nonce, op };
         let req = ClientRequest::sign(body, &self.key, &self.cluster);
         self.out.push(Effect::Broadcast(Message::Request(req.clone())));
@@ -698,8 +711,12 @@ impl Replica {
             return;
         }
         let opaque = r.is_opaque();
-        let added =
-            self.pool.add(r, (op, d), self.now, self.params.max_pending, self.params.max_pending_per_client);
+        let limits = PoolLimits {
+            total: self.params.max_pending,
+            per_client: self.params.max_pending_per_client,
+            bytes: MAX_POOL_BYTES,
+        };
+        let added = self.pool.add(r, (op, d), self.now, limits);
         match added {
             Added::Full | Added::AlreadyPending => return,
             // An opaque payload carries no signature, so a conflict with one proves nothing.
@@ -836,7 +853,10 @@ impl Replica {
                 return;
             }
             // The pool hashed each request on arrival: the batch digest needs only those.
-            let (requests, digests) = self.pool.take_batch(self.params.batch_size);
+            // Cut by bytes too: a batch over the frame limit would never reach anyone, and every
+            // next primary would cut the same one.
+            let (requests, digests) =
+                self.pool.take_batch(self.params.batch_size, crate::wire::limits::MAX_BATCH_BYTES);
             let batch = Batch { timestamp_ms: self.now, requests: requests.into() };
             let seq = self.next_seq;
             self.next_seq += 1;
@@ -920,14 +940,20 @@ impl Replica {
             .filter_map(|(r, _)| r.verify_item(&self.cluster))
             .collect();
         let opaque_refused = !self.state.accepts_opaque() && batch.requests.iter().any(|r| r.is_opaque());
-        if opaque_refused || !all_valid(self.verifier.as_mut(), &unseen) {
+        if opaque_refused || batch.oversized() || !all_valid(self.verifier.as_mut(), &unseen) {
             self.report(Evidence::InvalidProposal(pp, batch));
             self.start_view_change(self.view.saturating_add(1), "invalid-proposal");
             return;
         }
-        // Only a timestamp from the future is refused: a proposal that waited in a buffer or was
-        // resent is legitimately old.
-        if batch.timestamp_ms > self.now.saturating_add(self.params.max_clock_skew_ms) {
+        // The batch's timestamp drives the replicated clock (quarantine expiry, memory TTLs,
+        // federated deadlines): one too far either side of ours gets no PREPARE, so a primary
+        // can neither freeze that clock nor jump it. Its requests stay unproposed here and the
+        // proposal is no sign of progress, so the request timer suspects such a primary.
+        let skew = self.params.max_clock_skew_ms;
+        if batch.timestamp_ms > self.now.saturating_add(skew)
+            || batch.timestamp_ms.saturating_add(skew) < self.now
+        {
+            self.clock_refusals += 1;
             return;
         }
         // The batch digest was checked above.
