@@ -4,9 +4,12 @@
 mod common;
 
 use common::*;
-use phalanx_core::consensus::{DirectVerifier, Effect, Input, Record, Replica, Timer};
+use phalanx_core::consensus::{DirectVerifier, Effect, Input, Record, Replica, Timer, plan_new_view};
 use phalanx_core::evidence::Evidence;
-use phalanx_core::wire::{self, Batch, ClientRequest, Message, Operation, Phase, RequestBody, limits};
+use phalanx_core::wire::{
+    self, Batch, BatchRequest, CheckpointCert, ClientRequest, Message, NewView, Operation, Phase, PrePrepare,
+    PreparedCert, RequestBody, ViewChange, limits,
+};
 use phalanx_crypto::{Digest, Keypair};
 
 fn evidence(effects: &[Effect]) -> Vec<Evidence> {
@@ -222,4 +225,73 @@ fn own_nonces_are_never_reused_after_a_restart_with_the_clock_stepped_back() {
     assert!(!after.is_empty(), "the client's double spend was reported");
     let last = before.iter().max().unwrap();
     assert!(after.iter().all(|n| n > last), "reused nonces: before {before:?}, after {after:?}");
+}
+
+/// A NEW-VIEW for `view` from its primary, over the seq-0 checkpoint, built from `view_changes`
+/// (sender, prepared certificates) as an honest primary would build it.
+fn new_view(fx: &Fixture, view: u64, view_changes: Vec<(u32, Vec<PreparedCert>)>) -> Message {
+    let stable = CheckpointCert { seq: 0, state: fx.replica(0).state().digest(), proofs: Vec::new() };
+    let view_changes: Vec<_> = view_changes
+        .into_iter()
+        .map(|(from, prepared)| {
+            fx.sign(from, ViewChange { epoch: 0, new_view: view, stable: stable.clone(), prepared })
+        })
+        .collect();
+    let primary = fx.config.epoch.primary(view);
+    let plan = plan_new_view(&view_changes).unwrap();
+    let pre_prepares = plan
+        .proposals
+        .iter()
+        .map(|p| fx.sign(primary, PrePrepare { epoch: 0, view, seq: p.seq, digest: p.digest }))
+        .collect();
+    Message::NewView(fx.sign(primary, NewView { epoch: 0, view, view_changes, pre_prepares }))
+}
+
+/// Two colluding members at n = 7. D1 leads view 0 and pre-prepares batch b at seq 1 to three
+/// honest backups only; D2 sends its PREPARE to D1 alone. No honest replica prepares b, yet D1
+/// holds a valid prepared certificate for it. D2 leads view 1 and its NEW-VIEW leaves seq 1 out;
+/// the honest primary of view 2 must re-propose b from D1's certificate, and D1 withholds it.
+/// Had the honest backups dropped b on entering view 1, nobody could serve it and seq 1 would
+/// never commit. They keep what they pre-prepared until the seq is stable, and hand it over.
+#[test]
+fn withhold_batch_a_batch_certified_by_a_colluding_pair_is_still_served_by_honest_replicas() {
+    let fx = Fixture::new(7);
+    let (d1, d2, honest_primary, me) = (0, 1, 2, 3);
+    let mut backup = fx.replica(me);
+    let req = fx.request(1, 5);
+    let b = fx.batch(vec![req.clone()]);
+    feed(&mut backup, Message::Request(req));
+    let out = feed(&mut backup, fx.pre_prepare(0, 1, &b));
+    assert!(sent_vote(&out, Phase::Prepare, 1));
+
+    // View 1: D2's NEW-VIEW from view changes that prepared nothing.
+    let out = feed(&mut backup, new_view(&fx, 1, [d2, 2, 3, 4, 5].map(|i| (i, Vec::new())).to_vec()));
+    assert_eq!(backup.view(), 1, "{:?}", sent(&out));
+
+    // View 2: D1's view change carries its certificate (D2's PREPARE and three honest ones).
+    let d = b.digest();
+    let cert = PreparedCert {
+        pre_prepare: fx.sign(d1, PrePrepare { epoch: 0, view: 0, seq: 1, digest: d }),
+        prepares: [d2, 3, 4, 5].map(|i| fx.sign(i, fx.vote_body(Phase::Prepare, 0, 1, d))).to_vec(),
+    };
+    let vcs = vec![
+        (d1, vec![cert]),
+        (honest_primary, Vec::new()),
+        (4, Vec::new()),
+        (5, Vec::new()),
+        (6, Vec::new()),
+    ];
+    let out = feed(&mut backup, new_view(&fx, 2, vcs));
+    assert_eq!(backup.view(), 2);
+    assert!(
+        !sent(&out).iter().any(|m| matches!(m, Message::BatchRequest(_))),
+        "the backup no longer held the batch it pre-prepared"
+    );
+    // Replica 6 never had it and asks: the backup serves it.
+    let ask = fx.sign(6, BatchRequest { epoch: 0, wanted: vec![(1, d)] });
+    let out = feed(&mut backup, Message::BatchRequest(ask));
+    assert!(
+        sent(&out).iter().any(|m| matches!(m, Message::Batch(1, got) if got.digest() == d)),
+        "nobody honest can serve the certified batch"
+    );
 }

@@ -5,6 +5,14 @@ use crate::wire::{Batch, CommitCert, Phase, PrePrepare, PreparedCert, ReplicaId,
 use phalanx_crypto::Digest;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Earlier views' pre-prepared batches kept per slot. A batch that matters was proposed by a
+/// Byzantine primary and later named by a certificate; consecutive views with Byzantine
+/// primaries, each proposing something new here, could push it out only after this many.
+/// Round-robin primaries give at most f such views in a row before an honest one, and an honest
+/// primary's view re-proposes the certified batch (or decides the slot); 8 covers f up to 7
+/// (n = 22) and keeps the memory at 8 batches per slot of the log window.
+const MAX_PRE_PREPARED: usize = 8;
+
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Slot {
     /// The view the votes below belong to.
@@ -27,6 +35,12 @@ pub(crate) struct Slot {
     pub prepared: Option<PreparedCert>,
     /// The batch `prepared` names (kept across views with it, to answer `BatchRequest`s).
     pub prepared_batch: Option<Batch>,
+    /// Batches of earlier views' proposals this replica accepted, by digest, with the view of
+    /// the latest such proposal (the Q-set of Castro and Liskov), kept until the seq is stable.
+    /// A member may hold a valid prepared certificate for a batch that no honest replica
+    /// prepared (its accomplice's PREPARE went to it alone); a later honest primary must then
+    /// re-propose it, and only replicas that kept what they pre-prepared can hand it over.
+    pub pre_prepared: BTreeMap<Digest, (View, Batch)>,
     /// The decided batch digest and its commit certificate.
     pub decided: Option<CommitCert>,
     /// Peers sent the commit certificate in this view (they voted on a re-proposal of it).
@@ -44,6 +58,12 @@ impl Slot {
     /// Moves the slot to a later view: votes and the proposal of the old view no longer count.
     pub fn enter_view(&mut self, view: View) {
         if view > self.view {
+            if self.decided.is_none()
+                && let (Some(pp), Some(batch), Some(d)) =
+                    (&self.pre_prepare, self.batch.take(), self.batch_digest)
+            {
+                self.keep_pre_prepared(pp.body.view, d, batch);
+            }
             self.view = view;
             self.pre_prepare = None;
             if self.decided.is_none() {
@@ -56,6 +76,20 @@ impl Slot {
             self.certified.clear();
             self.sent_prepare = false;
             self.sent_commit = false;
+        }
+    }
+
+    /// Adds a pre-prepared batch to the Q-set. Each view has at most one proposal per seq, so
+    /// the set grows by one per view that proposed something different here; past
+    /// `MAX_PRE_PREPARED` the oldest view's batch goes (a run of more Byzantine primaries than
+    /// that in a row needs more faulty members than the bound allows, see the constant).
+    fn keep_pre_prepared(&mut self, view: View, digest: Digest, batch: Batch) {
+        self.pre_prepared.insert(digest, (view, batch));
+        while self.pre_prepared.len() > MAX_PRE_PREPARED {
+            let Some(oldest) = self.pre_prepared.iter().min_by_key(|(_, (v, _))| *v).map(|(d, _)| *d) else {
+                break;
+            };
+            self.pre_prepared.remove(&oldest);
         }
     }
 
@@ -85,7 +119,8 @@ impl Slot {
             .as_ref()
             .filter(|_| self.prepared.as_ref().is_some_and(|p| p.pre_prepare.body.digest == digest));
         let decided = self.decided_as(digest).map(|c| &c.batch);
-        self.batch_for(digest).or(prepared).or(decided)
+        let pre_prepared = self.pre_prepared.get(&digest).map(|(_, b)| b);
+        self.batch_for(digest).or(prepared).or(decided).or(pre_prepared)
     }
 
     /// The stored batch, if it is the one `digest` names.

@@ -1,6 +1,7 @@
 //! View change: VIEW-CHANGE, the f+1 rule, NEW-VIEW and its recomputation by backups.
 
 use super::replica::Replica;
+use super::slot::Slot;
 use super::{Effect, Record, Timer};
 use crate::evidence::Evidence;
 use crate::wire::{
@@ -326,8 +327,21 @@ impl Replica {
             self.adopt_checkpoint(plan.stable.clone());
         }
         let max_seq = plan.proposals.last().map_or(plan.stable.seq, |p| p.seq);
-        // Slots above the re-proposals were never prepared by a quorum: forget them.
-        self.log.retain(|seq, _| *seq <= max_seq);
+        // Slots above the re-proposals were never prepared by a quorum: their proposals and
+        // votes are void. The batches pre-prepared there stay until the seq is stable (the
+        // Q-set): a later view may re-propose one from a certificate that no honest replica
+        // prepared, and only those that kept it can hand it over.
+        let above: Vec<Seq> = self.log.range(max_seq.saturating_add(1)..).map(|(seq, _)| *seq).collect();
+        for seq in above {
+            let Some(slot) = self.log.get_mut(&seq) else { continue };
+            slot.enter_view(w);
+            let kept = std::mem::take(&mut slot.pre_prepared);
+            if kept.is_empty() {
+                self.log.remove(&seq);
+            } else {
+                *slot = Slot { pre_prepared: kept, since_ms: self.now, ..Slot::new(w) };
+            }
+        }
         self.pool.reset(self.now);
         let h = self.stable.seq;
         // Re-proposals carry digests only; most batches are here already. The rest are asked
