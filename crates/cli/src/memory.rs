@@ -1,8 +1,9 @@
-//! `phalanx memory store|retrieve`: the replicated key-value store shared by the agents.
+//! `phalanx memory store|retrieve|share`: the replicated key-value store shared by the agents.
+//! A key belongs to the client that first wrote it, unless the operator shared its namespace.
 
 use crate::client::Cluster;
 use clap::{Args, Subcommand};
-use phalanx_core::wire::Operation;
+use phalanx_core::wire::{Operation, OperatorAction};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -15,6 +16,19 @@ pub enum MemoryCommand {
     Store(StoreArgs),
     /// Read a value from committed state, confirmed by f+1 agents.
     Retrieve(RetrieveArgs),
+    /// Operator: let any client write any key of a namespace (elsewhere a key belongs to the
+    /// client that wrote it).
+    Share(ShareArgs),
+}
+
+#[derive(Args)]
+pub struct ShareArgs {
+    #[arg(long, default_value = "./cluster")]
+    dir: PathBuf,
+    #[arg(long)]
+    namespace: String,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -63,7 +77,24 @@ pub fn run(cmd: MemoryCommand) -> Result<ExitCode, String> {
     match cmd {
         MemoryCommand::Store(a) => store(a),
         MemoryCommand::Retrieve(a) => retrieve(a),
+        MemoryCommand::Share(a) => share(a),
     }
+}
+
+fn share(a: ShareArgs) -> Result<ExitCode, String> {
+    let cluster = Cluster::load(&a.dir)?;
+    let key = crate::operator::operator_key(&a.dir)?;
+    let action = OperatorAction::ShareNamespace { namespace: a.namespace.clone() };
+    let acc = crate::operator::submit_action(&cluster, &key, action)?;
+    if a.json {
+        println!(
+            "{}",
+            json!({"namespace": a.namespace, "shared": acc.outcome == "applied", "outcome": acc.outcome, "seq": acc.seq})
+        );
+    } else {
+        println!("namespace {}: {} at seq {}", a.namespace, acc.outcome, acc.seq);
+    }
+    Ok(if acc.outcome == "applied" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
 fn store(a: StoreArgs) -> Result<ExitCode, String> {
@@ -83,6 +114,17 @@ fn store(a: StoreArgs) -> Result<ExitCode, String> {
         );
     } else {
         println!("{}/{}: {} at seq {}", a.namespace, a.key, acc.outcome, acc.seq);
+        if acc.outcome.contains("not-owner") {
+            eprintln!(
+                "the key belongs to the client that wrote it; write under your own key or ask the operator to run `phalanx memory share --namespace {}`",
+                a.namespace
+            );
+        } else if acc.outcome.contains("memory-quota") {
+            eprintln!(
+                "{} has used its share of the shared memory; let entries expire (--ttl) or overwrite your own keys",
+                a.signer
+            );
+        }
     }
     Ok(if acc.outcome == "applied" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

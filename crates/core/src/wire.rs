@@ -222,6 +222,9 @@ pub enum OperatorAction {
     /// current f if `None`). Committed now, it takes effect at the next checkpoint boundary as
     /// a new epoch; joiners state-transfer the boundary checkpoint before they vote.
     UpdateQuorum { remove: Vec<String>, add: Vec<Joiner>, f: Option<u32> },
+    /// Declares a shared-memory namespace shared: any client may write any of its keys (in
+    /// other namespaces a key belongs to the client that wrote it).
+    ShareNamespace { namespace: String },
 }
 
 /// An agent admitted by a reconfiguration, with the addresses other agents reach it at
@@ -396,6 +399,10 @@ pub enum RejectReason {
     FederatedFull,
     /// No federated model of that name.
     UnknownModel,
+    /// The memory key belongs to another client (its namespace is not shared).
+    NotOwner,
+    /// The client's share of the shared memory is used up.
+    MemoryQuota,
 }
 
 impl RejectReason {
@@ -417,6 +424,8 @@ impl RejectReason {
             RejectReason::BadUpdate => "bad-update",
             RejectReason::FederatedFull => "federated-full",
             RejectReason::UnknownModel => "unknown-model",
+            RejectReason::NotOwner => "not-owner",
+            RejectReason::MemoryQuota => "memory-quota",
         }
     }
 }
@@ -820,6 +829,11 @@ pub fn check_request(r: &ClientRequest) -> Result<(), WireError> {
             {
                 return Err(WireError::Limit("member name or address longer than 64 bytes"));
             }
+        }
+        Operation::Operator(OperatorAction::ShareNamespace { namespace })
+            if namespace.len() > limits::MAX_MEMORY_NAMESPACE =>
+        {
+            return Err(WireError::Limit("memory namespace longer than 64 bytes"));
         }
         Operation::Operator(_) => {}
         Operation::Federated(op) => op.check_limits()?,

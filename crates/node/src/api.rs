@@ -87,6 +87,10 @@ pub enum OpJson {
     LiftQuarantine {
         member: String,
     },
+    /// Operator: any client may write any key of this memory namespace.
+    ShareNamespace {
+        namespace: String,
+    },
     /// Operator, testing clusters only: make an agent misbehave (`fault: null` clears it).
     InjectFault {
         agent: String,
@@ -157,6 +161,9 @@ impl OpJson {
             Operation::Operator(OperatorAction::LiftQuarantine { member }) => {
                 OpJson::LiftQuarantine { member }
             }
+            Operation::Operator(OperatorAction::ShareNamespace { namespace }) => {
+                OpJson::ShareNamespace { namespace }
+            }
             Operation::Operator(OperatorAction::InjectFault { agent, fault, probability_permille }) => {
                 OpJson::InjectFault { agent, fault, probability_permille }
             }
@@ -207,6 +214,9 @@ impl OpJson {
                 Operation::Report(unhex(&encoded).ok_or("op.encoded: expected hex")?)
             }
             OpJson::ForceViewChange { view } => Operation::Operator(OperatorAction::ForceViewChange { view }),
+            OpJson::ShareNamespace { namespace } => {
+                Operation::Operator(OperatorAction::ShareNamespace { namespace })
+            }
             OpJson::LiftQuarantine { member } => {
                 Operation::Operator(OperatorAction::LiftQuarantine { member })
             }

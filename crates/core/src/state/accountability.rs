@@ -427,7 +427,8 @@ impl Accountability {
                 // The replica reads the new epoch from the state when it executes the boundary.
                 self.epochs.push(next);
             }
-            OperatorAction::InjectFault { .. } => {}
+            // Handled by the state before it gets here (shared memory is not accountability).
+            OperatorAction::InjectFault { .. } | OperatorAction::ShareNamespace { .. } => {}
         }
         Ok(())
     }

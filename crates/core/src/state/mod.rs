@@ -3,6 +3,7 @@
 pub mod accountability;
 pub mod federated;
 mod ledger;
+pub mod memory;
 
 pub use accountability::{Accountability, DetectionEntry, MemberRecord, Quarantine, StateEvent};
 pub use federated::Federated;
@@ -72,6 +73,8 @@ pub struct AppState {
     pub accountability: Accountability,
     /// Federated learning rounds: open rounds' uploads, results, how each agent's updates fared.
     pub federated: Federated,
+    /// Memory namespaces the operator declared shared: any client may write their keys.
+    pub shared_namespaces: BTreeSet<String>,
     /// What the replica must act on after the current batch (not replicated data).
     #[serde(skip)]
     events: Vec<StateEvent>,
@@ -79,6 +82,9 @@ pub struct AppState {
     /// (derived from `accounts`, not part of the encoding).
     #[serde(skip)]
     owners: BTreeSet<PublicKey>,
+    /// Memory bytes charged to each writer (derived from `memory`, not part of the encoding).
+    #[serde(skip)]
+    memory_usage: BTreeMap<PublicKey, u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -113,8 +119,10 @@ impl AppState {
                 checkpoint_interval,
             ),
             federated: Federated::default(),
+            shared_namespaces: BTreeSet::new(),
             events: Vec::new(),
             owners: BTreeSet::new(),
+            memory_usage: BTreeMap::new(),
         };
         s.index_owners();
         s
@@ -130,15 +138,7 @@ impl AppState {
         self.clock_ms = timestamp_ms;
         let now = self.clock_ms;
         self.accountability.expire(now, &mut self.events);
-        let mut freed = 0;
-        self.memory.retain(|(ns, k), e| {
-            let keep = e.expires_at_ms.is_none_or(|t| t > now);
-            if !keep {
-                freed += (ns.len() + k.len() + e.value.len()) as u64;
-            }
-            keep
-        });
-        self.memory_bytes -= freed;
+        self.expire_memory(now);
         self.federated.close_expired(seq, now);
     }
 
@@ -149,6 +149,7 @@ impl AppState {
 
     fn index_owners(&mut self) {
         self.owners = self.accounts.values().map(|a| a.owner).collect();
+        self.index_memory_usage();
     }
 
     /// Whether this key owns an account, is a member or is the operator. Replicas admit
@@ -228,6 +229,9 @@ impl AppState {
             crate::wire::Operation::Report(bytes) => {
                 self.accountability.execute_report(&cx, bytes, &mut self.events)
             }
+            crate::wire::Operation::Operator(crate::wire::OperatorAction::ShareNamespace { namespace }) => {
+                self.share_namespace(&req.body.client, namespace)
+            }
             crate::wire::Operation::Operator(action) => {
                 self.accountability.execute_operator(&cx, action, &mut self.events)
             }
@@ -237,23 +241,16 @@ impl AppState {
                 ledger::transfer(&mut self.accounts, &req.body.client, from, to, *amount)
             }
             crate::wire::Operation::MemoryStore { namespace, key, value, ttl_ms } => {
-                let size = |ns: &str, k: &str, v: &str| (ns.len() + k.len() + v.len()) as u64;
-                let id = (namespace.clone(), key.clone());
-                let old = self.memory.get(&id).map_or(0, |e| size(namespace, key, &e.value));
-                let new = size(namespace, key, value);
-                if self.memory_bytes - old + new > crate::wire::limits::MAX_MEMORY_TOTAL {
-                    return Err(RejectReason::MemoryFull);
-                }
-                self.memory_bytes = self.memory_bytes - old + new;
-                let expires_at_ms = ttl_ms.map(|t| self.clock_ms.saturating_add(t));
-                let entry = MemoryEntry {
-                    value: value.clone(),
+                let (namespace, key, value, ttl_ms) =
+                    (namespace.as_str(), key.as_str(), value.as_str(), *ttl_ms);
+                self.memory_store(memory::Write {
+                    seq,
                     writer: req.body.client,
-                    stored_seq: seq,
-                    expires_at_ms,
-                };
-                self.memory.insert(id, entry);
-                Ok(())
+                    namespace,
+                    key,
+                    value,
+                    ttl_ms,
+                })
             }
             crate::wire::Operation::Federated(op) => self.apply_federated(seq, req.body.client, op),
         }

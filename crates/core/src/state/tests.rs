@@ -111,3 +111,70 @@ fn an_opaque_payload_over_64_kib_breaks_the_limits() {
     let err = crate::wire::check_limits(&crate::wire::Message::Request(big)).unwrap_err();
     assert!(err.to_string().contains("opaque payload larger than 64 KiB"), "{err}");
 }
+
+fn store(key: &Keypair, nonce: u64, ns: &str, k: &str, value: &str, c: &Digest) -> ClientRequest {
+    let op =
+        Operation::MemoryStore { namespace: ns.into(), key: k.into(), value: value.into(), ttl_ms: None };
+    ClientRequest::sign(RequestBody { client: key.public(), nonce, op }, key, c)
+}
+
+fn outcome(e: Execution) -> Outcome {
+    match e {
+        Execution::Executed(o) | Execution::Duplicate(o) => o,
+        Execution::Stale => panic!("stale"),
+    }
+}
+
+/// Any client could overwrite any key and fill the whole store. A key belongs to its writer
+/// unless the operator shared its namespace, each client has a quota, and a snapshot restored
+/// elsewhere enforces the same (usage is rebuilt, not trusted).
+#[test]
+fn memory_keys_have_owners_and_clients_have_quotas() {
+    let (mut s, alice, bob, c) = setup();
+    let operator = Keypair::from_seed([9; 32]);
+    s.accountability.operator = Some(operator.public());
+    let applied = Outcome::Applied;
+    assert_eq!(outcome(s.execute(1, &store(&alice, 1, "plans", "q3", "alice's plan", &c))), applied);
+    // Bob cannot overwrite Alice's key; Alice can.
+    let theft = outcome(s.execute(2, &store(&bob, 1, "plans", "q3", "bob's plan", &c)));
+    assert_eq!(theft, Outcome::Rejected(RejectReason::NotOwner));
+    assert_eq!(s.memory_get("plans", "q3").unwrap().value, "alice's plan");
+    assert_eq!(outcome(s.execute(3, &store(&alice, 2, "plans", "q3", "revised", &c))), applied);
+
+    // Only the operator shares a namespace; then anyone writes its keys.
+    let share = |key: &Keypair, nonce| {
+        let op =
+            Operation::Operator(crate::wire::OperatorAction::ShareNamespace { namespace: "board".into() });
+        ClientRequest::sign(RequestBody { client: key.public(), nonce, op }, key, &c)
+    };
+    assert_eq!(outcome(s.execute(4, &store(&alice, 3, "board", "topic", "a", &c))), applied);
+    assert_eq!(outcome(s.execute(5, &share(&bob, 2))), Outcome::Rejected(RejectReason::Unauthorized));
+    assert_eq!(outcome(s.execute(6, &share(&operator, 1))), applied);
+    assert_eq!(outcome(s.execute(7, &store(&bob, 3, "board", "topic", "b", &c))), applied);
+    assert_eq!(s.memory_get("board", "topic").unwrap().writer, bob.public());
+
+    // Bob fills his share; the store keeps room for everyone else.
+    let big = "x".repeat(crate::wire::limits::MAX_MEMORY_VALUE);
+    let mut nonce = 4;
+    let mut refused = None;
+    for i in 0..64 {
+        nonce += 1;
+        match outcome(s.execute(10 + i, &store(&bob, nonce, "bob", &format!("k{i}"), &big, &c))) {
+            Outcome::Applied => {}
+            other => {
+                refused = Some(other);
+                break;
+            }
+        }
+    }
+    assert_eq!(refused, Some(Outcome::Rejected(RejectReason::MemoryQuota)));
+    assert!(s.memory_bytes <= crate::wire::limits::MAX_MEMORY_TOTAL / 8, "{} bytes", s.memory_bytes);
+    assert_eq!(outcome(s.execute(100, &store(&alice, 4, "plans", "q4", &big, &c))), applied);
+
+    // A restored snapshot charges the same usage.
+    let mut restored = AppState::restore(&s.snapshot()).unwrap();
+    assert_eq!(restored.digest(), s.digest());
+    nonce += 1;
+    let again = outcome(restored.execute(101, &store(&bob, nonce, "bob", "one-more", &big, &c)));
+    assert_eq!(again, Outcome::Rejected(RejectReason::MemoryQuota));
+}
