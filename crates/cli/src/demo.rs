@@ -4,9 +4,9 @@
 //! Each step runs this same binary as a separate command (`init`, `up`, `inject-fault`, `bench`,
 //! `submit`), exactly as a user would, and reads the results back over the HTTP API.
 
-use crate::client::Cluster;
 use crate::operator::{fetch_log, print_entry};
 use clap::Args;
+use phalanx_client::Cluster;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};

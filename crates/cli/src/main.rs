@@ -2,7 +2,6 @@
 
 mod aggregate;
 mod bench;
-mod client;
 mod demo;
 mod federated;
 mod init;

@@ -1,8 +1,8 @@
 //! `phalanx memory store|retrieve|share`: the replicated key-value store shared by the agents.
 //! A key belongs to the client that first wrote it, unless the operator shared its namespace.
 
-use crate::client::Cluster;
 use clap::{Args, Subcommand};
+use phalanx_client::Cluster;
 use phalanx_core::wire::{Operation, OperatorAction};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};

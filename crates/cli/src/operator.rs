@@ -4,8 +4,8 @@
 //! replica checks the signature against the operator key in genesis and applies the action at
 //! the same seq. The CLI accepts the outcome only on f+1 matching signed replies.
 
-use crate::client::{Accepted, Cluster};
 use clap::Args;
+use phalanx_client::{Accepted, Cluster};
 use phalanx_core::wire::{Operation, OperatorAction};
 use phalanx_crypto::Keypair;
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! Client and operator commands: submit, bench, agents, status, health, node.
 
-use crate::client::{Cluster, clock_nonce};
 use clap::Args;
+use phalanx_client::{Cluster, clock_nonce};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,7 +47,7 @@ pub fn submit(a: SubmitArgs) -> Result<ExitCode, String> {
         println!(
             "{}",
             json!({"from": a.from, "to": a.to, "amount": a.amount, "nonce": req.body.nonce, "outcome": accepted.outcome,
-                   "seq": accepted.seq, "confirmed_by": accepted.replicas})
+                   "seq": accepted.seq, "epoch": accepted.epoch, "confirmed_by": accepted.replicas})
         );
     } else {
         println!(

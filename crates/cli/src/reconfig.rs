@@ -2,9 +2,9 @@
 //! agent as a standby; `phalanx update-quorum` commits the operator-signed membership change and
 //! waits for the new epoch to run with the joiners voting.
 
-use crate::client::Cluster;
 use crate::operator::{operator_key, submit_action};
 use clap::{Args, Subcommand};
+use phalanx_client::Cluster;
 use phalanx_core::wire::{Joiner, OperatorAction};
 use phalanx_crypto::{Keypair, PublicKey};
 use phalanx_node::config::NodeFile;

@@ -1,7 +1,7 @@
 //! `phalanx up` / `phalanx down`: every agent of a cluster folder as its own OS process.
 
-use crate::client::Cluster;
 use clap::Args;
+use phalanx_client::Cluster;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};

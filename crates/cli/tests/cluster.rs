@@ -358,6 +358,10 @@ fn a_member_is_replaced_by_a_spawned_agent_that_catches_up_and_votes() {
     ]);
     assert_eq!(done["outcome"], "applied", "{done}");
     assert_eq!(done["epoch"]["epoch"], 1, "{done}");
+    // A client that starts from genesis learns epoch 1 from the agents' proofs and counts only
+    // its voters (the removed agent's reply does not count).
+    let paid = json(&["submit", "--dir", c.d(), "--from", "alice", "--to", "bob", "--amount", "1", "--json"]);
+    assert_eq!((paid["outcome"].as_str(), paid["epoch"].as_u64()), (Some("applied"), Some(1)), "{paid}");
 
     // The joiner survives a crash: it recovers into its epoch and catches up.
     ok(&["down", "--dir", c.d(), "--only", "bft-agent-5", "--kill"]);

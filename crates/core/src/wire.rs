@@ -659,6 +659,18 @@ pub struct CommitCert {
     pub batch: Batch,
 }
 
+/// What a replica keeps of a reconfiguration it executed, for clients that must learn the next
+/// epoch without trusting any one node: the operator-signed request, the commit certificate of
+/// the batch that ordered it (a quorum of the old epoch's voters), and this replica's signed
+/// reply saying it was applied. A client takes the epoch on one certificate and f+1 such
+/// replies from distinct voters of the old epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochProof {
+    pub request: ClientRequest,
+    pub cert: CommitCert,
+    pub reply: Signed<Reply>,
+}
+
 /// Everything that travels between replicas, and from clients to replicas.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {

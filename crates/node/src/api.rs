@@ -743,6 +743,21 @@ async fn view_changes(State(s): State<ApiState>) -> Response {
     }
 }
 
+/// The proof of the reconfiguration that created epoch `n` (hex of its canonical encoding):
+/// clients check it themselves.
+async fn epoch_proof(State(s): State<ApiState>, Path(n): Path<u64>) -> Response {
+    match ask(&s, |tx| Query::EpochProof(n, tx)).await {
+        Ok(Some(proof)) => {
+            axum::Json(json!({ "replica": s.id(), "epoch": n, "proof": hex(&wire::to_bytes(&proof)) }))
+                .into_response()
+        }
+        Ok(None) => {
+            error(StatusCode::NOT_FOUND, format!("this agent executed no reconfiguration creating epoch {n}"))
+        }
+        Err(r) => r,
+    }
+}
+
 async fn openapi() -> Response {
     axum::Json(serde_json::from_str::<Value>(include_str!("openapi.json")).unwrap_or(Value::Null))
         .into_response()
@@ -767,6 +782,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/federated/{model}/aggregate", get(federated_aggregate))
         .route("/v1/detection-log", get(detection_log))
         .route("/v1/view-changes", get(view_changes))
+        .route("/v1/epochs/{n}", get(epoch_proof))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -7,7 +7,10 @@ use bytes::Bytes;
 use phalanx_core::consensus::reputation::Reputation;
 use phalanx_core::consensus::{Effect, Input, Record, Replica, ReplicaStatus, Timer};
 use phalanx_core::state::{Accountability, MemoryEntry};
-use phalanx_core::wire::{self, ClientRequest, CommitCert, Message, ReplicaId, Reply, Signed};
+use phalanx_core::wire::{
+    self, ClientRequest, CommitCert, EpochProof, Message, Operation, OperatorAction, Outcome, ReplicaId,
+    Reply, Signed,
+};
 use phalanx_crypto::{Digest, PublicKey};
 use phalanx_faults::{Behaviour, Blackboard, Strategy};
 use rand::SeedableRng;
@@ -36,6 +39,8 @@ pub enum Query {
     Memory(String, String, oneshot::Sender<Option<(MemoryEntry, u64)>>),
     /// The committed accountability state and this replica's view of each member.
     Accountability(oneshot::Sender<(Box<Accountability>, Vec<Reputation>, Option<String>)>),
+    /// The proof of the reconfiguration that created an epoch, if this replica executed it.
+    EpochProof(u64, oneshot::Sender<Option<EpochProof>>),
     /// The view changes this node went through (most recent last).
     ViewChanges(oneshot::Sender<Vec<ViewChangeEvent>>),
     /// What a view of federated rounds needs, copied from committed state (`None`: no such
@@ -316,6 +321,12 @@ impl Runtime {
                 let _ =
                     tx.send((acc, self.replica.reputations(), self.fault.as_ref().map(|f| f.name.clone())));
             }
+            Query::EpochProof(epoch, tx) => {
+                let _ = tx.send(self.store.epoch_proof(epoch).unwrap_or_else(|e| {
+                    tracing::error!("{e}");
+                    None
+                }));
+            }
             Query::ViewChanges(tx) => {
                 let _ = tx.send(self.view_changes.iter().cloned().collect());
             }
@@ -450,6 +461,7 @@ impl Runtime {
             tracing::error!("cannot persist, stopping rather than risk equivocation: {e}");
             std::process::exit(3);
         }
+        self.keep_epoch_proofs(&effects);
         // A new epoch first: messages of this round go to its voters, joiners included.
         for e in &effects {
             if let Effect::EpochEntered { epoch } = e {
@@ -502,6 +514,33 @@ impl Runtime {
                 Effect::Evidence(ev) => {
                     tracing::warn!(fault = ev.fault_type(), culprit = ?ev.culprit(), "evidence")
                 }
+            }
+        }
+    }
+
+    /// Keeps, durably, the proof of every reconfiguration executed here: clients learn the next
+    /// epoch from it without trusting one node.
+    fn keep_epoch_proofs(&mut self, effects: &[Effect]) {
+        for e in effects {
+            let Effect::Executed { seq, batch, entries } = e else { continue };
+            let applied = batch.requests.iter().find(|r| {
+                matches!(r.body.op, Operation::Operator(OperatorAction::UpdateQuorum { .. }))
+                    && entries.iter().any(|x| {
+                        (x.client, x.nonce) == (r.body.client, r.body.nonce) && x.outcome == Outcome::Applied
+                    })
+            });
+            let Some(request) = applied else { continue };
+            let reply = effects.iter().find_map(|e| match e {
+                Effect::Reply { reply, .. } if reply.body.seq == *seq => Some(reply.clone()),
+                _ => None,
+            });
+            let (Some(reply), Some(cert)) = (reply, self.replica.commit_cert(*seq).cloned()) else {
+                continue;
+            };
+            let epoch = reply.body.epoch + 1;
+            let proof = EpochProof { request: request.clone(), cert, reply };
+            if let Err(e) = self.store.save_epoch_proof(epoch, &proof) {
+                tracing::error!("cannot keep the proof of epoch {epoch}: {e}");
             }
         }
     }

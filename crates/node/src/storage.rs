@@ -3,11 +3,13 @@
 //! transaction committed with `Durability::Immediate` (fsync) before anything it covers is sent.
 
 use phalanx_core::consensus::{Journal, Record};
-use phalanx_core::wire::{decode_value, to_bytes};
+use phalanx_core::wire::{EpochProof, decode_value, to_bytes};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 
 const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
+/// Proofs of the reconfigurations this replica executed, by the epoch each created.
+const EPOCH_PROOFS: TableDefinition<u64, &[u8]> = TableDefinition::new("epoch_proofs");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -37,6 +39,7 @@ impl Store {
         {
             let tx = db.begin_write().map_err(err)?;
             tx.open_table(JOURNAL).map_err(err)?;
+            tx.open_table(EPOCH_PROOFS).map_err(err)?;
             tx.commit().map_err(err)?;
         }
         let tx = db.begin_read().map_err(err)?;
@@ -89,5 +92,22 @@ impl Store {
         }
         tx.commit().map_err(err)?;
         Ok(())
+    }
+
+    /// Durably keeps the proof of the reconfiguration that created `epoch`.
+    pub fn save_epoch_proof(&mut self, epoch: u64, proof: &EpochProof) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().map_err(err)?;
+        tx.set_durability(Durability::Immediate).map_err(err)?;
+        tx.open_table(EPOCH_PROOFS).map_err(err)?.insert(epoch, to_bytes(proof).as_slice()).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(())
+    }
+
+    /// The proof of the reconfiguration that created `epoch`, if this replica executed it.
+    pub fn epoch_proof(&self, epoch: u64) -> Result<Option<EpochProof>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(EPOCH_PROOFS).map_err(err)?;
+        let Some(v) = table.get(epoch).map_err(err)? else { return Ok(None) };
+        decode_value(v.value()).map(Some).map_err(|e| StoreError::Corrupt(epoch, e.to_string()))
     }
 }

@@ -5,7 +5,7 @@
 //! is not the primary, full of badly signed requests) and with garbage frames, while the load keeps running. Each honest
 //! node's resident memory is sampled throughout.
 
-use crate::client::Cluster;
+use phalanx_client::Cluster;
 use phalanx_core::wire::{
     self, Batch, BatchRequest, Checkpoint, CheckpointCert, ClientRequest, Fetch, Message, Operation, Phase,
     PrePrepare, RequestBody, Signed, StateRequest, ViewChange, Vote,

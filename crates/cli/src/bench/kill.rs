@@ -2,7 +2,7 @@
 //! (SIGKILL, no goodbye). Recovery is the time from the kill to the first transfer the client
 //! accepts with replies from a later view: the survivors noticed, changed view and committed.
 
-use crate::client::Cluster;
+use phalanx_client::Cluster;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Instant;

@@ -2,9 +2,9 @@
 //! endpoint; a transfer counts once f+1 nodes returned matching signed replies for it (the same
 //! acceptance rule as `phalanx submit`), and its latency is measured to that moment.
 
-use crate::client::Cluster;
+use phalanx_client::{Cluster, Membership};
 use phalanx_core::wire::{self, ClientRequest, Outcome, Reply, Signed};
-use phalanx_crypto::{Digest, PublicKey, verify_one};
+use phalanx_crypto::{Digest, PublicKey};
 use phalanx_node::api::BatchAnswer;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -25,8 +25,9 @@ struct Pending {
     client: PublicKey,
     nonce: u64,
     op: Digest,
-    /// (outcome, seq) → nodes that replied so.
-    votes: BTreeMap<(bool, u64), u64>,
+    /// (outcome, seq, epoch) → the voters that replied so, one bit per replica id (the load
+    /// generator drives clusters of up to 64 agents).
+    votes: BTreeMap<(bool, u64, u64), u64>,
     done: bool,
 }
 
@@ -71,12 +72,7 @@ pub struct Load {
 
 impl Load {
     pub fn start(cluster: Arc<Cluster>, window: Window) -> Result<Self, String> {
-        let keys = cluster
-            .agents
-            .iter()
-            .map(|a| PublicKey::from_hex(&a.public_key).map_err(|e| format!("{}: {e}", a.name)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let weak = cluster.genesis.max_failures + 1;
+        let membership = cluster.membership();
         let chunks = Arc::new(Mutex::new(HashMap::new()));
         let tally = Arc::new(Mutex::new(Tally::default()));
         let (answer_tx, answer_rx) = channel::<(u64, usize, Result<BatchAnswer, String>)>();
@@ -94,8 +90,7 @@ impl Load {
         drop(answer_tx);
         let collector = Collector {
             cluster: cluster.clone(),
-            keys: keys.clone(),
-            weak,
+            membership,
             chunks: chunks.clone(),
             tally: tally.clone(),
             window,
@@ -153,7 +148,7 @@ fn post_worker(
     rx: &Mutex<Receiver<Chunk>>,
     answers: &Sender<(u64, usize, Result<BatchAnswer, String>)>,
 ) {
-    let http = crate::client::agent(Duration::from_secs(30));
+    let http = phalanx_client::agent(Duration::from_secs(30));
     loop {
         let chunk = match rx.lock().unwrap().recv() {
             Ok(c) => c,
@@ -181,21 +176,25 @@ fn post_worker(
 
 struct Collector {
     cluster: Arc<Cluster>,
-    keys: Vec<PublicKey>,
-    weak: usize,
+    /// The client's verified epochs: a reply counts only from a voter of the epoch it names.
+    membership: Membership,
     chunks: Arc<Mutex<HashMap<u64, ChunkState>>>,
     tally: Arc<Mutex<Tally>>,
     window: Window,
 }
 
 impl Collector {
-    fn run(self, rx: Receiver<(u64, usize, Result<BatchAnswer, String>)>) {
+    fn run(mut self, rx: Receiver<(u64, usize, Result<BatchAnswer, String>)>) {
         // A signed batch reply is checked once per node, however many chunks it answers.
-        let mut verified: HashMap<(usize, Vec<u8>), bool> = HashMap::new();
+        let mut verified: HashMap<(usize, Vec<u8>), Option<usize>> = HashMap::new();
         while let Ok((id, node, result)) = rx.recv() {
             let now = Instant::now();
-            let replies: Vec<&Signed<Reply>> = match &result {
-                Ok(answer) => answer.replies.iter().filter(|r| self.check(node, r, &mut verified)).collect(),
+            let replies: Vec<(&Signed<Reply>, usize)> = match &result {
+                Ok(answer) => answer
+                    .replies
+                    .iter()
+                    .filter_map(|r| Some((r, self.check(node, r, &mut verified)?)))
+                    .collect(),
                 Err(e) => {
                     self.tally
                         .lock()
@@ -211,8 +210,8 @@ impl Collector {
             let counts = chunk.sent >= self.window.start && chunk.sent < self.window.end;
             let mut tally = self.tally.lock().unwrap();
             // A batch reply answers many chunks: look its entries up in this chunk.
-            for reply in replies {
-                let (seq, view) = (reply.body.seq, reply.body.view);
+            for (reply, f) in replies {
+                let (seq, view, epoch) = (reply.body.seq, reply.body.view, reply.body.epoch);
                 for e in &reply.body.entries {
                     let Some(&i) = chunk.lookup.get(&(e.client, e.nonce)) else { continue };
                     let p = &mut chunk.requests[i];
@@ -220,9 +219,12 @@ impl Collector {
                         continue;
                     }
                     let applied = matches!(e.outcome, Outcome::Applied);
-                    let voters = p.votes.entry((applied, seq)).or_default();
-                    *voters |= 1 << node.min(63);
-                    if voters.count_ones() as usize >= self.weak {
+                    let voters = p.votes.entry((applied, seq, epoch)).or_default();
+                    if reply.from >= 64 {
+                        continue;
+                    }
+                    *voters |= 1 << reply.from;
+                    if voters.count_ones() as usize > f {
                         p.done = true;
                         chunk.open -= 1;
                         // The view of the (f+1)th reply: at least one honest replica executed it then.
@@ -234,7 +236,7 @@ impl Collector {
                     }
                 }
             }
-            if chunk.open == 0 || chunk.answered == self.keys.len() {
+            if chunk.open == 0 || chunk.answered == self.cluster.n() {
                 if counts {
                     tally.failed += chunk.open;
                 }
@@ -246,21 +248,28 @@ impl Collector {
         }
     }
 
+    /// The f of the epoch whose voter signed `reply` (it counts toward that epoch's f+1), or
+    /// `None` if it does not count.
     fn check(
-        &self,
+        &mut self,
         node: usize,
         reply: &Signed<Reply>,
-        verified: &mut HashMap<(usize, Vec<u8>), bool>,
-    ) -> bool {
+        verified: &mut HashMap<(usize, Vec<u8>), Option<usize>>,
+    ) -> Option<usize> {
         if reply.body.entries.is_empty() {
-            return false;
+            return None;
         }
         if verified.len() > 100_000 {
             verified.clear();
         }
-        *verified.entry((node, wire::to_bytes(&reply.sig))).or_insert_with(|| {
-            let item = reply.verify_item(self.keys[node], &self.cluster.config.cluster_id);
-            verify_one(&item.key, &item.message, &item.signature)
-        })
+        if self.membership.epoch(reply.body.epoch).is_none() {
+            // A reconfiguration happened during the run: learn the epoch from the agents' proofs.
+            let _ = self.cluster.learn_epochs(reply.body.epoch);
+            self.membership = self.cluster.membership();
+        }
+        let membership = &self.membership;
+        *verified
+            .entry((node, wire::to_bytes(&reply.sig)))
+            .or_insert_with(|| membership.reply_weight(reply).ok())
     }
 }

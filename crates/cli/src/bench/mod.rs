@@ -8,9 +8,9 @@ mod kill;
 mod limit;
 mod load;
 
-use crate::client::{Cluster, clock_nonce};
 use clap::Args;
 use load::{Load, Window};
+use phalanx_client::{Cluster, clock_nonce};
 use phalanx_core::wire::ClientRequest;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! takes the aggregate only when f+1 agents report the same result digest and the values it
 //! fetched hash to that digest. At the end it compares every round's digest across all agents.
 
-use crate::client::Cluster;
+use phalanx_client::Cluster;
 use phalanx_core::wire::federated::encode_values;
 use phalanx_core::wire::{FederatedOp, Operation, RoundSpec};
 use phalanx_crypto::{Keypair, digest};

@@ -158,3 +158,26 @@ pub(crate) fn epoch_for<'a>(history: &'a [Epoch], current: &'a Epoch, seq: Seq) 
 pub(crate) fn all_valid(verifier: &mut dyn SignatureVerifier, items: &[VerifyItem]) -> bool {
     verifier.verify(items).iter().all(|ok| *ok)
 }
+
+/// Whether `c` certifies its batch under `epoch`: a quorum of that epoch's voters sent matching
+/// COMMITs, signed in that epoch, for the digest of the batch it carries. For clients, which hold
+/// no replica: what they check before they believe a committed reconfiguration.
+pub fn commits_certify(cluster: &Digest, epoch: &Epoch, c: &CommitCert) -> bool {
+    let Some(first) = c.commits.first() else { return false };
+    let f = &first.body;
+    let Ok(quorum) = epoch.quorum() else { return false };
+    if f.phase != Phase::Commit || f.epoch != epoch.number || c.batch.digest() != f.digest {
+        return false;
+    }
+    let mut senders: BTreeSet<ReplicaId> = BTreeSet::new();
+    for v in &c.commits {
+        if v.body != *f || !senders.insert(v.from) {
+            return false;
+        }
+        let Some(item) = voter_item(epoch, v, cluster) else { return false };
+        if !phalanx_crypto::verify_one(&item.key, &item.message, &item.signature) {
+            return false;
+        }
+    }
+    senders.len() >= quorum.quorum()
+}

@@ -68,6 +68,59 @@ impl Epoch {
         Quorum::new(self.voters.len(), self.f)
     }
 
+    /// The epoch after this one that a reconfiguration committed at `seq` creates, if allowed:
+    /// known names, n >= 3f+1, and at most f members leaving and f joining (so at least a quorum
+    /// of the old voters stays, and a quorum of the new ones has state already). It starts at
+    /// the next checkpoint boundary. Pure, so clients derive the same epoch from the committed
+    /// request as the replicas do.
+    pub fn reconfigured(
+        &self,
+        seq: Seq,
+        checkpoint_interval: u64,
+        remove: &[String],
+        add: &[crate::wire::Joiner],
+        f: Option<u32>,
+    ) -> Option<Epoch> {
+        if remove.is_empty() && add.is_empty() && f.is_none() {
+            return None;
+        }
+        let f = f.map_or(self.f, |f| f as usize);
+        if remove.len() > self.f || add.len() > f {
+            return None;
+        }
+        let mut members = self.members.clone();
+        let mut voters: std::collections::BTreeSet<ReplicaId> = self.voters.iter().copied().collect();
+        for name in remove {
+            let id = members.iter().position(|m| &m.name == name)?;
+            if !voters.remove(&(id as ReplicaId)) {
+                return None;
+            }
+        }
+        for j in add {
+            match members.iter().position(|m| m.name == j.name || m.key == j.key) {
+                // A former member may come back with its own key.
+                Some(id) if members[id].name == j.name && members[id].key == j.key => {
+                    if !voters.insert(id as ReplicaId) {
+                        return None;
+                    }
+                }
+                Some(_) => return None,
+                None => {
+                    if members.len() >= crate::wire::limits::MAX_MEMBERS {
+                        return None;
+                    }
+                    voters.insert(members.len() as ReplicaId);
+                    members.push(Member { name: j.name.clone(), key: j.key });
+                }
+            }
+        }
+        let voters: Vec<ReplicaId> = voters.into_iter().collect();
+        Quorum::new(voters.len(), f).ok()?;
+        let k = checkpoint_interval.max(1);
+        let start = (seq / k).saturating_add(1).saturating_mul(k);
+        Some(Epoch { number: self.number + 1, members, voters, f, start })
+    }
+
     /// Every member's key, indexed by id (voters or not: old evidence names former members).
     pub fn keys(&self) -> Vec<PublicKey> {
         self.members.iter().map(|m| m.key).collect()

@@ -434,8 +434,7 @@ impl Accountability {
     }
 
     /// The epoch a reconfiguration committed at `seq` creates, if it is allowed: one change at a
-    /// time, known names, n >= 3f+1, and at most f members leaving and f joining (so at least
-    /// a quorum of the old voters stays, and a quorum of the new ones has state already).
+    /// time, and what [`Epoch::reconfigured`] allows.
     fn next_epoch(
         &self,
         seq: Seq,
@@ -447,46 +446,9 @@ impl Accountability {
         if self.pending(seq).is_some() || (remove.is_empty() && add.is_empty() && f.is_none()) {
             return bad;
         }
-        let old = self.current();
-        let f = f.map_or(old.f, |f| f as usize);
-        if remove.len() > old.f || add.len() > f {
-            return bad;
-        }
-        let mut members = old.members.clone();
-        let mut voters: BTreeSet<ReplicaId> = old.voters.iter().copied().collect();
-        for name in remove {
-            let Some(id) = members.iter().position(|m| &m.name == name) else { return bad };
-            if !voters.remove(&(id as ReplicaId)) {
-                return bad;
-            }
-        }
-        for j in add {
-            match members.iter().position(|m| m.name == j.name || m.key == j.key) {
-                // A former member may come back with its own key.
-                Some(id) if members[id].name == j.name && members[id].key == j.key => {
-                    if !voters.insert(id as ReplicaId) {
-                        return bad;
-                    }
-                }
-                Some(_) => return bad,
-                None => {
-                    if members.len() >= crate::wire::limits::MAX_MEMBERS {
-                        return bad;
-                    }
-                    voters.insert(members.len() as ReplicaId);
-                    members.push(Member { name: j.name.clone(), key: j.key });
-                }
-            }
-        }
-        let voters: Vec<ReplicaId> = voters.into_iter().collect();
-        if crate::quorum::Quorum::new(voters.len(), f).is_err() {
-            return bad;
-        }
-        // The next checkpoint boundary after this seq: the old epoch orders up to it, and its
-        // checkpoint there is the state the new epoch (and every joiner) starts from.
-        let k = self.checkpoint_interval.max(1);
-        let start = (seq / k + 1) * k;
-        Ok(Epoch { number: old.number + 1, members, voters, f, start })
+        self.current()
+            .reconfigured(seq, self.checkpoint_interval, remove, add, f)
+            .ok_or(RejectReason::InvalidReconfiguration)
     }
 
     fn credit_reporter(&mut self, cx: &Context) {

@@ -1,17 +1,23 @@
 //! A client of a cluster folder: reads genesis, signs requests with client keys, talks to every
 //! node's HTTP API, and accepts a result only on f+1 matching signed replies from distinct
-//! agents, verified here. It never trusts a single node.
+//! voters of the epoch that executed it, verified here. Epochs after genesis are taken only on
+//! proofs it checks itself (`membership`). It never trusts a single node. The CLI, the benchmark
+//! and agents' tools share it, so its rules are written once.
+
+pub mod membership;
+
+pub use membership::Membership;
 
 use phalanx_core::consensus::Config;
-use phalanx_core::wire::{self, ClientRequest, Operation, Reply, RequestBody, Signed};
-use phalanx_crypto::{Keypair, verify_one};
+use phalanx_core::wire::{self, ClientRequest, EpochProof, Operation, Reply, RequestBody, Signed};
+use phalanx_crypto::Keypair;
 use phalanx_node::api::{RequestJson, outcome_str, unhex};
 use phalanx_node::config::{GenesisFile, MemberEntry, NodeFile};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, mpsc};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
@@ -19,15 +25,24 @@ pub struct Cluster {
     pub dir: PathBuf,
     pub genesis: GenesisFile,
     pub config: Config,
-    /// Genesis members, then agents spawned to join (`agent spawn`), by name.
+    /// Genesis members, then agents spawned to join (`agent spawn`), by name: whom to ask.
     pub agents: Vec<MemberEntry>,
+    /// Whom to believe: the epochs this client verified.
+    membership: Mutex<Membership>,
+    /// When the client last asked whether an epoch after the latest it knows exists.
+    probed: Mutex<Option<Instant>>,
 }
+
+/// How often a client asks whether a newer epoch exists before it accepts a result.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
 
 /// A result accepted on f+1 matching signed replies.
 #[derive(Clone, Debug)]
 pub struct Accepted {
     pub outcome: String,
     pub seq: u64,
+    /// The epoch that executed it; `replicas` are voters of that epoch.
+    pub epoch: u64,
     pub replicas: Vec<u32>,
 }
 
@@ -72,7 +87,49 @@ impl Cluster {
         let config = genesis.core_config(&path).map_err(|e| e.to_string())?;
         let mut agents = genesis.members.clone();
         agents.extend(spawned_agents(dir, &genesis)?);
-        Ok(Cluster { dir: dir.to_path_buf(), genesis, config, agents })
+        let membership = Mutex::new(Membership::genesis(&config));
+        Ok(Cluster { dir: dir.to_path_buf(), genesis, config, agents, membership, probed: Mutex::new(None) })
+    }
+
+    /// A copy of the epochs this client has verified.
+    pub fn membership(&self) -> Membership {
+        self.membership.lock().map(|m| m.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Learns every epoch up to `target` from the agents' proofs (stops at the first it cannot
+    /// prove: it does not exist yet, or nobody proves it).
+    pub fn learn_epochs(&self, target: u64) -> Result<(), String> {
+        loop {
+            let next = self.membership().latest().number + 1;
+            if next > target {
+                return Ok(());
+            }
+            let proofs: Vec<EpochProof> = self
+                .get_all(&format!("/v1/epochs/{next}"))
+                .into_iter()
+                .filter_map(|r| r.ok())
+                .filter_map(|v| unhex(v.get("proof")?.as_str()?))
+                .filter_map(|bytes| wire::decode_value(&bytes).ok())
+                .collect();
+            let mut m = self.membership.lock().map_err(|_| "membership lock poisoned")?;
+            if m.latest().number + 1 == next {
+                m.learn(next, &proofs)?;
+            }
+        }
+    }
+
+    /// Asks (at most every `PROBE_EVERY`) whether an epoch after the latest known exists.
+    fn probe_next_epoch(&self) {
+        let due = self.probed.lock().map(|mut p| {
+            let due = p.is_none_or(|t| t.elapsed() >= PROBE_EVERY);
+            if due {
+                *p = Some(Instant::now());
+            }
+            due
+        });
+        if due.unwrap_or(false) {
+            let _ = self.learn_epochs(self.membership().latest().number + 1);
+        }
     }
 
     pub fn n(&self) -> usize {
@@ -140,27 +197,29 @@ impl Cluster {
         self.submit(&req, timeout)
     }
 
-    /// Checks agent `i`'s signed reply for `req` (signed with that agent's own key, so each
-    /// agent counts once); returns (agent, outcome, seq).
-    fn check_reply(&self, i: usize, req: &ClientRequest, v: &Value) -> Option<(u32, String, u64)> {
-        let bytes = unhex(v.get("signed_reply")?.as_str()?)?;
-        let reply: Signed<Reply> = wire::decode_value(&bytes).ok()?;
-        let key = phalanx_crypto::PublicKey::from_hex(&self.agents.get(i)?.public_key).ok()?;
-        let item = reply.verify_item(key, &self.config.cluster_id);
-        if !verify_one(&item.key, &item.message, &item.signature) {
-            return None;
+    /// Checks a signed reply for `req` from the agent asked: signed by a voter of the epoch it
+    /// names (learning that epoch first if it is new to this client), with an entry for exactly
+    /// this request. Returns (voter, outcome, seq, epoch, that epoch's f).
+    fn check_reply(&self, req: &ClientRequest, v: &Value) -> Result<(u32, String, u64, u64, usize), String> {
+        let bytes = v.get("signed_reply").and_then(Value::as_str).and_then(unhex).ok_or("no signed reply")?;
+        let reply: Signed<Reply> = wire::decode_value(&bytes).map_err(|e| format!("bad reply: {e}"))?;
+        if reply.body.epoch > self.membership().latest().number {
+            self.learn_epochs(reply.body.epoch)?;
         }
+        let f = self.membership().reply_weight(&reply)?;
         let op = req.op_digest();
         let e = reply
             .body
             .entries
             .iter()
-            .find(|e| e.client == req.body.client && e.nonce == req.body.nonce && e.op == op)?;
-        Some((i as u32, outcome_str(&e.outcome), reply.body.seq))
+            .find(|e| e.client == req.body.client && e.nonce == req.body.nonce && e.op == op)
+            .ok_or("the reply does not answer this request")?;
+        Ok((reply.from, outcome_str(&e.outcome), reply.body.seq, reply.body.epoch, f))
     }
 
     /// Sends `req` to every node and waits for f+1 matching verified replies.
     pub fn submit(&self, req: &ClientRequest, timeout: Duration) -> Result<Accepted, String> {
+        let created_ms = clock_nonce() / 1000;
         let body = serde_json::to_string(&RequestJson::from_request(req)).map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::channel();
         let status_path = format!("/v1/transactions/{}/{}", req.body.client.to_hex(), req.body.nonce);
@@ -189,23 +248,30 @@ impl Cluster {
             });
         }
         drop(tx);
-        let weak = self.genesis.max_failures + 1;
-        let mut votes: BTreeMap<(String, u64), BTreeSet<u32>> = BTreeMap::new();
+        let mut votes: BTreeMap<(String, u64, u64), BTreeSet<u32>> = BTreeMap::new();
         let mut errors = Vec::new();
+        let mut weak = self.genesis.max_failures + 1;
         let deadline = std::time::Instant::now() + timeout;
         while let Ok((i, r)) = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
         {
             match r {
                 Ok((200, text)) => {
                     let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                    if let Some((from, outcome, seq)) = self.check_reply(i, req, &v) {
-                        let set = votes.entry((outcome.clone(), seq)).or_default();
-                        set.insert(from);
-                        if set.len() >= weak {
-                            return Ok(Accepted { outcome, seq, replicas: set.iter().copied().collect() });
+                    match self.check_reply(req, &v) {
+                        Ok((from, outcome, seq, epoch, f)) => {
+                            weak = f + 1;
+                            let set = votes.entry((outcome.clone(), seq, epoch)).or_default();
+                            set.insert(from);
+                            if set.len() > f && self.executable_in(epoch, created_ms) {
+                                return Ok(Accepted {
+                                    outcome,
+                                    seq,
+                                    epoch,
+                                    replicas: set.iter().copied().collect(),
+                                });
+                            }
                         }
-                    } else {
-                        errors.push(format!("{}: reply failed verification", self.agents[i].name));
+                        Err(e) => errors.push(format!("{}: reply not counted: {e}", self.agents[i].name)),
                     }
                 }
                 Ok((code, text)) => errors.push(format!("{}: HTTP {code} {text}", self.agents[i].name)),
@@ -213,6 +279,18 @@ impl Cluster {
             }
         }
         Err(format!("no f+1 = {weak} matching signed replies; {}", errors.join("; ")))
+    }
+}
+
+impl Cluster {
+    /// Whether a request created at `created_ms` can have executed in epoch `n`, after asking
+    /// whether a newer epoch exists: replies of an epoch that ended before the request existed
+    /// come from members that no longer speak for the cluster.
+    fn executable_in(&self, n: u64, created_ms: u64) -> bool {
+        if self.membership().latest().number == n {
+            self.probe_next_epoch();
+        }
+        self.membership().may_have_executed_in(n, created_ms)
     }
 }
 
