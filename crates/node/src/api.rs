@@ -520,6 +520,7 @@ fn status_json(s: &ApiState, st: &ReplicaStatus) -> Value {
         "traffic": {
             "messages_sent": s.traffic.messages_sent.load(std::sync::atomic::Ordering::Relaxed),
             "bytes_sent": s.traffic.bytes_sent.load(std::sync::atomic::Ordering::Relaxed),
+            "frames_dropped": s.traffic.frames_dropped.load(std::sync::atomic::Ordering::Relaxed),
             "fsyncs": s.traffic.fsyncs.load(std::sync::atomic::Ordering::Relaxed),
             "rounds": s.traffic.rounds.load(std::sync::atomic::Ordering::Relaxed),
             "inputs": s.traffic.inputs.load(std::sync::atomic::Ordering::Relaxed),

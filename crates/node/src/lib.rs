@@ -53,18 +53,17 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
     let connector = runtime::Connector { identity: identity.clone() };
 
     let (cmd_tx, cmd_rx) = mpsc::channel(65_536);
-    let (net_tx, mut net_rx) = mpsc::channel(65_536);
+    let (inbound, registrations) = transport::FairInbound::new();
     let mut s = seed;
     s[0] ^= 0xa5;
-    tokio::spawn(transport::accept_loop(replica_listener, identity, net_tx, cache.clone(), seen.clone(), s));
-    let forward = cmd_tx.clone();
-    tokio::spawn(async move {
-        while let Some((peer, m)) = net_rx.recv().await {
-            if forward.send(Command::Net(peer, m)).await.is_err() {
-                break;
-            }
-        }
-    });
+    tokio::spawn(transport::accept_loop(
+        replica_listener,
+        identity,
+        registrations,
+        cache.clone(),
+        seen.clone(),
+        s,
+    ));
 
     let traffic = Arc::new(runtime::Traffic::default());
     let api_state = api::ApiState {
@@ -102,6 +101,6 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
             }
         }
     });
-    Runtime::new(replica, store, connector, directory, cmd_tx, traffic).run(cmd_rx).await;
+    Runtime::new(replica, store, connector, directory, cmd_tx, traffic).run(cmd_rx, inbound).await;
     Ok(())
 }

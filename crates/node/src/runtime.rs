@@ -3,6 +3,7 @@
 
 use crate::directory::SharedDirectory;
 use crate::storage::Store;
+use crate::transport::{FairInbound, Outbox};
 use bytes::Bytes;
 use phalanx_core::consensus::reputation::Reputation;
 use phalanx_core::consensus::{Effect, Input, Record, Replica, ReplicaStatus, Timer};
@@ -96,6 +97,8 @@ pub struct Traffic {
     /// Messages sent, by kind (indexed like `Message::NAMES`), to see what traffic is made of.
     pub sent_by_kind: [AtomicU64; Message::NAMES.len()],
     pub bytes_sent: AtomicU64,
+    /// Frames dropped because a peer's queue was full (it stopped reading or is unreachable).
+    pub frames_dropped: AtomicU64,
     /// Durable journal commits (each one fsync).
     pub fsyncs: AtomicU64,
     /// Loop rounds: inputs handled together, persisted with one fsync, then sent.
@@ -122,8 +125,8 @@ pub struct Connector {
 }
 
 impl Connector {
-    fn connect(&self, peer: ReplicaId, addr: std::net::SocketAddr) -> mpsc::Sender<Bytes> {
-        let (tx, rx) = mpsc::channel(16_384);
+    fn connect(&self, peer: ReplicaId, addr: std::net::SocketAddr) -> Outbox {
+        let (tx, rx) = crate::transport::outbox();
         tokio::spawn(crate::transport::connect_loop(self.identity.clone(), peer, addr, rx));
         tx
     }
@@ -133,7 +136,7 @@ pub struct Runtime {
     pub replica: Replica,
     pub store: Store,
     /// Outbound links by member id (None: not connected, or this node).
-    pub peers: Vec<Option<mpsc::Sender<Bytes>>>,
+    pub peers: Vec<Option<Outbox>>,
     pub commands: mpsc::Sender<Command>,
     connector: Connector,
     directory: SharedDirectory,
@@ -217,10 +220,21 @@ impl Runtime {
     /// The loop. Under load, whatever is queued is handled together in one round: its records
     /// are persisted with a single fsync, then its messages leave (group commit). An idle node
     /// handles each input as it comes, so light load adds no delay.
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+    ///
+    /// Peer messages come from `inbound`, one member at a time, and alternate with commands
+    /// (client requests, timers, queries): neither a flooding member nor a flood of client
+    /// requests can hold the other back.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Command>, mut inbound: FairInbound) {
         let effects = self.replica.start(now_ms());
         self.apply(effects);
-        while let Some(first) = rx.recv().await {
+        loop {
+            let first = tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => cmd,
+                    None => return,
+                },
+                (peer, m) = inbound.recv() => Command::Net(peer, m),
+            };
             let mut effects = Vec::new();
             let mut next = Some(first);
             let mut handled = 0;
@@ -228,7 +242,12 @@ impl Runtime {
                 handled += 1;
                 effects.extend(self.handle(cmd));
                 if handled < ROUND_INPUTS {
-                    next = rx.try_recv().ok();
+                    let mut net = || inbound.try_recv().map(|(peer, m)| Command::Net(peer, m));
+                    next = if handled % 2 == 0 {
+                        net().or_else(|| rx.try_recv().ok())
+                    } else {
+                        rx.try_recv().ok().or_else(net)
+                    };
                 }
             }
             self.traffic.rounds.fetch_add(1, Ordering::Relaxed);
@@ -351,8 +370,11 @@ impl Runtime {
             self.traffic.messages_sent.fetch_add(1, Ordering::Relaxed);
             self.traffic.sent_by_kind[kind].fetch_add(1, Ordering::Relaxed);
             self.traffic.bytes_sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-            // A full queue means the peer is unreachable; retransmission covers what is dropped.
-            let _ = tx.try_send(bytes);
+            // A full queue means the peer is unreachable or stopped reading; retransmission
+            // covers what is dropped.
+            if !tx.try_send(bytes) {
+                self.traffic.frames_dropped.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 

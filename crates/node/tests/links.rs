@@ -4,12 +4,12 @@ use bytes::BufMut;
 use phalanx_core::wire::{self, Message, Phase, Signed, Vote};
 use phalanx_crypto::{Digest, Keypair, VerdictCache, verify_one};
 use phalanx_node::directory::{Agent, Directory};
-use phalanx_node::transport::{Identity, accept_loop, connect_loop};
+use phalanx_node::transport::{FairInbound, Identity, accept_loop, connect_loop, outbox};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 const X: u32 = 0;
 const R: u32 = 1;
@@ -40,7 +40,7 @@ struct Pair {
     kx: Keypair,
     x: Identity,
     r_addr: std::net::SocketAddr,
-    inbound: mpsc::Receiver<(u32, Message)>,
+    inbound: FairInbound,
 }
 
 async fn pair() -> Pair {
@@ -66,9 +66,9 @@ async fn pair() -> Pair {
     let r = Identity { key: kr.clone(), cluster, directory: directory(R) };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let r_addr = listener.local_addr().unwrap();
-    let (inbound_tx, inbound) = mpsc::channel(1024);
+    let (inbound, registrations) = FairInbound::new();
     let seen = Arc::new(Mutex::new(vec![None; 2]));
-    tokio::spawn(accept_loop(listener, r, inbound_tx, Arc::new(VerdictCache::new(1024)), seen, [9; 32]));
+    tokio::spawn(accept_loop(listener, r, registrations, Arc::new(VerdictCache::new(1024)), seen, [9; 32]));
     Pair { cluster, kx, x, r_addr, inbound }
 }
 
@@ -114,21 +114,21 @@ async fn a_relay_between_two_members_can_neither_read_nor_frame_them() {
     }
 
     // X's outbound link to "R" goes through the relay; X sends an honest vote.
-    let (outbox, rx) = mpsc::channel(16);
+    let (outbox, rx) = outbox();
     tokio::spawn(connect_loop(x, R, relay_addr, rx));
     let honest = wire::encode(&Message::Vote(vote(1, X, &kx, &cluster)));
-    outbox.send(honest.clone().into()).await.unwrap();
-    let (from, first) = tokio::time::timeout(Duration::from_secs(10), inbound.recv()).await.unwrap().unwrap();
+    assert!(outbox.try_send(honest.clone().into()));
+    let (from, first) = tokio::time::timeout(Duration::from_secs(10), inbound.recv()).await.unwrap();
     assert_eq!((from, wire::encode(&first)), (X, honest.clone()), "the relayed link still carries X's votes");
 
     // The relay injects its frame, then X keeps talking.
     inject_tx.send(true).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    outbox.send(wire::encode(&Message::Vote(vote(2, X, &kx, &cluster))).into()).await.unwrap();
+    assert!(outbox.try_send(wire::encode(&Message::Vote(vote(2, X, &kx, &cluster))).into()));
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // Nothing R's transport handed on as X's is anything but X's own signed vote.
-    while let Ok((from, m)) = inbound.try_recv() {
+    while let Some((from, m)) = inbound.try_recv() {
         let Message::Vote(v) = m else { panic!("R received a message X never sent: {m:?}") };
         let item = v.verify_item(kx.public(), &cluster);
         assert!(
@@ -178,7 +178,7 @@ async fn an_impostor_with_a_members_key_but_not_its_secret_is_refused() {
         }
     }
     assert!(closed, "R kept the impostor's link open");
-    assert!(inbound.try_recv().is_err(), "R delivered a message from an impostor");
+    assert!(inbound.try_recv().is_none(), "R delivered a message from an impostor");
 }
 
 async fn write_frame(stream: &mut TcpStream, bytes: &[u8]) {

@@ -1,5 +1,6 @@
-//! `--flood`: one member turns Byzantine. Its node is stopped and the benchmark takes its key,
-//! dials every other agent as that member and floods them for the measured phase with validly
+//! `--flood`: one member turns Byzantine. Its node is stopped and the benchmark takes its key. It
+//! accepts the links the others open to it and never reads them, and it dials every other agent
+//! as that member and floods them for the measured phase with validly
 //! signed junk (votes and checkpoints for slots and views far ahead, view changes, fetches, state
 //! and batch requests that ask for big answers, batches nobody asked for, proposals although it
 //! is not the primary, full of badly signed requests) and with garbage frames, while the load keeps running. Each honest
@@ -31,6 +32,8 @@ pub struct Flood {
     threads: Vec<std::thread::JoinHandle<()>>,
     sampler: std::thread::JoinHandle<Vec<f64>>,
     victims: Vec<String>,
+    /// Links the others opened to the member that never reads them.
+    deaf: std::thread::JoinHandle<usize>,
 }
 
 /// Stops the last member's node, signs the junk, and starts flooding at `from`.
@@ -54,6 +57,16 @@ pub fn start(cluster: &Cluster, dir: &Path, from: Instant) -> Result<Flood, Stri
     let directory = phalanx_node::directory::Directory::from_genesis(&cluster.genesis, me as u32);
     let identity = Identity { key, cluster: cluster_id, directory: Arc::new(RwLock::new(directory)) };
     let stop = Arc::new(AtomicBool::new(false));
+    // In its place, the member takes the links the others open to it and never reads them: what
+    // they send it (answers to its fetches included) piles up on their side.
+    let deaf = {
+        let (identity, stop) = (identity.clone(), stop.clone());
+        let addr = cluster.genesis.members[me].replica_addr;
+        std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return 0 };
+            rt.block_on(never_read(identity, addr, stop))
+        })
+    };
     let (sent_frames, sent_bytes) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let mut threads = Vec::new();
     let mut victims = Vec::new();
@@ -84,7 +97,7 @@ pub fn start(cluster: &Cluster, dir: &Path, from: Instant) -> Result<Flood, Stri
             peak
         })
     };
-    Ok(Flood { attacker, stop, frames: sent_frames, bytes: sent_bytes, threads, sampler, victims })
+    Ok(Flood { attacker, stop, frames: sent_frames, bytes: sent_bytes, threads, sampler, victims, deaf })
 }
 
 impl Flood {
@@ -95,9 +108,11 @@ impl Flood {
             let _ = t.join();
         }
         let peak = self.sampler.join().unwrap_or_default();
+        let unread_links = self.deaf.join().unwrap_or(0);
         let worst = peak.iter().cloned().fold(0.0, f64::max);
         json!({
             "attacker": self.attacker,
+            "unread_links": unread_links,
             "frames_sent": self.frames.load(Ordering::Relaxed),
             "mib_sent": (self.bytes.load(Ordering::Relaxed) as f64 / (1 << 20) as f64).round(),
             "peak_rss_mib": self.victims.iter().zip(&peak).map(|(v, p)| (v.clone(), json!(p.round()))).collect::<serde_json::Map<_, _>>(),
@@ -106,6 +121,27 @@ impl Flood {
             "rss_met": worst > 0.0 && worst < TARGET_RSS_MIB,
         })
     }
+}
+
+/// Listens as the member, accepts the others' links and never reads them, until `stop`; returns
+/// how many links it held.
+async fn never_read(me: Identity, addr: std::net::SocketAddr, stop: Arc<AtomicBool>) -> usize {
+    let mut held = Vec::new();
+    let mut listener = None;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(l) = &listener else {
+            // The member's node was just killed: its port frees up.
+            listener = tokio::net::TcpListener::bind(addr).await.ok();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        if let Ok(Ok((stream, _))) = tokio::time::timeout(Duration::from_millis(200), l.accept()).await
+            && let Ok(link) = Link::accept(&me, stream).await
+        {
+            held.push(link);
+        }
+    }
+    held.len()
 }
 
 /// One honest node, flooded until `stop`; a closed link (garbage closes it) is dialled again.
@@ -170,8 +206,10 @@ fn junk(key: &Keypair, from: u32, cluster: &Digest, view: u64, low: u64) -> Vec<
                 let vc = ViewChange { epoch: 0, new_view: view + 1 + i, stable, prepared: Vec::new() };
                 Message::ViewChange(Signed::sign(vc, from, key, cluster))
             }
-            // Requests for big answers (commit certificates, state snapshots).
-            4 => Message::Fetch(Signed::sign(Fetch { epoch: 0, after: low, view }, from, key, cluster)),
+            // Requests for big answers (commit certificates, state snapshots), FETCH most of all.
+            4 | 8..=11 => {
+                Message::Fetch(Signed::sign(Fetch { epoch: 0, after: low, view }, from, key, cluster))
+            }
             5 => Message::StateRequest(Signed::sign(StateRequest { epoch: 0, seq: low }, from, key, cluster)),
             // Asks for the batches of every slot of the window, and batches nobody asked for.
             6 => {

@@ -301,6 +301,14 @@ impl Replica {
         if from > to {
             return;
         }
+        // Up to 32 certificates (with their batches) per answer: an honest replica fetches once
+        // per resend interval from one peer in turn, so a member is answered at most twice per
+        // interval and a FETCH loop buys no more.
+        let last = self.fetches_served_at.get(&f.from).copied();
+        if last.is_some_and(|t| self.now < t.saturating_add(self.params.resend_interval_ms / 2)) {
+            return;
+        }
+        self.fetches_served_at.insert(f.from, self.now);
         let certs: Vec<CommitCert> =
             self.log.range(from..=to).filter_map(|(_, s)| s.decided.clone()).collect();
         for c in certs {

@@ -97,6 +97,8 @@ pub struct Replica {
     pub(super) served_at: BTreeMap<ReplicaId, u64>,
     /// When each member was last sent batches it asked for (`BatchRequest`).
     pub(super) batches_served_at: BTreeMap<ReplicaId, u64>,
+    /// When each member was last sent commit certificates it fetched (`Fetch`).
+    pub(super) fetches_served_at: BTreeMap<ReplicaId, u64>,
 
     /// Slots already reported (bounded, oldest forgotten first): one report per culprit and slot.
     pub(super) evidence_seen: BTreeSet<Digest>,
@@ -186,6 +188,7 @@ impl Replica {
             fetch_round: 0,
             served_at: BTreeMap::new(),
             batches_served_at: BTreeMap::new(),
+            fetches_served_at: BTreeMap::new(),
             evidence_seen: BTreeSet::new(),
             evidence_order: VecDeque::new(),
             link: None,

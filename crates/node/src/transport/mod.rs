@@ -5,7 +5,10 @@
 //! or an oversized frame closes that one connection. Inbound messages are decoded and their signatures batch-verified here, on the
 //! connection's task, so the replica's event loop finds the verdicts in the cache.
 
+mod fair;
 mod noise;
+
+pub use fair::{FairInbound, Registrations};
 
 use crate::directory::SharedDirectory;
 use bytes::Bytes;
@@ -14,6 +17,7 @@ use phalanx_core::wire::{self, Message, ReplicaId};
 use phalanx_crypto::{Digest, Keypair, PublicKey, SeededRng, VerdictCache, VerifyItem};
 use snow::TransportState;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
@@ -122,11 +126,12 @@ fn verify_items(m: &Message, me: &Identity) -> Vec<VerifyItem> {
     items
 }
 
-/// Accepts replica connections; authenticated peers' messages go to `inbound`.
+/// Accepts replica connections; each authenticated peer's messages go to its own queue, which
+/// registers with the replica loop's [`FairInbound`].
 pub async fn accept_loop(
     listener: TcpListener,
     me: Identity,
-    inbound: mpsc::Sender<(ReplicaId, Message)>,
+    inbound: Registrations,
     cache: Arc<VerdictCache>,
     seen: LastSeen,
     seed: [u8; 32],
@@ -164,7 +169,7 @@ async fn serve_peer(
     stream: TcpStream,
     addr: SocketAddr,
     me: Identity,
-    inbound: mpsc::Sender<(ReplicaId, Message)>,
+    inbound: Registrations,
     cache: Arc<VerdictCache>,
     seen: LastSeen,
     seed: [u8; 32],
@@ -172,8 +177,9 @@ async fn serve_peer(
     let mut rng = SeededRng::new(seed);
     let (mut framed, mut session, peer) =
         authenticate(stream, &me, false).await.map_err(|e| format!("refused peer at {addr}: {e}"))?;
+    let Some(queue) = fair::member_queue(&inbound, peer).await else { return Ok(()) };
     tracing::info!(%addr, peer, "replica connected");
-    let mut ready: Vec<Message> = Vec::new();
+    let mut ready: Vec<(Message, usize)> = Vec::new();
     while let Some(frame) = framed.next().await {
         // Everything already received is checked together: one batch verification instead of
         // one per vote, and one verdict pass before anything reaches the replica.
@@ -191,7 +197,7 @@ async fn serve_peer(
             }
             s[peer as usize] = Some(Instant::now());
         }
-        let items: Vec<VerifyItem> = ready.iter().flat_map(|m| verify_items(m, &me)).collect();
+        let items: Vec<VerifyItem> = ready.iter().flat_map(|(m, _)| verify_items(m, &me)).collect();
         if items.len() > INLINE_VERIFICATIONS {
             // CPU-bound for milliseconds: tell the runtime so other tasks move off this worker.
             tokio::task::block_in_place(|| cache.verify(&mut rng, &items));
@@ -199,8 +205,10 @@ async fn serve_peer(
             // A few votes take tens of microseconds; handing the worker over would cost more.
             cache.verify(&mut rng, &items);
         }
-        for msg in ready.drain(..) {
-            if inbound.send((peer, msg)).await.is_err() {
+        for (msg, len) in ready.drain(..) {
+            // Waits while this member's queue is full: a flooding member is then read no
+            // faster than the loop serves it its turn.
+            if queue.send(msg, len).await.is_err() {
                 return Ok(());
             }
         }
@@ -221,25 +229,87 @@ fn decode_from(
     frame: std::io::Result<bytes::BytesMut>,
     session: &mut TransportState,
     peer: ReplicaId,
-) -> Result<Message, String> {
+) -> Result<(Message, usize), String> {
     let frame = frame.map_err(|e| format!("bad frame from member {peer}: {e}"))?;
+    let len = frame.len();
     let frame = noise::open(session, &frame).map_err(|e| format!("frame from member {peer} refused: {e}"))?;
     let msg = wire::decode(&frame).map_err(|e| format!("garbage from member {peer}: {e}"))?;
     if sender(&msg).is_some_and(|from| from != peer) {
         // Only the member's own signed messages travel on its link.
         return Err(format!("member {peer} sent a message signed as another member"));
     }
-    Ok(msg)
+    Ok((msg, len))
+}
+
+/// Frames queued for one peer, at most: a peer that stops reading (or cannot be reached) makes
+/// its sender drop frames beyond this, never hold more. One largest frame fits, with room.
+pub const MAX_QUEUED_BYTES: usize = wire::limits::MAX_MESSAGE_BYTES + (8 << 20);
+/// Frames queued for one peer, at most, whatever their size.
+const MAX_QUEUED_FRAMES: usize = 16_384;
+
+/// The sending end of one peer's queue, bounded by frames and by bytes.
+#[derive(Clone)]
+pub struct Outbox {
+    tx: mpsc::Sender<Bytes>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// The link's end of a peer's queue.
+pub struct OutboxReceiver {
+    rx: mpsc::Receiver<Bytes>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// A new queue for one peer.
+pub fn outbox() -> (Outbox, OutboxReceiver) {
+    let (tx, rx) = mpsc::channel(MAX_QUEUED_FRAMES);
+    let queued = Arc::new(AtomicUsize::new(0));
+    (Outbox { tx, queued: queued.clone() }, OutboxReceiver { rx, queued })
+}
+
+impl Outbox {
+    /// Queues a frame unless the queue is full (by frames or bytes); false if it was dropped.
+    /// Retransmission covers what a slow or unreachable peer misses.
+    pub fn try_send(&self, frame: Bytes) -> bool {
+        let len = frame.len();
+        if self.queued.fetch_add(len, Ordering::Relaxed) + len > MAX_QUEUED_BYTES {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            return false;
+        }
+        if self.tx.try_send(frame).is_err() {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Bytes waiting for the peer.
+    pub fn queued_bytes(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
+impl OutboxReceiver {
+    async fn recv(&mut self) -> Option<Bytes> {
+        let b = self.rx.recv().await?;
+        self.queued.fetch_sub(b.len(), Ordering::Relaxed);
+        Some(b)
+    }
+
+    fn try_recv(&mut self) -> Option<Bytes> {
+        let b = self.rx.try_recv().ok()?;
+        self.queued.fetch_sub(b.len(), Ordering::Relaxed);
+        Some(b)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.rx.is_closed()
+    }
 }
 
 /// Keeps one outbound connection to `peer` alive, reconnecting with backoff, and writes what
-/// the replica sends it. Messages queued while disconnected wait (bounded by the channel).
-pub async fn connect_loop(
-    me: Identity,
-    peer: ReplicaId,
-    addr: SocketAddr,
-    mut outbox: mpsc::Receiver<Bytes>,
-) {
+/// the replica sends it. Messages queued while disconnected wait (bounded, see [`Outbox`]).
+pub async fn connect_loop(me: Identity, peer: ReplicaId, addr: SocketAddr, mut outbox: OutboxReceiver) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let attempt = async {
@@ -264,7 +334,7 @@ pub async fn connect_loop(
                         }
                         queued += 1;
                         if queued < 256 {
-                            next = outbox.try_recv().ok();
+                            next = outbox.try_recv();
                         }
                     }
                     if SinkExt::<Bytes>::flush(&mut framed).await.is_err() {
@@ -295,6 +365,13 @@ impl Link {
         Ok(Link(framed, session))
     }
 
+    /// Accepts a member's link as a replica does, for tools that play a member themselves (the
+    /// flood benchmark's member that never reads what it is sent).
+    pub async fn accept(me: &Identity, stream: TcpStream) -> Result<Link, String> {
+        let (framed, session, _) = authenticate(stream, me, false).await?;
+        Ok(Link(framed, session))
+    }
+
     /// Sends frames as they are (encoded messages, or anything else), sealed, with one flush.
     pub async fn send(&mut self, frames: &[&[u8]]) -> Result<(), String> {
         for f in frames {
@@ -302,5 +379,22 @@ impl Link {
             self.0.feed(sealed).await.map_err(|e| e.to_string())?;
         }
         SinkExt::<Bytes>::flush(&mut self.0).await.map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peers_queue_is_bounded_in_bytes_whatever_the_frame_count() {
+        let (tx, mut rx) = outbox();
+        let frame = Bytes::from(vec![0u8; 8 << 20]);
+        let taken = (0..10).filter(|_| tx.try_send(frame.clone())).count();
+        assert_eq!(taken, MAX_QUEUED_BYTES / (8 << 20));
+        assert!(tx.queued_bytes() <= MAX_QUEUED_BYTES);
+        // Draining makes room again.
+        assert!(rx.try_recv().is_some());
+        assert!(tx.try_send(frame));
     }
 }
