@@ -77,6 +77,12 @@ pub trait Body: Serialize {
 }
 
 /// Canonical bytes of any wire value.
+/// The length of `value`'s canonical encoding, computed without encoding it.
+pub fn encoded_len<T: Serialize>(value: &T) -> usize {
+    postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+        .expect("postcard serialization of in-memory values cannot fail")
+}
+
 pub fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
     // Most messages fit: fewer reallocations while encoding.
     postcard::to_extend(value, Vec::with_capacity(256))
@@ -339,7 +345,7 @@ impl Batch {
     /// Replicas hash each request once, when it arrives, and never the whole batch again.
     /// Whether the batch's encoding exceeds [`limits::MAX_BATCH_BYTES`].
     pub fn oversized(&self) -> bool {
-        to_bytes(self).len() > limits::MAX_BATCH_BYTES
+        encoded_len(self) > limits::MAX_BATCH_BYTES
     }
 
     pub fn digest(&self) -> Digest {

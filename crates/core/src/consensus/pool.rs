@@ -123,7 +123,7 @@ impl Pool {
             return Added::AlreadyPending;
         }
         let mine = self.by_client.get(&req.body.client).map_or(0, Vec::len);
-        let bytes = crate::wire::to_bytes(&req).len();
+        let bytes = crate::wire::encoded_len(&req);
         if self.entries.len() >= limits.total
             || mine >= limits.per_client
             || self.bytes + bytes > limits.bytes

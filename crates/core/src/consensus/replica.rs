@@ -576,7 +576,7 @@ impl Replica {
         if !self.epoch.is_voter(from) || from == self.id {
             return;
         }
-        let size = crate::wire::to_bytes(&m).len();
+        let size = crate::wire::encoded_len(&m);
         let (max_count, max_bytes) =
             (self.params.max_buffered_per_sender, self.params.max_buffered_bytes_per_sender);
         if size > max_bytes {
