@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use phalanx_core::consensus::Effect;
+use phalanx_core::consensus::{Effect, Input, Timer};
 use phalanx_core::wire::{Message, Phase, ReplicaId};
 
 /// Commit certificates sent to member `to`.
@@ -105,4 +105,36 @@ fn a_re_proposed_batch_never_received_is_fetched_before_commit() {
     let tick = lacking
         .handle(10_000, phalanx_core::consensus::Input::Timeout(phalanx_core::consensus::Timer::Resend));
     assert!(batch_requests(&tick).is_empty());
+}
+
+/// Replicas whose view-change timer ran out move on to the next view; if their VIEW-CHANGEs for
+/// the lower view were lost, those still waiting for it see neither a quorum for it nor f+1 for
+/// the higher one, and both groups wait for good (found by the randomized simulator). A replica
+/// keeps resending the VIEW-CHANGEs it signed for views between its view and its target.
+#[test]
+fn a_replica_that_moved_on_still_resends_its_view_change_for_the_lower_view() {
+    use phalanx_core::wire::{CheckpointCert, ViewChange};
+    let fx = Fixture::new(4);
+    let mut r = fx.replica(3);
+    let stable = CheckpointCert { seq: 0, state: r.state().digest(), proofs: Vec::new() };
+    let vc = |from, new_view| {
+        Message::ViewChange(
+            fx.sign(from, ViewChange { epoch: 0, new_view, stable: stable.clone(), prepared: Vec::new() }),
+        )
+    };
+    // A quorum asks for view 1 (its primary never sends NEW-VIEW): the timer moves r to view 2.
+    feed(&mut r, vc(0, 1));
+    feed(&mut r, vc(2, 1));
+    let out = r.handle(1, Input::Timeout(Timer::ViewChange));
+    assert!(sent(&out).iter().any(|m| matches!(m, Message::ViewChange(v) if v.body.new_view >= 2)));
+    let resent = r.handle(2, Input::Timeout(Timer::Resend));
+    let views: Vec<u64> = sent(&resent)
+        .iter()
+        .filter_map(|m| match m {
+            Message::ViewChange(v) if v.from == 3 => Some(v.body.new_view),
+            _ => None,
+        })
+        .collect();
+    assert!(views.contains(&1), "the VIEW-CHANGE for view 1 is no longer sent: {views:?}");
+    assert!(views.iter().any(|v| *v >= 2), "{views:?}");
 }

@@ -38,10 +38,25 @@ pub enum Behaviour {
     /// Sends VIEW-CHANGEs carrying bogus prepared certificates and, as a new primary, NEW-VIEWs
     /// whose re-proposals do not follow from their view changes (provable: invalid new view).
     ForgeViewChange,
+    /// As primary, replaces the requests of a batch with unsigned opaque payloads under the same
+    /// clients and nonces: executed, they would be rejected and the honest requests dropped
+    /// with them (silent censorship). Provable: an invalid proposal.
+    OpaqueCensor,
+    /// As primary, pads a batch with megabyte-sized requests of its own past the batch size
+    /// limit: a batch no frame can carry. Provable: an invalid proposal.
+    Oversize,
+    /// Colluding members withhold batches: as primary, a member pre-prepares to its accomplices
+    /// and just enough honest backups that none can prepare; accomplices send their PREPAREs for
+    /// it to each other only (so the primary holds a certificate nobody honest has); and none
+    /// of them ever hands a batch to a replica that asks for it.
+    WithholdBatch,
+    /// As primary, stamps batches with a frozen clock (time 0) or one far ahead, to stop or jump
+    /// the replicated clock (quarantine expiry, memory TTLs, federated deadlines).
+    ClockSkew,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 10] = [
+    pub const ALL: [Behaviour; 14] = [
         Behaviour::Silent,
         Behaviour::Crash,
         Behaviour::CorruptSignatures,
@@ -52,6 +67,10 @@ impl Behaviour {
         Behaviour::Delay,
         Behaviour::Replay,
         Behaviour::ForgeViewChange,
+        Behaviour::OpaqueCensor,
+        Behaviour::Oversize,
+        Behaviour::WithholdBatch,
+        Behaviour::ClockSkew,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -66,6 +85,10 @@ impl Behaviour {
             Behaviour::Delay => "delay",
             Behaviour::Replay => "replay",
             Behaviour::ForgeViewChange => "forge-view-change",
+            Behaviour::OpaqueCensor => "opaque-censor",
+            Behaviour::Oversize => "oversize",
+            Behaviour::WithholdBatch => "withhold-batch",
+            Behaviour::ClockSkew => "clock-skew",
         }
     }
 
@@ -84,7 +107,9 @@ impl Behaviour {
     /// How often the behaviour acts when it has the chance, unless the operator says otherwise.
     pub fn default_probability(&self) -> f64 {
         match self {
-            Behaviour::CorruptSignatures | Behaviour::InvalidProposal => 0.5,
+            Behaviour::CorruptSignatures | Behaviour::InvalidProposal | Behaviour::ClockSkew => 0.5,
+            // Each oversized batch costs every backup hashing megabytes: now and then is enough.
+            Behaviour::Oversize => 0.2,
             Behaviour::DoubleSpend => 0.3,
             _ => 1.0,
         }

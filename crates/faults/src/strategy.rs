@@ -13,10 +13,15 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// What colluding faulty agents know: for each (view, seq) the two digests their primary
-/// proposed to the two halves of the honest agents.
+/// proposed to the two halves of the honest agents, who they are, and which proposals of theirs
+/// they withhold.
 #[derive(Default)]
 pub struct Blackboard {
     pub split: BTreeMap<(u64, u64), (Digest, Digest)>,
+    /// The faulty agents (they see each other's messages and coordinate).
+    pub colluders: BTreeSet<ReplicaId>,
+    /// (view, seq) of proposals a colluding primary showed too few honest backups to prepare.
+    pub withheld: BTreeSet<(u64, u64)>,
 }
 
 /// A message leaving a faulty agent for one recipient, with extra delay.
@@ -48,6 +53,8 @@ pub struct Strategy {
     /// Whether it has misbehaved yet: a probabilistic behaviour may never get to act in a short
     /// run, and a fault that never happened cannot be detected.
     pub acted: bool,
+    /// Megabyte-sized requests of its own, signed once, that `oversize` pads batches with.
+    pad: Option<Vec<ClientRequest>>,
 }
 
 const HISTORY: usize = 256;
@@ -76,6 +83,7 @@ impl Strategy {
             probability: None,
             forged_requests: Vec::new(),
             acted: false,
+            pad: None,
         }
     }
 
@@ -123,6 +131,17 @@ impl Strategy {
             return Vec::new();
         }
         let msg = match msg {
+            Message::PrePrepare(pp, b) if pp.from == self.id && self.acts(Behaviour::OpaqueCensor, rng) => {
+                self.opaque_censor(pp, b)
+            }
+            Message::PrePrepare(pp, b) if pp.from == self.id && self.acts(Behaviour::Oversize, rng) => {
+                self.oversize(pp, b)
+            }
+            Message::PrePrepare(pp, b) if pp.from == self.id && self.acts(Behaviour::ClockSkew, rng) => {
+                // Frozen half the time, far ahead otherwise.
+                let stamp = if rng.random_bool(0.5) { 0 } else { b.timestamp_ms.saturating_add(600_000) };
+                self.restamp(pp, b, stamp)
+            }
             Message::PrePrepare(pp, b) if self.acts(Behaviour::InvalidProposal, rng) => {
                 self.invalid_proposal(pp, b)
             }
@@ -134,8 +153,24 @@ impl Strategy {
             }
             m => m,
         };
+        if self.has(Behaviour::WithholdBatch) {
+            // A batch asked for is never handed over.
+            if matches!(msg, Message::Batch(..)) {
+                self.acted = true;
+                return Vec::new();
+            }
+            if let Message::PrePrepare(pp, _) = &msg
+                && pp.from == self.id
+            {
+                board.withheld.insert((pp.body.view, pp.body.seq));
+            }
+        }
+        let withheld_to = self.withheld_recipients(&msg, recipients, board);
         let mut out = Vec::with_capacity(recipients.len());
         for &to in recipients {
+            if withheld_to.as_ref().is_some_and(|keep| !keep.contains(&to)) {
+                continue;
+            }
             let mut m = msg.clone();
             if self.has(Behaviour::Equivocate) {
                 m = self.equivocate(m, to, board);
@@ -201,6 +236,80 @@ impl Strategy {
             }
             m => m,
         }
+    }
+
+    /// Who gets `msg` from a member that withholds batches, if not everyone: its own proposal
+    /// goes to its accomplices and f+1 honest backups (too few to prepare without the
+    /// accomplices' PREPAREs), and PREPAREs for a withheld proposal go to accomplices only.
+    fn withheld_recipients(
+        &mut self,
+        msg: &Message,
+        recipients: &[ReplicaId],
+        board: &Blackboard,
+    ) -> Option<BTreeSet<ReplicaId>> {
+        if !self.has(Behaviour::WithholdBatch) {
+            return None;
+        }
+        let colluders = |to: &ReplicaId| board.colluders.contains(to);
+        let keep: BTreeSet<ReplicaId> = match msg {
+            Message::PrePrepare(pp, _) if pp.from == self.id => {
+                let f = (self.n - 1) / 3;
+                let honest = recipients.iter().filter(|t| !colluders(t)).take(f + 1);
+                recipients.iter().filter(|t| colluders(t)).chain(honest).copied().collect()
+            }
+            Message::Vote(v)
+                if v.body.phase == Phase::Prepare && board.withheld.contains(&(v.body.view, v.body.seq)) =>
+            {
+                recipients.iter().filter(|t| colluders(t)).copied().collect()
+            }
+            _ => return None,
+        };
+        self.acted = true;
+        Some(keep)
+    }
+
+    /// Replaces every request of the batch with an unsigned opaque payload under the same client
+    /// and nonce, and re-signs the proposal.
+    fn opaque_censor(&mut self, pp: Signed<PrePrepare>, mut batch: Batch) -> Message {
+        if batch.requests.is_empty() {
+            return Message::PrePrepare(pp, batch);
+        }
+        batch.requests = batch
+            .requests
+            .iter()
+            .map(|r| ClientRequest::opaque(r.body.client, r.body.nonce, b"censored".to_vec()))
+            .collect();
+        self.resign(pp, batch)
+    }
+
+    /// Pads the batch past the batch size limit with megabyte-sized reports of its own.
+    fn oversize(&mut self, pp: Signed<PrePrepare>, mut batch: Batch) -> Message {
+        let pad = self.pad.get_or_insert_with(|| {
+            let count = phalanx_core::wire::limits::MAX_BATCH_BYTES
+                / phalanx_core::wire::limits::MAX_REPORT_BYTES
+                + 1;
+            (0..count as u64)
+                .map(|k| {
+                    let op =
+                        Operation::Report(vec![k as u8; phalanx_core::wire::limits::MAX_REPORT_BYTES - 64]);
+                    let body = RequestBody { client: self.key.public(), nonce: (1 << 50) + k, op };
+                    ClientRequest::sign(body, &self.key, &self.cluster)
+                })
+                .collect()
+        });
+        batch.requests = batch.requests.iter().chain(pad.iter()).cloned().collect();
+        self.resign(pp, batch)
+    }
+
+    /// The same proposal with another timestamp.
+    fn restamp(&mut self, pp: Signed<PrePrepare>, mut batch: Batch, timestamp_ms: u64) -> Message {
+        batch.timestamp_ms = timestamp_ms;
+        self.resign(pp, batch)
+    }
+
+    fn resign(&self, pp: Signed<PrePrepare>, batch: Batch) -> Message {
+        let body = PrePrepare { digest: batch.digest(), ..pp.body };
+        Message::PrePrepare(Signed::sign(body, self.id, &self.key, &self.cluster), batch)
     }
 
     /// Slips a request with a broken client signature into the batch and re-signs the proposal.

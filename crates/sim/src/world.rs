@@ -233,7 +233,7 @@ impl World {
             clients,
             trainer,
             checker,
-            board: Blackboard::default(),
+            board: Blackboard { colluders: faulty.iter().copied().collect(), ..Blackboard::default() },
             faulty,
             byzantine_keys,
             partition: None,
@@ -675,6 +675,13 @@ impl World {
                     let total = r.state().total_balance();
                     let acc = &r.state().accountability;
                     let mut wrong = Vec::new();
+                    // A primary may move the replicated clock only within the skew bound.
+                    let ahead = r.state().clock_ms.saturating_sub(self.now);
+                    if ahead > self.config.params.max_clock_skew_ms {
+                        wrong.push(format!(
+                            "clock jump: replica {node}'s replicated clock runs {ahead} ms ahead"
+                        ));
+                    }
                     for key in acc.quarantined.keys() {
                         if !self.byzantine_keys.contains(key) {
                             wrong.push(format!("false positive: replica {node} quarantined an honest agent"));

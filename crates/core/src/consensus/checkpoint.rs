@@ -239,6 +239,7 @@ impl Replica {
                 self.epoch.voters.iter().copied().filter(|v| *v != self.id).collect();
             self.request_batches(&others);
         } else if !self.active {
+            self.rebroadcast_lower_view_changes();
             self.broadcast_view_change();
         }
         if let Some((seq, (d, _))) = self.snapshots.iter().next_back().map(|(s, v)| (*s, v.clone()))

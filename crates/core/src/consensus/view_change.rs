@@ -105,6 +105,23 @@ impl Replica {
         self.check_view_change_quorum();
     }
 
+    /// Sends again the VIEW-CHANGEs this replica signed for views between its view and its
+    /// target. Replicas whose timers ran out moved on to the next target, and if their
+    /// VIEW-CHANGEs for the lower one were lost (a partition), those still waiting for it may
+    /// never see a quorum for it nor f+1 for the higher one: without these, both groups wait
+    /// for each other for good (found by the randomized simulator, n = 10, partitions).
+    pub(super) fn rebroadcast_lower_view_changes(&mut self) {
+        let (low, high) = (self.view, self.vc_target);
+        let mine: Vec<Signed<ViewChange>> = self
+            .view_changes
+            .get(&self.id)
+            .map(|m| m.range(low.saturating_add(1)..high).map(|(_, vc)| vc.clone()).collect())
+            .unwrap_or_default();
+        for vc in mine {
+            self.out.push(Effect::Broadcast(Message::ViewChange(vc)));
+        }
+    }
+
     /// Signs and broadcasts VIEW-CHANGE(vc_target) with our current certificates. Rebuilt on
     /// each retransmission so that it carries our latest stable checkpoint.
     pub(super) fn broadcast_view_change(&mut self) {
