@@ -179,3 +179,46 @@ fn operator_actions_need_the_operator_key_and_injection_needs_a_testing_cluster(
     assert_eq!(outcome(t.execute(1, &request(&fx.operator, 1, inject, &fx))), Outcome::Applied);
     assert_eq!(t.accountability.injected["bft-agent-2"], "silent");
 }
+
+/// An accuser caught since (here: quarantined for equivocation) no longer counts toward the f+1
+/// accusers of bad signatures: with it, one honest-looking accusation would have been enough to
+/// quarantine the accused at n = 4.
+#[test]
+fn a_quarantined_member_no_longer_counts_as_an_accuser() {
+    let fx = Fixture::new(4);
+    let mut s = fx.config.genesis_state();
+    s.begin_batch(1, 1_000);
+    let accuse = |by: usize, nonce| {
+        report(&fx, by, nonce, &Report::Accusation { epoch: 0, accused: 0, fault: Accusation::BadSignature })
+    };
+    // Member 2 accuses member 0, then is caught equivocating.
+    assert_eq!(outcome(s.execute(1, &accuse(2, 1))), Outcome::Applied);
+    let ev = Report::Evidence(equivocation(&fx, 2, 0));
+    assert_eq!(outcome(s.execute(2, &report(&fx, 1, 1, &ev))), Outcome::Applied);
+    assert!(s.accountability.is_quarantined(&fx.keys[2].public()));
+    // One more accuser: two in all, but only one that still counts (f+1 = 2 needed).
+    assert_eq!(outcome(s.execute(3, &accuse(3, 1))), Outcome::Applied);
+    assert!(
+        !s.accountability.is_quarantined(&fx.keys[0].public()),
+        "member 0 was quarantined on a caught accuser's word"
+    );
+}
+
+/// The detection log keeps its last 1,024 entries; a flood of accusations must not push out the
+/// record of a quarantine still in force.
+#[test]
+fn the_detection_log_keeps_a_quarantine_record_while_it_is_in_force() {
+    let fx = Fixture::new(4);
+    let mut s = fx.config.genesis_state();
+    s.begin_batch(1, 1_000);
+    let ev = Report::Evidence(equivocation(&fx, 2, 0));
+    assert_eq!(outcome(s.execute(1, &report(&fx, 0, 1, &ev))), Outcome::Applied);
+    for nonce in 1..=1_100 {
+        let r = Report::Accusation { epoch: 0, accused: 3, fault: Accusation::Censorship };
+        s.execute(1 + nonce, &report(&fx, 1, nonce, &r));
+    }
+    assert!(s.accountability.log.len() <= 1_024 + 4);
+    let kept =
+        s.accountability.log.iter().any(|e| e.detected_agent == "bft-agent-3" && e.action == "quarantined");
+    assert!(kept, "the quarantine record of bft-agent-3 was evicted while in force");
+}

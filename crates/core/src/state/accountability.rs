@@ -339,11 +339,16 @@ impl Accountability {
             return Ok(());
         }
         entry.detection_method = "signature-check".into();
+        // Accusers count only while they are voters of the current epoch and not quarantined:
+        // a member removed by a reconfiguration or caught since speaks for no one.
         let accusers: Vec<PublicKey> = self
             .accusations
             .get(&accused_member.key)
-            .map(|a| a.keys().copied().collect())
-            .unwrap_or_default();
+            .map(|a| a.keys().copied().collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|k| current.id_of(k).is_some_and(|id| current.is_voter(id)) && !self.is_quarantined(k))
+            .collect();
         let distinct = accusers.len();
         if distinct < current.f + 1 || self.is_quarantined(&accused_member.key) {
             entry.action = "reputation-lowered".into();
@@ -491,11 +496,20 @@ impl Accountability {
         }
     }
 
+    /// Appends to the detection log. Past its capacity the oldest entry goes, unless it records
+    /// a quarantine still in force: a flood of accusations must not erase why a member is
+    /// quarantined (those records are at most one per member).
     fn push_log(&mut self, e: DetectionEntry) {
+        let now = e.timestamp;
         self.log_total += 1;
         self.log.push_back(e);
         if self.log.len() > LOG_CAPACITY {
-            self.log.pop_front();
+            let in_force = |x: &DetectionEntry| {
+                x.action == "quarantined" && x.quarantine_expires.is_some_and(|t| t > now)
+            };
+            if let Some(i) = self.log.iter().position(|x| !in_force(x)) {
+                self.log.remove(i);
+            }
         }
     }
 }
