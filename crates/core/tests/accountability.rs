@@ -222,3 +222,104 @@ fn the_detection_log_keeps_a_quarantine_record_while_it_is_in_force() {
         s.accountability.log.iter().any(|e| e.detected_agent == "bft-agent-3" && e.action == "quarantined");
     assert!(kept, "the quarantine record of bft-agent-3 was evicted while in force");
 }
+
+/// An ordered operation that made execution panic would run again after every restart and stop
+/// the cluster for good. Every kind of operation, with hostile contents, signed by the operator
+/// and by a member, ends in an outcome.
+#[test]
+fn execution_is_total_for_hostile_operations_of_every_kind() {
+    use phalanx_core::wire::{FederatedOp, Joiner, RoundSpec};
+    let fx = Fixture::new(4);
+    let mut s = fx.config.genesis_state();
+    s.begin_batch(1, u64::MAX - 5);
+    let long = "x".repeat(64);
+    let spec = |dim, quorum, f, participants: Vec<phalanx_crypto::PublicKey>, timeout_ms| RoundSpec {
+        model: long.clone(),
+        round: u64::MAX,
+        rule: "multikrum".into(),
+        pre: vec!["bucketing".into(), "nnm".into(), "clip".into(), "nope".into()],
+        params: vec!["f=999999".into(), "=".into(), "c=-1".into(), "s=NaN".into()],
+        f,
+        dim,
+        participants,
+        quorum,
+        timeout_ms,
+        seed: u64::MAX,
+    };
+    let keys: Vec<_> = fx.keys.iter().map(|k| k.public()).collect();
+    let joiner = |i: u8| Joiner {
+        name: format!("j{i}"),
+        key: Keypair::from_seed([i; 32]).public(),
+        replica_addr: "not an address".into(),
+        http_addr: String::new(),
+    };
+    let ops = vec![
+        Operation::Transfer { from: long.clone(), to: "alice".into(), amount: u64::MAX },
+        Operation::Transfer { from: "alice".into(), to: "alice".into(), amount: 0 },
+        Operation::Transfer { from: "alice".into(), to: "bob".into(), amount: u64::MAX },
+        Operation::MemoryStore {
+            namespace: String::new(),
+            key: "k".into(),
+            value: "v".into(),
+            ttl_ms: Some(u64::MAX),
+        },
+        Operation::Report(Vec::new()),
+        Operation::Report(vec![0xff; 4096]),
+        Operation::Report(phalanx_core::wire::to_bytes(&Report::Accusation {
+            epoch: u64::MAX,
+            accused: u32::MAX,
+            fault: Accusation::BadSignature,
+        })),
+        Operation::Operator(OperatorAction::ForceViewChange { view: u64::MAX }),
+        Operation::Operator(OperatorAction::LiftQuarantine { member: long.clone() }),
+        Operation::Operator(OperatorAction::InjectFault {
+            agent: "bft-agent-1".into(),
+            fault: Some("no such fault".into()),
+            probability_permille: u32::MAX,
+        }),
+        Operation::Operator(OperatorAction::UpdateQuorum {
+            remove: (1..=4).map(|i| format!("bft-agent-{i}")).collect(),
+            add: (1..=20).map(joiner).collect(),
+            f: Some(u32::MAX),
+        }),
+        Operation::Operator(OperatorAction::UpdateQuorum { remove: Vec::new(), add: Vec::new(), f: Some(0) }),
+        Operation::Operator(OperatorAction::ShareNamespace { namespace: String::new() }),
+        Operation::Federated(FederatedOp::Open(Box::new(spec(
+            u32::MAX,
+            u32::MAX,
+            u32::MAX,
+            keys.clone(),
+            u64::MAX,
+        )))),
+        Operation::Federated(FederatedOp::Open(Box::new(spec(0, 0, 0, Vec::new(), 0)))),
+        Operation::Federated(FederatedOp::Open(Box::new(spec(3, 4, 1, keys.clone(), 1)))),
+        Operation::Federated(FederatedOp::Submit {
+            model: long.clone(),
+            round: u64::MAX,
+            offset: u32::MAX,
+            values: vec![0xff; 17],
+        }),
+        Operation::Federated(FederatedOp::Submit {
+            model: long.clone(),
+            round: u64::MAX,
+            offset: 0,
+            values: f64::NAN.to_le_bytes().to_vec(),
+        }),
+        Operation::Federated(FederatedOp::Close { model: long.clone(), round: 0 }),
+        Operation::Federated(FederatedOp::Delete { model: String::new() }),
+        Operation::Opaque(vec![0; 10]),
+    ];
+    let mut nonce = 0;
+    for (i, op) in ops.iter().enumerate() {
+        for signer in [&fx.operator, &fx.keys[1]] {
+            nonce += 1;
+            let seq = 2 + i as u64;
+            let e = s.execute(seq, &request(signer, nonce, op.clone(), &fx));
+            assert!(matches!(e, Execution::Executed(_)), "{op:?}: {e:?}");
+        }
+        s.begin_batch(2 + i as u64, u64::MAX - 4 + i as u64);
+    }
+    // And the state still encodes, restores and digests.
+    let restored = AppState::restore(&s.snapshot()).unwrap();
+    assert_eq!(restored.digest(), s.digest());
+}
