@@ -41,6 +41,8 @@ struct Pair {
     x: Identity,
     r_addr: std::net::SocketAddr,
     inbound: FairInbound,
+    /// Whom R knows, and where.
+    r_directory: phalanx_node::directory::SharedDirectory,
 }
 
 async fn pair() -> Pair {
@@ -63,13 +65,14 @@ async fn pair() -> Pair {
         }))
     };
     let x = Identity { key: kx.clone(), cluster, directory: directory(X) };
-    let r = Identity { key: kr.clone(), cluster, directory: directory(R) };
+    let r_directory = directory(R);
+    let r = Identity { key: kr.clone(), cluster, directory: r_directory.clone() };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let r_addr = listener.local_addr().unwrap();
     let (inbound, registrations) = FairInbound::new();
     let seen = Arc::new(Mutex::new(vec![None; 2]));
     tokio::spawn(accept_loop(listener, r, registrations, Arc::new(VerdictCache::new(1024)), seen, [9; 32]));
-    Pair { cluster, kx, x, r_addr, inbound }
+    Pair { cluster, kx, x, r_addr, inbound, r_directory }
 }
 
 /// A network attacker between two members: it relays the bytes of member X's link to member R and
@@ -79,7 +82,7 @@ async fn pair() -> Pair {
 /// read what X sends nor inject a frame R will open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_between_two_members_can_neither_read_nor_frame_them() {
-    let Pair { cluster, kx, x, r_addr, mut inbound } = pair().await;
+    let Pair { cluster, kx, x, r_addr, mut inbound, .. } = pair().await;
     let attacker = Keypair::from_seed([3; 32]);
 
     // The relay: X dials it believing it is R; it dials R and copies both ways. On a signal it
@@ -195,4 +198,32 @@ async fn read_frame(stream: &mut TcpStream) -> Option<Vec<u8>> {
         Some(buf)
     };
     tokio::time::timeout(Duration::from_secs(5), read).await.expect("R neither answers nor closes")
+}
+
+/// Strangers open connections and leave them hanging in the handshake. Slots are shared no
+/// more: connections from hosts that are not members' have their own small share, so a member
+/// still links.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_cannot_take_the_connection_slots_of_members() {
+    let Pair { cluster, kx, x, r_addr, mut inbound, r_directory } = pair().await;
+    // Members live on 127.0.0.1 (their directory addresses); strangers come from 127.0.0.2.
+    if let Ok(mut d) = r_directory.write() {
+        d.agents[0].replica_addr = Some("127.0.0.1:1".parse().unwrap());
+    }
+    let mut hanging = Vec::new();
+    for _ in 0..300 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        if let Ok(s) = socket.connect(r_addr).await {
+            hanging.push(s);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (outbox, rx) = outbox();
+    tokio::spawn(connect_loop(x, R, r_addr, rx));
+    let vote = wire::encode(&Message::Vote(vote(1, X, &kx, &cluster)));
+    assert!(outbox.try_send(vote.into()));
+    let got = tokio::time::timeout(Duration::from_secs(4), inbound.recv()).await;
+    assert!(got.is_ok_and(|(from, _)| from == X), "the member could not link");
+    drop(hanging);
 }

@@ -27,8 +27,13 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Handshake frames are tiny; a peer that is not authenticated yet cannot make us buffer more.
 const HANDSHAKE_MAX_FRAME: usize = 256;
-/// Inbound connections at once (authenticated or not): bounds tasks and file handles.
+/// Inbound connections at once from the hosts of members (by the addresses in the directory):
+/// bounds tasks and file handles.
 const MAX_INBOUND: usize = 256;
+/// Inbound connections at once from any other host. Strangers have their own, smaller share of
+/// slots, so however many connections they open and leave hanging in the handshake, a member
+/// can always link.
+const MAX_STRANGERS: usize = 32;
 
 /// What both ends need to authenticate each other.
 #[derive(Clone)]
@@ -138,6 +143,7 @@ pub async fn accept_loop(
 ) {
     let mut n: u64 = 0;
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND));
+    let stranger_slots = Arc::new(tokio::sync::Semaphore::new(MAX_STRANGERS));
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(c) => c,
@@ -148,8 +154,13 @@ pub async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%addr, "too many replica connections; refusing");
+        let member_host = me
+            .directory
+            .read()
+            .is_ok_and(|d| d.agents.iter().any(|a| a.replica_addr.is_some_and(|r| r.ip() == addr.ip())));
+        let pool = if member_host { &slots } else { &stranger_slots };
+        let Ok(permit) = pool.clone().try_acquire_owned() else {
+            tracing::warn!(%addr, member_host, "too many replica connections; refusing");
             continue;
         };
         n += 1;
