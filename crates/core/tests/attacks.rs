@@ -295,3 +295,60 @@ fn withhold_batch_a_batch_certified_by_a_colluding_pair_is_still_served_by_hones
         "nobody honest can serve the certified batch"
     );
 }
+
+/// A NEW-VIEW carries a quorum of VIEW-CHANGEs with a prepared certificate per slot of the log
+/// window: at large n it outgrows the frame, and a view change could then never complete.
+/// Such configurations are refused with the window that would fit; the bound used is an upper
+/// bound of a real worst-case NEW-VIEW.
+#[test]
+fn oversize_a_configuration_whose_new_view_could_exceed_the_frame_is_refused() {
+    use phalanx_core::consensus::{Epoch, Member, worst_new_view_bytes};
+    let mut fx = Fixture::new(4);
+    assert_eq!(fx.config.validate(), Ok(()));
+    let members: Vec<Member> = (0..100)
+        .map(|i| Member { name: format!("a{i}"), key: Keypair::from_seed([i as u8; 32]).public() })
+        .collect();
+    fx.config.epoch = Epoch::genesis(members, 33);
+    fx.config.params.log_window = 200;
+    let err = fx.config.validate().unwrap_err();
+    assert!(err.contains("lower the log window"), "{err}");
+
+    // A real worst case at n = 4: a quorum of VIEW-CHANGEs, each certifying every slot.
+    let window = 20u64;
+    let stable = CheckpointCert {
+        seq: u64::MAX,
+        state: Digest([0xff; 32]),
+        proofs: (0..3)
+            .map(|i| {
+                fx.sign(
+                    i,
+                    phalanx_core::wire::Checkpoint { epoch: u64::MAX, seq: u64::MAX, state: Digest([1; 32]) },
+                )
+            })
+            .collect(),
+    };
+    let cert = |seq: u64| PreparedCert {
+        pre_prepare: fx.sign(0, PrePrepare { epoch: u64::MAX, view: u64::MAX, seq, digest: Digest([2; 32]) }),
+        prepares: (1..3)
+            .map(|i| fx.sign(i, fx.vote_body(Phase::Prepare, u64::MAX, seq, Digest([2; 32]))))
+            .collect(),
+    };
+    let view_changes = (0..3)
+        .map(|i| {
+            let prepared = (0..window).map(|k| cert(u64::MAX - k)).collect();
+            fx.sign(i, ViewChange { epoch: u64::MAX, new_view: u64::MAX, stable: stable.clone(), prepared })
+        })
+        .collect();
+    let pre_prepares = (0..window)
+        .map(|k| {
+            fx.sign(
+                1,
+                PrePrepare { epoch: u64::MAX, view: u64::MAX, seq: u64::MAX - k, digest: Digest([2; 32]) },
+            )
+        })
+        .collect();
+    let nv = fx.sign(1, NewView { epoch: u64::MAX, view: u64::MAX, view_changes, pre_prepares });
+    let real = wire::encode(&Message::NewView(nv)).len();
+    let bound = worst_new_view_bytes(4, 1, window);
+    assert!(real <= bound && bound < real * 2, "real {real}, bound {bound}");
+}

@@ -233,6 +233,21 @@ impl Config {
                 p.log_window, p.checkpoint_interval, p.max_inflight
             ));
         }
+        let voters = self.epoch.voters.len();
+        let worst = worst_new_view_bytes(voters, self.epoch.f, p.log_window);
+        if worst > crate::wire::limits::MAX_MESSAGE_BYTES {
+            let fits = (1..p.log_window).rev().find(|w| {
+                worst_new_view_bytes(voters, self.epoch.f, *w) <= crate::wire::limits::MAX_MESSAGE_BYTES
+            });
+            return Err(format!(
+                "with {voters} voters, f = {} and a log window of {}, a NEW-VIEW could reach {} MiB, over the {} MiB frame limit; lower the log window to at most {}",
+                self.epoch.f,
+                p.log_window,
+                worst >> 20,
+                crate::wire::limits::MAX_MESSAGE_BYTES >> 20,
+                fits.unwrap_or(0)
+            ));
+        }
         let mut names = std::collections::BTreeSet::new();
         if !self.epoch.members.iter().all(|m| names.insert(&m.name)) {
             return Err("member names must be unique".into());
@@ -244,6 +259,59 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The largest NEW-VIEW a replica could have to send: a quorum of VIEW-CHANGEs, each with a
+/// stable checkpoint certificate and a prepared certificate (a pre-prepare and 2f PREPAREs) for
+/// every slot of the log window, plus a re-proposal per slot; every number at its widest
+/// encoding. No message a replica emits may exceed the frame limit, so configurations where this
+/// would are refused.
+pub fn worst_new_view_bytes(voters: usize, f: usize, log_window: u64) -> usize {
+    use crate::wire::{Checkpoint, NewView, Phase, PrePrepare, Signed, ViewChange, Vote, encoded_len};
+    let quorum = Quorum::new(voters, f).map_or(voters, |q| q.quorum());
+    let key = phalanx_crypto::Keypair::from_seed([0; 32]);
+    let cluster = Digest::ZERO;
+    let max = u64::MAX;
+    let vote = Signed::sign(
+        Vote { phase: Phase::Prepare, epoch: max, view: max, seq: max, digest: Digest::ZERO },
+        ReplicaId::MAX,
+        &key,
+        &cluster,
+    );
+    let pre_prepare = Signed::sign(
+        PrePrepare { epoch: max, view: max, seq: max, digest: Digest::ZERO },
+        ReplicaId::MAX,
+        &key,
+        &cluster,
+    );
+    let proof = Signed::sign(
+        Checkpoint { epoch: max, seq: max, state: Digest::ZERO },
+        ReplicaId::MAX,
+        &key,
+        &cluster,
+    );
+    let empty_vc = Signed::sign(
+        ViewChange {
+            epoch: max,
+            new_view: max,
+            stable: CheckpointCert { seq: max, state: Digest::ZERO, proofs: Vec::new() },
+            prepared: Vec::new(),
+        },
+        ReplicaId::MAX,
+        &key,
+        &cluster,
+    );
+    let empty_nv = Signed::sign(
+        NewView { epoch: max, view: max, view_changes: Vec::new(), pre_prepares: Vec::new() },
+        ReplicaId::MAX,
+        &key,
+        &cluster,
+    );
+    // Length prefixes of the collections: at most 10 bytes each.
+    let cert = encoded_len(&pre_prepare) + 10 + 2 * f * encoded_len(&vote);
+    let window = log_window as usize;
+    let view_change = encoded_len(&empty_vc) + 20 + quorum * encoded_len(&proof) + window * cert;
+    encoded_len(&empty_nv) + 20 + quorum * view_change + window * encoded_len(&pre_prepare)
 }
 
 /// Timers a replica asks its host for. Setting a timer replaces the pending one of that kind.

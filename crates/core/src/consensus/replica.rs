@@ -117,6 +117,10 @@ pub struct Replica {
     pub(super) vc_cause: &'static str,
     /// Proposals refused for a timestamp outside the clock skew bound.
     pub(super) clock_refusals: u64,
+    /// The state digest at an executed seq: hashing the whole state is paid once per seq, however
+    /// often hosts ask for the status (an HTTP poller must not make the loop hash megabytes per
+    /// request).
+    digest_cache: std::cell::Cell<Option<(Seq, Digest)>>,
 }
 
 /// Early messages from one sender, bounded by count and by encoded size.
@@ -197,6 +201,7 @@ impl Replica {
             peers: vec![PeerStats::default(); n],
             vc_cause: "",
             clock_refusals: 0,
+            digest_cache: std::cell::Cell::new(None),
         }
     }
 
@@ -409,8 +414,20 @@ impl Replica {
             view_change_target: self.vc_target,
             last_executed: self.last_executed,
             stable_checkpoint: self.stable.seq,
-            state_digest: self.state.digest(),
+            state_digest: self.state_digest(),
             pending_requests: self.pool.len(),
+        }
+    }
+
+    /// The digest of the state as executed up to `last_executed`, computed at most once per seq.
+    pub fn state_digest(&self) -> Digest {
+        match self.digest_cache.get() {
+            Some((seq, d)) if seq == self.last_executed => d,
+            _ => {
+                let d = self.state.digest();
+                self.digest_cache.set(Some((self.last_executed, d)));
+                d
+            }
         }
     }
 
