@@ -323,3 +323,24 @@ fn execution_is_total_for_hostile_operations_of_every_kind() {
     let restored = AppState::restore(&s.snapshot()).unwrap();
     assert_eq!(restored.digest(), s.digest());
 }
+
+/// A report that proves nothing costs every replica its checks: it costs its sender reputation,
+/// and the same bytes sent again are refused without being verified again.
+#[test]
+fn a_rejected_report_costs_its_sender() {
+    use phalanx_core::consensus::reputation::{PeerStats, Reputation};
+    let fx = Fixture::new(4);
+    let mut s = fx.config.genesis_state();
+    s.begin_batch(1, 1_000);
+    let Evidence::VoteEquivocation(v1, mut v2) = equivocation(&fx, 2, 0) else { unreachable!() };
+    v2.sig.s[0] ^= 1;
+    let forged = Report::Evidence(Evidence::VoteEquivocation(v1, v2));
+    for nonce in 1..=3 {
+        let o = outcome(s.execute(nonce, &report(&fx, 1, nonce, &forged)));
+        assert_eq!(o, Outcome::Rejected(RejectReason::InvalidEvidence));
+    }
+    let record = s.accountability.members[&fx.keys[1].public()].clone();
+    assert_eq!(record.reports_rejected, 3);
+    assert!(Reputation::new(&PeerStats::default(), &record, false).score < 1.0);
+    assert!(!s.accountability.is_quarantined(&fx.keys[2].public()));
+}

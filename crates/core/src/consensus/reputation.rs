@@ -63,6 +63,8 @@ pub struct Reputation {
     pub evidence_against: u64,
     pub accusations_against: u64,
     pub reports_made: u64,
+    /// Its reports that proved nothing.
+    pub reports_rejected: u64,
     pub quarantined: bool,
 }
 
@@ -80,6 +82,7 @@ impl Reputation {
             score -= 0.4 * ratio(seen.messages_failed, seen.messages_verified);
             score -= 0.3 * ratio(seen.votes_conflicting, seen.votes_agreeing);
             score -= (0.02 * accusations as f64).min(0.3);
+            score -= (0.05 * record.reports_rejected as f64).min(0.3);
         }
         let p = seen.percentiles();
         Reputation {
@@ -96,6 +99,7 @@ impl Reputation {
             evidence_against: record.evidence_against,
             accusations_against: accusations,
             reports_made: record.reports_made,
+            reports_rejected: record.reports_rejected,
             quarantined,
         }
     }

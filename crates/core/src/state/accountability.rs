@@ -57,6 +57,9 @@ pub struct MemberRecord {
     /// Reports it made that were committed (evidence and accusations).
     pub reports_made: u64,
     pub quarantines: u64,
+    /// Reports it made that proved nothing (forged, malformed, another epoch's): each cost every
+    /// replica its checks, so each costs its sender reputation.
+    pub reports_rejected: u64,
 }
 
 /// Something the replica must act on after a batch executes (not part of the state digest).
@@ -88,6 +91,10 @@ pub struct Accountability {
     pub members: BTreeMap<PublicKey, MemberRecord>,
     evidence_seen: BTreeSet<Digest>,
     evidence_order: VecDeque<Digest>,
+    /// Digests of reports rejected recently: the same bytes again are refused without being
+    /// decoded or verified again (bounded, oldest forgotten first).
+    rejected_seen: BTreeSet<Digest>,
+    rejected_order: VecDeque<Digest>,
     pub log: VecDeque<DetectionEntry>,
     /// Entries ever appended (the log keeps the last [`LOG_CAPACITY`]).
     pub log_total: u64,
@@ -133,6 +140,8 @@ impl Accountability {
             members,
             evidence_seen: BTreeSet::new(),
             evidence_order: VecDeque::new(),
+            rejected_seen: BTreeSet::new(),
+            rejected_order: VecDeque::new(),
             log: VecDeque::new(),
             log_total: 0,
             evidence_accepted: 0,
@@ -217,16 +226,33 @@ impl Accountability {
         if self.is_quarantined(&cx.signer) {
             return Err(RejectReason::Unauthorized);
         }
-        let Ok(report) = Report::decode(bytes) else {
+        let id = phalanx_crypto::digest(bytes);
+        if self.rejected_seen.contains(&id) {
             self.evidence_rejected += 1;
+            self.members.entry(cx.signer).or_default().reports_rejected += 1;
             return Err(RejectReason::InvalidEvidence);
-        };
-        match report {
-            Report::Evidence(ev) => self.evidence(cx, &reporter, &ev, events),
-            Report::Accusation { epoch, accused, fault } => {
+        }
+        let result = match Report::decode(bytes) {
+            Ok(Report::Evidence(ev)) => self.evidence(cx, &reporter, &ev, events),
+            Ok(Report::Accusation { epoch, accused, fault }) => {
                 self.accusation(cx, &reporter, epoch, accused, fault, events)
             }
+            Err(_) => {
+                self.evidence_rejected += 1;
+                Err(RejectReason::InvalidEvidence)
+            }
+        };
+        if result == Err(RejectReason::InvalidEvidence) {
+            self.members.entry(cx.signer).or_default().reports_rejected += 1;
+            self.rejected_seen.insert(id);
+            self.rejected_order.push_back(id);
+            if self.rejected_order.len() > EVIDENCE_MEMORY
+                && let Some(old) = self.rejected_order.pop_front()
+            {
+                self.rejected_seen.remove(&old);
+            }
         }
+        result
     }
 
     fn evidence(
