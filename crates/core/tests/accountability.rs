@@ -344,3 +344,28 @@ fn a_rejected_report_costs_its_sender() {
     assert!(Reputation::new(&PeerStats::default(), &record, false).score < 1.0);
     assert!(!s.accountability.is_quarantined(&fx.keys[2].public()));
 }
+
+/// Evidence of an invalid NEW-VIEW is checked by recomputing its re-proposals from the
+/// VIEW-CHANGEs inside, whose certificates are not verified first. One made up at seq u64::MAX
+/// had every replica build 2^64 re-proposals when the report executed: a crash, and the same
+/// crash after every restart. Now the span is bounded; such a NEW-VIEW is itself proof.
+#[test]
+fn evidence_with_a_certificate_at_the_last_seq_is_judged_without_blowing_up() {
+    use phalanx_core::wire::{CheckpointCert, NewView, PrePrepare, PreparedCert, ViewChange};
+    let fx = Fixture::new(4);
+    let mut s = fx.config.genesis_state();
+    s.begin_batch(1, 1_000);
+    let stable = CheckpointCert { seq: 0, state: digest(b"s"), proofs: Vec::new() };
+    let far = PreparedCert {
+        pre_prepare: fx.sign(1, PrePrepare { epoch: 0, view: 0, seq: u64::MAX, digest: digest(b"d") }),
+        prepares: Vec::new(),
+    };
+    let vc = fx.sign(1, ViewChange { epoch: 0, new_view: 1, stable, prepared: vec![far] });
+    let nv = fx.sign(1, NewView { epoch: 0, view: 1, view_changes: vec![vc], pre_prepares: Vec::new() });
+    let ev = Report::Evidence(Evidence::InvalidNewView(nv));
+    let started = std::time::Instant::now();
+    let o = outcome(s.execute(1, &report(&fx, 2, 1, &ev)));
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    assert_eq!(o, Outcome::Applied, "a NEW-VIEW no honest primary could sign is proof against its signer");
+    assert!(s.accountability.is_quarantined(&fx.keys[1].public()));
+}

@@ -233,6 +233,13 @@ impl Config {
                 p.log_window, p.checkpoint_interval, p.max_inflight
             ));
         }
+        if p.log_window > crate::wire::limits::MAX_PREPARED_CERTS as u64 {
+            return Err(format!(
+                "the log window ({}) may be at most {} slots (a VIEW-CHANGE carries one certificate per slot)",
+                p.log_window,
+                crate::wire::limits::MAX_PREPARED_CERTS
+            ));
+        }
         let voters = self.epoch.voters.len();
         let worst = worst_new_view_bytes(voters, self.epoch.f, p.log_window);
         if worst > crate::wire::limits::MAX_MESSAGE_BYTES {

@@ -53,8 +53,15 @@ pub fn plan_new_view(view_changes: &[Signed<ViewChange>]) -> Option<NewViewPlan>
         }
     }
     let max_seq = best.keys().next_back().copied().unwrap_or(stable.seq);
+    // Certificates inside evidence are not verified before this runs: a made-up one at seq
+    // u64::MAX would otherwise have every replica build 2^64 re-proposals. Valid VIEW-CHANGEs
+    // keep their certificates within the log window, which is at most MAX_PREPARED_CERTS.
+    if max_seq.saturating_sub(stable.seq) > crate::wire::limits::MAX_PREPARED_CERTS as u64 {
+        return None;
+    }
     let null = Batch::null().digest();
-    let proposals = (stable.seq + 1..=max_seq)
+    let first = if max_seq > stable.seq { stable.seq + 1 } else { max_seq.saturating_add(1) };
+    let proposals = (first..=max_seq)
         .map(|seq| match best.get(&seq) {
             Some(p) => Proposal {
                 seq,
