@@ -132,11 +132,17 @@ fn store(a: StoreArgs) -> Result<ExitCode, String> {
 fn retrieve(a: RetrieveArgs) -> Result<ExitCode, String> {
     let cluster = Cluster::load(&a.dir)?;
     let path = format!("/v1/memory/{}/{}", encode(&a.namespace), encode(&a.key));
-    let weak = cluster.genesis.max_failures + 1;
+    // Only voters of the latest epoch the client verified count, toward that epoch's f+1: an
+    // agent removed by a reconfiguration no longer speaks for the cluster.
+    let (voters, f) = cluster.current_voters();
+    let weak = f + 1;
     // Votes are counted per agent endpoint we asked, never per what an answer claims to be.
     let mut votes: BTreeMap<(String, u64), BTreeSet<usize>> = BTreeMap::new();
     let mut missing = 0;
     for (i, r) in cluster.get_all(&path).into_iter().enumerate() {
+        if !voters.contains(&i) {
+            continue;
+        }
         match r {
             Ok(v) if v.get("value").is_some_and(Value::is_string) => {
                 let value = v["value"].as_str().unwrap_or_default().to_string();

@@ -362,6 +362,10 @@ fn a_member_is_replaced_by_a_spawned_agent_that_catches_up_and_votes() {
     // its voters (the removed agent's reply does not count).
     let paid = json(&["submit", "--dir", c.d(), "--from", "alice", "--to", "bob", "--amount", "1", "--json"]);
     assert_eq!((paid["outcome"].as_str(), paid["epoch"].as_u64()), (Some("applied"), Some(1)), "{paid}");
+    // Reads count the new epoch's voters too.
+    ok(&["memory", "store", "--dir", c.d(), "--key", "k", "--value", "after the change"]);
+    let read = json(&["memory", "retrieve", "--dir", c.d(), "--key", "k", "--json"]);
+    assert_eq!(read["value"], "after the change", "{read}");
 
     // The joiner survives a crash: it recovers into its epoch and catches up.
     ok(&["down", "--dir", c.d(), "--only", "bft-agent-5", "--kill"]);

@@ -118,6 +118,25 @@ impl Cluster {
         }
     }
 
+    /// The agents (indices into `agents`) that vote in the latest epoch this client can verify,
+    /// and that epoch's f. Answers that carry no signature (memory reads) count only from these.
+    pub fn current_voters(&self) -> (Vec<usize>, usize) {
+        // Learns as far as proofs go; the first epoch nobody proves is where it stops.
+        let _ = self.learn_epochs(u64::MAX);
+        let m = self.membership();
+        let e = m.latest();
+        let voters = (self.agents.iter().enumerate())
+            .filter(|(_, a)| {
+                phalanx_crypto::PublicKey::from_hex(&a.public_key)
+                    .ok()
+                    .and_then(|k| e.id_of(&k))
+                    .is_some_and(|id| e.is_voter(id))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        (voters, e.f)
+    }
+
     /// Asks (at most every `PROBE_EVERY`) whether an epoch after the latest known exists.
     fn probe_next_epoch(&self) {
         let due = self.probed.lock().map(|mut p| {
