@@ -36,8 +36,9 @@ pub struct Flood {
     deaf: std::thread::JoinHandle<usize>,
 }
 
-/// Stops the last member's node, signs the junk, and starts flooding at `from`.
-pub fn start(cluster: &Cluster, dir: &Path, from: Instant) -> Result<Flood, String> {
+/// Stops the last member's node, signs the junk, and starts flooding at `from`: every other
+/// member, or the `first` ones.
+pub fn start(cluster: &Cluster, dir: &Path, from: Instant, first: Option<usize>) -> Result<Flood, String> {
     let n = cluster.genesis.members.len();
     let me = n - 1;
     let attacker = cluster.genesis.members[me].name.clone();
@@ -71,7 +72,7 @@ pub fn start(cluster: &Cluster, dir: &Path, from: Instant) -> Result<Flood, Stri
     let mut threads = Vec::new();
     let mut victims = Vec::new();
     let mut pids: Vec<PathBuf> = Vec::new();
-    for (i, m) in cluster.genesis.members.iter().enumerate().take(me) {
+    for (i, m) in cluster.genesis.members.iter().enumerate().take(me.min(first.unwrap_or(me))) {
         victims.push(m.name.clone());
         pids.push(dir.join("data").join(&m.name).join("node.pid"));
         let (identity, frames, stop) = (identity.clone(), frames.clone(), stop.clone());

@@ -64,6 +64,12 @@ pub struct BenchArgs {
     /// under 256 MiB) alongside what still commits.
     #[arg(long, conflicts_with = "kill_primary")]
     flood: bool,
+    /// With --flood, flood only the first N agents (the primary first). Every agent of a local
+    /// cluster shares this machine's cores with the flooder, so flooding them all measures the
+    /// machine as much as any one node's defences; one victim shows what a node on its own
+    /// hardware would see.
+    #[arg(long, requires = "flood", value_name = "N")]
+    flood_victims: Option<usize>,
     /// Keep the fresh clusters' folders (logs) instead of deleting them.
     #[arg(long)]
     keep: bool,
@@ -435,7 +441,8 @@ fn run(
             *before = Some((Instant::now(), node_counters(&cluster, dir)));
         }
     };
-    let flood = if a.flood { Some(flood::start(&cluster, dir, window.start)?) } else { None };
+    let flood =
+        if a.flood { Some(flood::start(&cluster, dir, window.start, a.flood_victims)?) } else { None };
     let killer = a.kill_primary.then(|| {
         let (cluster, dir) = (cluster.clone(), dir.to_path_buf());
         let at = window.start + duration / 3;
