@@ -22,7 +22,8 @@ pub const HANDOVER_MS: u64 = 60_000;
 pub struct Membership {
     cluster: Digest,
     operator: Option<PublicKey>,
-    checkpoint_interval: u64,
+    /// The cluster's checkpoint interval and log window (a reconfiguration is computed from them).
+    windows: (u64, u64),
     /// Verified epochs, from genesis on, with the replicated time each was committed (0 for
     /// genesis).
     epochs: Vec<(Epoch, u64)>,
@@ -33,7 +34,7 @@ impl Membership {
         Membership {
             cluster: config.cluster_id,
             operator: config.genesis.operator,
-            checkpoint_interval: config.params.checkpoint_interval,
+            windows: (config.params.checkpoint_interval, config.params.log_window),
             epochs: vec![(config.epoch.clone(), 0)],
         }
     }
@@ -138,7 +139,7 @@ impl Membership {
                 prev.number
             ));
         }
-        prev.reconfigured(seq, self.checkpoint_interval, remove, add, *f)
+        prev.reconfigured(seq, self.windows, remove, add, *f)
             .ok_or_else(|| "the reconfiguration does not yield a valid epoch".to_string())
     }
 }

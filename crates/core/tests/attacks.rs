@@ -352,3 +352,28 @@ fn oversize_a_configuration_whose_new_view_could_exceed_the_frame_is_refused() {
     let bound = worst_new_view_bytes(4, 1, window);
     assert!(real <= bound && bound < real * 2, "real {real}, bound {bound}");
 }
+
+/// Reconfigurations are held to the same bound: growing the cluster until a NEW-VIEW could
+/// outgrow the frame is refused, at the log window the cluster runs with.
+#[test]
+fn oversize_a_reconfiguration_that_would_let_a_new_view_outgrow_the_frame_is_refused() {
+    use phalanx_core::consensus::{Epoch, Member};
+    use phalanx_core::wire::Joiner;
+    let member = |i: usize| Member { name: format!("a{i}"), key: Keypair::from_seed([i as u8; 32]).public() };
+    let epoch = Epoch::genesis((0..34).map(member).collect(), 11);
+    let joiners: Vec<Joiner> = (34..45)
+        .map(|i| Joiner {
+            name: format!("a{i}"),
+            key: member(i).key,
+            replica_addr: String::new(),
+            http_addr: String::new(),
+        })
+        .collect();
+    assert!(
+        epoch.reconfigured(10, (100, 200), &[], &joiners, None).is_none(),
+        "45 voters at a window of 200"
+    );
+    let smaller =
+        epoch.reconfigured(10, (100, 100), &[], &joiners, None).expect("45 voters at a window of 100");
+    assert_eq!(smaller.voters.len(), 45);
+}

@@ -70,13 +70,14 @@ impl Epoch {
 
     /// The epoch after this one that a reconfiguration committed at `seq` creates, if allowed:
     /// known names, n >= 3f+1, and at most f members leaving and f joining (so at least a quorum
-    /// of the old voters stays, and a quorum of the new ones has state already). It starts at
-    /// the next checkpoint boundary. Pure, so clients derive the same epoch from the committed
+    /// of the old voters stays, and a quorum of the new ones has state already), and a worst-case
+    /// NEW-VIEW that still fits a frame with the cluster's log window. It starts at the next
+    /// checkpoint boundary. Pure, so clients derive the same epoch from the committed
     /// request as the replicas do.
     pub fn reconfigured(
         &self,
         seq: Seq,
-        checkpoint_interval: u64,
+        (checkpoint_interval, log_window): (u64, u64),
         remove: &[String],
         add: &[crate::wire::Joiner],
         f: Option<u32>,
@@ -116,6 +117,10 @@ impl Epoch {
         }
         let voters: Vec<ReplicaId> = voters.into_iter().collect();
         Quorum::new(voters.len(), f).ok()?;
+        // Growing is refused where a view change could no longer fit a frame.
+        if worst_new_view_bytes(voters.len(), f, log_window) > crate::wire::limits::MAX_MESSAGE_BYTES {
+            return None;
+        }
         let k = checkpoint_interval.max(1);
         let start = (seq / k).saturating_add(1).saturating_mul(k);
         Some(Epoch { number: self.number + 1, members, voters, f, start })
@@ -214,7 +219,7 @@ impl Config {
             &self.genesis,
             self.cluster_id,
             &self.epoch,
-            self.params.checkpoint_interval,
+            (self.params.checkpoint_interval, self.params.log_window),
         )
     }
 

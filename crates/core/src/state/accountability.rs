@@ -85,6 +85,9 @@ pub struct Accountability {
     pub addresses: BTreeMap<ReplicaId, (String, String)>,
     /// K: epochs change at checkpoint boundaries.
     pub checkpoint_interval: u64,
+    /// L: the log window, which bounds how large a NEW-VIEW can grow (reconfigurations that
+    /// would let it outgrow a frame are refused).
+    pub log_window: u64,
     pub quarantined: BTreeMap<PublicKey, Quarantine>,
     /// Accusations that can still lead to a quarantine: accused → accuser → when.
     pub accusations: BTreeMap<PublicKey, BTreeMap<PublicKey, u64>>,
@@ -125,7 +128,7 @@ impl Accountability {
         operator: Option<PublicKey>,
         quarantine_ms: u64,
         testing: bool,
-        checkpoint_interval: u64,
+        (checkpoint_interval, log_window): (u64, u64),
     ) -> Self {
         let members = epoch.members.iter().map(|m| (m.key, MemberRecord::default())).collect();
         Accountability {
@@ -135,6 +138,7 @@ impl Accountability {
             epochs: vec![epoch],
             addresses: BTreeMap::new(),
             checkpoint_interval,
+            log_window,
             quarantined: BTreeMap::new(),
             accusations: BTreeMap::new(),
             members,
@@ -478,7 +482,7 @@ impl Accountability {
             return bad;
         }
         self.current()
-            .reconfigured(seq, self.checkpoint_interval, remove, add, f)
+            .reconfigured(seq, (self.checkpoint_interval, self.log_window), remove, add, f)
             .ok_or(RejectReason::InvalidReconfiguration)
     }
 

@@ -96,7 +96,7 @@ impl AppState {
         genesis: &Genesis,
         cluster: Digest,
         epoch: &crate::consensus::Epoch,
-        checkpoint_interval: u64,
+        windows: (u64, u64),
     ) -> Self {
         let accounts = genesis
             .accounts
@@ -116,7 +116,7 @@ impl AppState {
                 genesis.operator,
                 genesis.quarantine_ms,
                 genesis.testing,
-                checkpoint_interval,
+                windows,
             ),
             federated: Federated::default(),
             shared_namespaces: BTreeSet::new(),

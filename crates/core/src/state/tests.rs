@@ -17,7 +17,7 @@ fn setup() -> (AppState, Keypair, Keypair, Digest) {
             &genesis,
             digest(b"test-cluster"),
             &crate::consensus::Epoch::genesis(Vec::new(), 0),
-            100,
+            (100, 200),
         ),
         alice,
         bob,
