@@ -166,11 +166,13 @@ async fn an_impostor_with_a_members_key_but_not_its_secret_is_refused() {
     hs.read_message(&reply, &mut payload).unwrap();
     let mut session = hs.into_transport_mode().unwrap();
     // X's key, with a signature made by another key over the right transcript shape.
+    // Sealed as the channel seals a one-chunk frame: a first byte saying it is the last chunk.
+    let sealed = |body: Vec<u8>| [vec![1u8], body].concat();
     let forged = (kx.public(), Keypair::from_seed([3; 32]).sign(b"not X"));
-    let n = session.write_message(&wire::to_bytes(&forged), &mut msg).unwrap();
+    let n = session.write_message(&sealed(wire::to_bytes(&forged)), &mut msg).unwrap();
     write_frame(&mut stream, &msg[..n]).await;
     let vote = wire::encode(&Message::Vote(vote(5, X, &kx, &cluster)));
-    let n = session.write_message(&vote, &mut msg).unwrap();
+    let n = session.write_message(&sealed(vote), &mut msg).unwrap();
     write_frame(&mut stream, &msg[..n]).await;
     // R sends its own proof, then closes.
     let mut closed = false;

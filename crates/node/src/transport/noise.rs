@@ -15,7 +15,8 @@
 //!
 //! Noise messages are at most 65,535 bytes, protocol frames up to 16 MiB: a frame is sealed as a
 //! run of Noise messages of the largest size, the last one shorter. The receiver cuts the run at
-//! the same places, so the chunking needs no framing of its own.
+//! the same places. Each message's first plaintext byte says whether it ends the frame, so a
+//! relay that rewrites a length prefix to split or join frames at a message boundary is caught.
 
 use super::Identity;
 use bytes::Bytes;
@@ -32,11 +33,14 @@ const PATTERN: &str = "Noise_NN_25519_ChaChaPoly_BLAKE2s";
 const PROOF_KIND: u8 = 100;
 const NOISE_MAX: usize = 65_535;
 const TAG: usize = 16;
-const CHUNK: usize = NOISE_MAX - TAG;
+/// Plaintext bytes per Noise message: one byte says whether the frame ends with it.
+const CHUNK: usize = NOISE_MAX - TAG - 1;
+const MORE: u8 = 0;
+const LAST: u8 = 1;
 
-/// The largest sealed frame: a protocol frame of the wire limit, plus one tag per chunk.
+/// The largest sealed frame: a protocol frame of the wire limit, plus a tag and a flag per chunk.
 pub const MAX_SEALED_FRAME: usize =
-    limits::MAX_MESSAGE_BYTES + TAG * limits::MAX_MESSAGE_BYTES.div_ceil(CHUNK);
+    limits::MAX_MESSAGE_BYTES + (TAG + 1) * limits::MAX_MESSAGE_BYTES.div_ceil(CHUNK);
 
 /// What each end sends first inside the channel: who it is, and its signature over the session.
 #[derive(Serialize, Deserialize)]
@@ -57,31 +61,40 @@ fn noise_err(e: snow::Error) -> String {
     format!("secure channel: {e}")
 }
 
-/// Seals one protocol frame for the peer.
+/// Seals one protocol frame for the peer. Each chunk says whether it is the frame's last, so
+/// a relay that rewrites the length prefix to cut a frame at a chunk boundary is caught.
 pub fn seal(noise: &mut TransportState, plain: &[u8]) -> Result<Bytes, String> {
     let chunks = plain.len().div_ceil(CHUNK).max(1);
-    let mut out = vec![0u8; plain.len() + TAG * chunks];
+    let mut out = vec![0u8; plain.len() + (TAG + 1) * chunks];
+    let mut piece = Vec::with_capacity(CHUNK + 1);
     let mut written = 0;
     let mut pieces = plain.chunks(CHUNK);
-    for _ in 0..chunks {
-        let piece = pieces.next().unwrap_or(&[]);
-        written += noise.write_message(piece, &mut out[written..]).map_err(noise_err)?;
+    for k in 0..chunks {
+        piece.clear();
+        piece.push(if k + 1 == chunks { LAST } else { MORE });
+        piece.extend_from_slice(pieces.next().unwrap_or(&[]));
+        written += noise.write_message(&piece, &mut out[written..]).map_err(noise_err)?;
     }
     out.truncate(written);
     Ok(Bytes::from(out))
 }
 
-/// Opens one sealed frame: any frame the peer did not seal in this order is refused.
+/// Opens one sealed frame: any frame the peer did not seal, whole and in this order, is refused.
 pub fn open(noise: &mut TransportState, sealed: &[u8]) -> Result<Vec<u8>, String> {
     if sealed.is_empty() {
         return Err("secure channel: empty frame".into());
     }
-    let mut plain = vec![0u8; sealed.len()];
-    let mut read = 0;
-    for piece in sealed.chunks(NOISE_MAX) {
-        read += noise.read_message(piece, &mut plain[read..]).map_err(noise_err)?;
+    let mut plain = Vec::with_capacity(sealed.len());
+    let mut piece = vec![0u8; NOISE_MAX];
+    let count = sealed.len().div_ceil(NOISE_MAX);
+    for (k, message) in sealed.chunks(NOISE_MAX).enumerate() {
+        let n = noise.read_message(message, &mut piece).map_err(noise_err)?;
+        let expected = if k + 1 == count { LAST } else { MORE };
+        if n == 0 || piece[0] != expected {
+            return Err("secure channel: a frame cut or joined on the way".into());
+        }
+        plain.extend_from_slice(&piece[1..n]);
     }
-    plain.truncate(read);
     Ok(plain)
 }
 
@@ -178,6 +191,12 @@ mod tests {
         let _lost = seal(&mut a, b"first").unwrap();
         let later = seal(&mut a, b"second").unwrap();
         assert!(open(&mut b, &later).is_err());
+        // Frames too short to hold a tag, or cut anywhere, are refused (and nothing panics).
+        let (mut a, mut b) = pair();
+        let whole = seal(&mut a, &vec![7u8; 3 * CHUNK]).unwrap();
+        for len in [0, 1, 15, 16, 17, NOISE_MAX - 1, NOISE_MAX, NOISE_MAX + 3, whole.len() - 1] {
+            assert!(open(&mut b, &whole[..len]).is_err(), "a frame cut at {len} bytes was opened");
+        }
         // A replay.
         let (mut a, mut b) = pair();
         let once = seal(&mut a, b"once").unwrap();
