@@ -16,7 +16,7 @@ use phalanx_crypto::{Digest, PublicKey};
 use phalanx_faults::{Behaviour, Blackboard, Strategy};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -118,6 +118,8 @@ const WAITERS_PER_REQUEST: usize = 16;
 
 /// A request as replies name it: client, nonce and operation digest.
 type ReplyKey = (PublicKey, u64, Digest);
+/// An HTTP client waiting for the reply to the request whose operation digest this is.
+type Waiter = (Digest, oneshot::Sender<SharedReply>);
 
 /// Opens the outbound link to a peer (and keeps it open, reconnecting).
 pub struct Connector {
@@ -144,8 +146,9 @@ pub struct Runtime {
     /// Keyed by the request's content (client, nonce, operation digest), never by (client,
     /// nonce) alone: a reply to another request under the same nonce (a rejected payload that
     /// anyone could have made up) must not answer or shadow the honest client's.
-    waiters: HashMap<ReplyKey, Vec<oneshot::Sender<SharedReply>>>,
-    recent: BTreeMap<ReplyKey, SharedReply>,
+    /// Indexed by (client, nonce), each waiter and reply kept with its operation digest.
+    waiters: HashMap<(PublicKey, u64), Vec<Waiter>>,
+    recent: HashMap<(PublicKey, u64), Vec<(Digest, SharedReply)>>,
     recent_order: VecDeque<ReplyKey>,
     fault: Option<Fault>,
     /// When this node left its last active view, and that view's primary.
@@ -172,7 +175,7 @@ impl Runtime {
             directory,
             generations: [0; Timer::COUNT],
             waiters: HashMap::new(),
-            recent: BTreeMap::new(),
+            recent: HashMap::new(),
             recent_order: VecDeque::new(),
             fault: None,
             left_view: None,
@@ -286,21 +289,21 @@ impl Runtime {
 
     /// A client request: answered at once if it executed recently, else remembered until it does.
     fn submit(&mut self, req: ClientRequest, tx: oneshot::Sender<SharedReply>) -> Vec<Effect> {
-        let key = (req.body.client, req.body.nonce, req.op_digest());
-        if let Some(r) = self.recent.get(&key) {
+        let (key, op) = ((req.body.client, req.body.nonce), req.op_digest());
+        if let Some((_, r)) = self.recent.get(&key).and_then(|v| v.iter().find(|(d, _)| *d == op)) {
             let _ = tx.send(r.clone());
             return Vec::new();
         }
         if self.waiters.len() > MAX_WAITING {
             // Forget clients that gave up (their HTTP request timed out).
             for ws in self.waiters.values_mut() {
-                ws.retain(|w| !w.is_closed());
+                ws.retain(|(_, w)| !w.is_closed());
             }
             self.waiters.retain(|_, ws| !ws.is_empty());
         }
         let w = self.waiters.entry(key).or_default();
         if w.len() < WAITERS_PER_REQUEST {
-            w.push(tx);
+            w.push((op, tx));
         }
         self.replica.handle(now_ms(), Input::Message(Message::Request(req)))
     }
@@ -351,14 +354,10 @@ impl Runtime {
             }
             Query::Reply(client, nonce, tx) => {
                 // Signed requests: one executed operation per (client, nonce).
-                let from = (client, nonce, Digest::ZERO);
-                let found =
-                    self.recent.range(from..).next().filter(|(k, _)| (k.0, k.1) == (client, nonce)).map(
-                        |(_, r)| {
-                            let cert = self.replica.commit_cert(r.body.seq).cloned();
-                            (r.clone(), cert)
-                        },
-                    );
+                let found = self.recent.get(&(client, nonce)).and_then(|v| v.first()).map(|(_, r)| {
+                    let cert = self.replica.commit_cert(r.body.seq).cloned();
+                    (r.clone(), cert)
+                });
                 let _ = tx.send(found);
             }
         }
@@ -570,18 +569,30 @@ impl Runtime {
     fn deliver_reply(&mut self, reply: Signed<Reply>) {
         let reply = Arc::new(reply);
         for e in &reply.body.entries {
-            let key = (e.client, e.nonce, e.op);
-            if let Some(ws) = self.waiters.remove(&key) {
-                for w in ws {
+            let key = (e.client, e.nonce);
+            // Only the waiters of this very request: another one under the same (client,
+            // nonce) waits for its own reply.
+            if self.waiters.get(&key).is_some_and(|ws| ws.iter().all(|(d, _)| *d == e.op)) {
+                for (_, w) in self.waiters.remove(&key).unwrap_or_default() {
+                    let _ = w.send(reply.clone());
+                }
+            } else if let Some(ws) = self.waiters.get_mut(&key) {
+                for (_, w) in ws.extract_if(.., |(d, _)| *d == e.op) {
                     let _ = w.send(reply.clone());
                 }
             }
-            if self.recent.insert(key, reply.clone()).is_none() {
-                self.recent_order.push_back(key);
+            let kept = self.recent.entry(key).or_default();
+            if !kept.iter().any(|(d, _)| *d == e.op) {
+                kept.push((e.op, reply.clone()));
+                self.recent_order.push_back((e.client, e.nonce, e.op));
                 if self.recent_order.len() > RECENT_REPLIES
-                    && let Some(old) = self.recent_order.pop_front()
+                    && let Some((c, n, d)) = self.recent_order.pop_front()
+                    && let Some(v) = self.recent.get_mut(&(c, n))
                 {
-                    self.recent.remove(&old);
+                    v.retain(|(x, _)| *x != d);
+                    if v.is_empty() {
+                        self.recent.remove(&(c, n));
+                    }
                 }
             }
         }

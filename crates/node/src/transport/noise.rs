@@ -66,7 +66,8 @@ fn noise_err(e: snow::Error) -> String {
 pub fn seal(noise: &mut TransportState, plain: &[u8]) -> Result<Bytes, String> {
     let chunks = plain.len().div_ceil(CHUNK).max(1);
     let mut out = vec![0u8; plain.len() + (TAG + 1) * chunks];
-    let mut piece = Vec::with_capacity(CHUNK + 1);
+    // Sized to the frame: most are small (votes), and a 64 KiB buffer per frame costs.
+    let mut piece = Vec::with_capacity(plain.len().min(CHUNK) + 1);
     let mut written = 0;
     let mut pieces = plain.chunks(CHUNK);
     for k in 0..chunks {
@@ -85,7 +86,7 @@ pub fn open(noise: &mut TransportState, sealed: &[u8]) -> Result<Vec<u8>, String
         return Err("secure channel: empty frame".into());
     }
     let mut plain = Vec::with_capacity(sealed.len());
-    let mut piece = vec![0u8; NOISE_MAX];
+    let mut piece = vec![0u8; sealed.len().min(NOISE_MAX)];
     let count = sealed.len().div_ceil(NOISE_MAX);
     for (k, message) in sealed.chunks(NOISE_MAX).enumerate() {
         let n = noise.read_message(message, &mut piece).map_err(noise_err)?;
