@@ -22,7 +22,7 @@ pub struct AggregateArgs {
     /// Pre-aggregators applied in order before the rule: nnm, bucketing, clip, arc.
     #[arg(long, value_delimiter = ',')]
     pre: Vec<String>,
-    /// A rule or pre-aggregator parameter, key=value (repeatable); see the README for each.
+    /// A rule or pre-aggregator parameter, key=value (repeatable); see docs/aggregation.md for each.
     #[arg(long = "param")]
     params: Vec<String>,
     /// Seeds bucketing.

@@ -1,4 +1,4 @@
-//! `phalanx demo`: the reference scenario of DESIGN.md §7 on real processes, then a verdict that
+//! `phalanx demo`: the reference scenario (README, "Two commands") on real processes, then a verdict that
 //! checks every claim against what the cluster reports.
 //!
 //! Each step runs this same binary as a separate command (`init`, `up`, `inject-fault`, `bench`,

@@ -1,4 +1,5 @@
-//! One test per entry of DESIGN.md §2 "Mistakes others made". Each fails if the mistake is made.
+//! One test per entry of docs/architecture.md, "Mistakes others made". Each fails if the mistake
+//! is made.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! DESIGN.md §1: the core is sans-IO. This test fails if an async runtime, sockets, clocks,
+//! The core is sans-IO (docs/architecture.md, "The layers"). This test fails if an async runtime, sockets, clocks,
 //! threads or unseeded randomness enter the crate.
 
 use std::path::Path;

@@ -49,7 +49,7 @@ pub enum Query {
     Federated(crate::federated::View, oneshot::Sender<Option<Box<crate::federated::Snapshot>>>),
 }
 
-/// One view change as this node saw it (DESIGN.md §6 field names).
+/// One view change as this node saw it (field names as in docs/operations.md, "View-change events").
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ViewChangeEvent {
     pub old_primary: String,

@@ -106,8 +106,8 @@ fn slow_agents_and_lossy_links_are_never_quarantined() {
     }
 }
 
-/// Every provable fault gets its culprit quarantined on every honest replica (the README's
-/// 1000-seed runs use the same flag: `phalanx sim --require-quarantine`).
+/// Every provable fault gets its culprit quarantined on every honest replica (the 1000-seed
+/// runs in docs/simulator.md use the same flag: `phalanx sim --require-quarantine`).
 #[test]
 fn detectable_faults_end_in_quarantine() {
     for b in [

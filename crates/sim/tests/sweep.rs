@@ -1,5 +1,5 @@
 //! A seeded sweep over cluster sizes and networks with every Byzantine behaviour, sized for CI.
-//! The full-size commands (1000 seeds x 1000 transfers) are in the README.
+//! The full-size commands (1000 seeds x 1000 transfers) are in docs/simulator.md.
 
 use phalanx_sim::{NetProfile, SimConfig, run};
 use std::sync::Mutex;

@@ -75,7 +75,7 @@ fn score(p: &Params) -> Result<KrumScore> {
 }
 
 impl Rule {
-    /// The rule called `name`, its parameters read from `p` (defaults documented in the README).
+    /// The rule called `name`, its parameters read from `p` (defaults documented in docs/aggregation.md).
     pub fn from_params(name: &str, p: &Params) -> Result<Rule> {
         Ok(match name {
             "average" => Rule::Average,

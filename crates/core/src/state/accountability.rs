@@ -28,7 +28,7 @@ pub struct Quarantine {
     pub fault: String,
 }
 
-/// One line of the detection log (DESIGN.md §6 field names).
+/// One line of the detection log (field names as in docs/operations.md, "Detection log").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DetectionEntry {
     /// The seq whose batch committed the report.
