@@ -93,14 +93,27 @@ impl Cluster {
 
     /// A copy of the epochs this client has verified.
     pub fn membership(&self) -> Membership {
-        self.membership.lock().map(|m| m.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.with_membership(Membership::clone)
+    }
+
+    /// Reads the verified epochs in place (no copy).
+    fn with_membership<R>(&self, f: impl FnOnce(&Membership) -> R) -> R {
+        match self.membership.lock() {
+            Ok(m) => f(&m),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
+    /// The number of the latest epoch this client has verified.
+    fn latest_epoch(&self) -> u64 {
+        self.with_membership(|m| m.latest().number)
     }
 
     /// Learns every epoch up to `target` from the agents' proofs (stops at the first it cannot
     /// prove: it does not exist yet, or nobody proves it).
     pub fn learn_epochs(&self, target: u64) -> Result<(), String> {
         loop {
-            let next = self.membership().latest().number + 1;
+            let next = self.latest_epoch() + 1;
             if next > target {
                 return Ok(());
             }
@@ -147,7 +160,7 @@ impl Cluster {
             due
         });
         if due.unwrap_or(false) {
-            let _ = self.learn_epochs(self.membership().latest().number + 1);
+            let _ = self.learn_epochs(self.latest_epoch() + 1);
         }
     }
 
@@ -222,10 +235,10 @@ impl Cluster {
     fn check_reply(&self, req: &ClientRequest, v: &Value) -> Result<(u32, String, u64, u64, usize), String> {
         let bytes = v.get("signed_reply").and_then(Value::as_str).and_then(unhex).ok_or("no signed reply")?;
         let reply: Signed<Reply> = wire::decode_value(&bytes).map_err(|e| format!("bad reply: {e}"))?;
-        if reply.body.epoch > self.membership().latest().number {
+        if reply.body.epoch > self.latest_epoch() {
             self.learn_epochs(reply.body.epoch)?;
         }
-        let f = self.membership().reply_weight(&reply)?;
+        let f = self.with_membership(|m| m.reply_weight(&reply))?;
         let op = req.op_digest();
         let e = reply
             .body
@@ -306,10 +319,10 @@ impl Cluster {
     /// whether a newer epoch exists: replies of an epoch that ended before the request existed
     /// come from members that no longer speak for the cluster.
     fn executable_in(&self, n: u64, created_ms: u64) -> bool {
-        if self.membership().latest().number == n {
+        if self.latest_epoch() == n {
             self.probe_next_epoch();
         }
-        self.membership().may_have_executed_in(n, created_ms)
+        self.with_membership(|m| m.may_have_executed_in(n, created_ms))
     }
 }
 

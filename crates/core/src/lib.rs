@@ -11,6 +11,7 @@
 pub mod consensus;
 pub mod evidence;
 pub mod quorum;
+pub mod recent;
 pub mod state;
 pub mod wire;
 

@@ -143,10 +143,9 @@ pub struct Runtime {
     connector: Connector,
     directory: SharedDirectory,
     generations: [u64; Timer::COUNT],
-    /// Keyed by the request's content (client, nonce, operation digest), never by (client,
-    /// nonce) alone: a reply to another request under the same nonce (a rejected payload that
-    /// anyone could have made up) must not answer or shadow the honest client's.
-    /// Indexed by (client, nonce), each waiter and reply kept with its operation digest.
+    /// Indexed by (client, nonce), each waiter and reply kept with its request's operation
+    /// digest and matched on it: a reply to another request under the same nonce (a rejected
+    /// payload anyone could have made up) must not answer or shadow the honest client's.
     waiters: HashMap<(PublicKey, u64), Vec<Waiter>>,
     recent: HashMap<(PublicKey, u64), Vec<(Digest, SharedReply)>>,
     recent_order: VecDeque<ReplyKey>,

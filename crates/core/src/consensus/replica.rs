@@ -7,6 +7,7 @@ use super::slot::Slot;
 use super::{Config, Effect, Epoch, Input, Params, Record, SignatureVerifier, Timer};
 use crate::evidence::Evidence;
 use crate::quorum::Quorum;
+use crate::recent::RecentSet;
 use crate::state::{AppState, Execution, StateEvent};
 use crate::wire::{
     Accusation, Batch, Body, CheckpointCert, ClientRequest, Message, Operation, Phase, PrePrepare, ReplicaId,
@@ -101,8 +102,7 @@ pub struct Replica {
     pub(super) fetches_served_at: BTreeMap<ReplicaId, u64>,
 
     /// Slots already reported (bounded, oldest forgotten first): one report per culprit and slot.
-    pub(super) evidence_seen: BTreeSet<Digest>,
-    pub(super) evidence_order: VecDeque<Digest>,
+    pub(super) evidence_seen: RecentSet<Digest, EVIDENCE_MEMORY>,
 
     // Accountability.
     /// The member whose authenticated link carried the message being handled.
@@ -193,8 +193,7 @@ impl Replica {
             served_at: BTreeMap::new(),
             batches_served_at: BTreeMap::new(),
             fetches_served_at: BTreeMap::new(),
-            evidence_seen: BTreeSet::new(),
-            evidence_order: VecDeque::new(),
+            evidence_seen: RecentSet::default(),
             link: None,
             accused: BTreeSet::new(),
             own_nonce: 0,
@@ -533,12 +532,6 @@ impl Replica {
         let key = ev.slot_key();
         if !self.evidence_seen.insert(key) {
             return;
-        }
-        self.evidence_order.push_back(key);
-        if self.evidence_order.len() > EVIDENCE_MEMORY
-            && let Some(old) = self.evidence_order.pop_front()
-        {
-            self.evidence_seen.remove(&old);
         }
         // Submitted for ordering: once committed, every replica verifies it and quarantines the
         // culprit at the same seq.

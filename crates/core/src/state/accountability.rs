@@ -7,6 +7,7 @@
 
 use crate::consensus::{Epoch, Member};
 use crate::evidence::{Culprit, Evidence};
+use crate::recent::RecentSet;
 use crate::wire::{Accusation, EpochNo, OperatorAction, RejectReason, ReplicaId, Report, Seq};
 use phalanx_crypto::{Digest, PublicKey};
 use serde::{Deserialize, Serialize};
@@ -92,12 +93,10 @@ pub struct Accountability {
     /// Accusations that can still lead to a quarantine: accused → accuser → when.
     pub accusations: BTreeMap<PublicKey, BTreeMap<PublicKey, u64>>,
     pub members: BTreeMap<PublicKey, MemberRecord>,
-    evidence_seen: BTreeSet<Digest>,
-    evidence_order: VecDeque<Digest>,
+    evidence_seen: RecentSet<Digest, EVIDENCE_MEMORY>,
     /// Digests of reports rejected recently: the same bytes again are refused without being
-    /// decoded or verified again (bounded, oldest forgotten first).
-    rejected_seen: BTreeSet<Digest>,
-    rejected_order: VecDeque<Digest>,
+    /// decoded or verified again.
+    rejected_seen: RecentSet<Digest, EVIDENCE_MEMORY>,
     pub log: VecDeque<DetectionEntry>,
     /// Entries ever appended (the log keeps the last [`LOG_CAPACITY`]).
     pub log_total: u64,
@@ -142,10 +141,8 @@ impl Accountability {
             quarantined: BTreeMap::new(),
             accusations: BTreeMap::new(),
             members,
-            evidence_seen: BTreeSet::new(),
-            evidence_order: VecDeque::new(),
-            rejected_seen: BTreeSet::new(),
-            rejected_order: VecDeque::new(),
+            evidence_seen: RecentSet::default(),
+            rejected_seen: RecentSet::default(),
             log: VecDeque::new(),
             log_total: 0,
             evidence_accepted: 0,
@@ -249,12 +246,6 @@ impl Accountability {
         if result == Err(RejectReason::InvalidEvidence) {
             self.members.entry(cx.signer).or_default().reports_rejected += 1;
             self.rejected_seen.insert(id);
-            self.rejected_order.push_back(id);
-            if self.rejected_order.len() > EVIDENCE_MEMORY
-                && let Some(old) = self.rejected_order.pop_front()
-            {
-                self.rejected_seen.remove(&old);
-            }
         }
         result
     }
@@ -297,12 +288,6 @@ impl Accountability {
             }
         };
         self.evidence_seen.insert(key);
-        self.evidence_order.push_back(key);
-        if self.evidence_order.len() > EVIDENCE_MEMORY
-            && let Some(old) = self.evidence_order.pop_front()
-        {
-            self.evidence_seen.remove(&old);
-        }
         self.evidence_accepted += 1;
         self.credit_reporter(cx);
         let name = match self.member(&culprit) {
