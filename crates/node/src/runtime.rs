@@ -229,6 +229,7 @@ impl Runtime {
     pub async fn run(mut self, mut rx: mpsc::Receiver<Command>, mut inbound: FairInbound) {
         let effects = self.replica.start(now_ms());
         self.apply(effects);
+        self.connector.identity.views.set(self.replica.view(), self.replica.view_change_target());
         loop {
             let first = tokio::select! {
                 cmd = rx.recv() => match cmd {
@@ -255,6 +256,7 @@ impl Runtime {
             self.traffic.rounds.fetch_add(1, Ordering::Relaxed);
             self.traffic.inputs.fetch_add(handled as u64, Ordering::Relaxed);
             self.apply(effects);
+            self.connector.identity.views.set(self.replica.view(), self.replica.view_change_target());
         }
     }
 

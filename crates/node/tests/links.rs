@@ -64,9 +64,9 @@ async fn pair() -> Pair {
             agents: vec![agent("x", &kx), agent("r", &kr)],
         }))
     };
-    let x = Identity { key: kx.clone(), cluster, directory: directory(X) };
+    let x = Identity { key: kx.clone(), cluster, directory: directory(X), views: Default::default() };
     let r_directory = directory(R);
-    let r = Identity { key: kr.clone(), cluster, directory: r_directory.clone() };
+    let r = Identity { key: kr.clone(), cluster, directory: r_directory.clone(), views: Default::default() };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let r_addr = listener.local_addr().unwrap();
     let (inbound, registrations) = FairInbound::new();

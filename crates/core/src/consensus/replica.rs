@@ -337,6 +337,10 @@ impl Replica {
     pub fn view(&self) -> View {
         self.view
     }
+    /// The view this replica is changing to (its current view while it is active).
+    pub fn view_change_target(&self) -> View {
+        if self.active { self.view } else { self.vc_target.max(self.view) }
+    }
     pub fn is_active(&self) -> bool {
         self.active
     }

@@ -6,6 +6,7 @@
 //! connection's task, so the replica's event loop finds the verdicts in the cache.
 
 mod fair;
+mod meter;
 mod noise;
 
 pub use fair::{FairInbound, Registrations};
@@ -17,7 +18,7 @@ use phalanx_core::wire::{self, Message, ReplicaId};
 use phalanx_crypto::{Digest, Keypair, PublicKey, SeededRng, VerdictCache, VerifyItem};
 use snow::TransportState;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
@@ -41,11 +42,41 @@ pub struct Identity {
     pub key: Keypair,
     pub cluster: Digest,
     pub directory: SharedDirectory,
+    /// The views this node is in, as its replica loop last published them.
+    pub views: Arc<Views>,
+}
+
+/// The view a node is in and the one it is changing to: what makes a proposal or a NEW-VIEW
+/// one it is waiting for.
+#[derive(Debug, Default)]
+pub struct Views {
+    current: AtomicU64,
+    target: AtomicU64,
+}
+
+impl Views {
+    pub fn set(&self, current: u64, target: u64) {
+        self.current.store(current, Ordering::Relaxed);
+        self.target.store(target.max(current), Ordering::Relaxed);
+    }
 }
 
 impl Identity {
     fn key_of(&self, id: ReplicaId) -> Option<PublicKey> {
         self.directory.read().ok()?.key(id)
+    }
+
+    /// Whether a proposal for `view` from `id` is one this node is waiting for: `id` leads
+    /// the view this node is in.
+    fn leads_current_view(&self, id: ReplicaId, epoch: u64, view: u64) -> bool {
+        view == self.views.current.load(Ordering::Relaxed) && self.is_primary(id, epoch, view)
+    }
+
+    /// Whether a NEW-VIEW for `view` from `id` is one this node is waiting for: `id` leads a
+    /// view above this node's, up to the one it is changing to.
+    fn leads_next_view(&self, id: ReplicaId, epoch: u64, view: u64) -> bool {
+        let (current, target) = (self.views.current.load(Ordering::Relaxed), self.views.target.load(Ordering::Relaxed));
+        view > current && view <= target.max(current + 1) && self.is_primary(id, epoch, view)
     }
 
     /// Whether `id` is the primary of `view` in the current epoch, as far as this node knows.
@@ -107,7 +138,7 @@ fn verify_items(m: &Message, me: &Identity) -> Vec<VerifyItem> {
             // Client signatures only in a proposal that can count: the replica drops anyone
             // else's unread, and checking thousands of them would let any member buy much of
             // this node's CPU with one message.
-            if me.is_primary(pp.from, pp.body.epoch, pp.body.view) {
+            if me.leads_current_view(pp.from, pp.body.epoch, pp.body.view) {
                 items.extend(batch.requests.iter().filter_map(|r| r.verify_item(&me.cluster)));
             }
         }
@@ -142,6 +173,7 @@ pub async fn accept_loop(
     seed: [u8; 32],
 ) {
     let mut n: u64 = 0;
+    let shared = Inbound { registrations: inbound, cache, meter: Arc::new(meter::Meter::default()), seen };
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND));
     let stranger_slots = Arc::new(tokio::sync::Semaphore::new(MAX_STRANGERS));
     loop {
@@ -164,11 +196,11 @@ pub async fn accept_loop(
             continue;
         };
         n += 1;
-        let (me, inbound, cache, seen) = (me.clone(), inbound.clone(), cache.clone(), seen.clone());
+        let (me, shared) = (me.clone(), shared.clone());
         let mut conn_seed = seed;
         conn_seed[..8].copy_from_slice(&n.to_le_bytes());
         tokio::spawn(async move {
-            if let Err(e) = serve_peer(stream, addr, me, inbound, cache, seen, conn_seed).await {
+            if let Err(e) = serve_peer(stream, addr, me, shared, conn_seed).await {
                 tracing::warn!(%addr, "replica connection closed: {e}");
             }
             drop(permit);
@@ -176,15 +208,23 @@ pub async fn accept_loop(
     }
 }
 
+/// What every inbound link of a node shares.
+#[derive(Clone)]
+struct Inbound {
+    registrations: Registrations,
+    cache: Arc<VerdictCache>,
+    meter: Arc<meter::Meter>,
+    seen: LastSeen,
+}
+
 async fn serve_peer(
     stream: TcpStream,
     addr: SocketAddr,
     me: Identity,
-    inbound: Registrations,
-    cache: Arc<VerdictCache>,
-    seen: LastSeen,
+    shared: Inbound,
     seed: [u8; 32],
 ) -> Result<(), String> {
+    let Inbound { registrations: inbound, cache, meter, seen } = shared;
     let mut rng = SeededRng::new(seed);
     let (mut framed, mut session, peer) =
         authenticate(stream, &me, false).await.map_err(|e| format!("refused peer at {addr}: {e}"))?;
@@ -194,10 +234,16 @@ async fn serve_peer(
     while let Some(frame) = framed.next().await {
         // Everything already received is checked together: one batch verification instead of
         // one per vote, and one verdict pass before anything reaches the replica.
-        ready.push(decode_from(frame, &mut session, peer)?);
-        while ready.len() < READY_MESSAGES {
+        let first = decode_from(frame, &mut session, peer)?;
+        let mut wait = meter.charge(peer as usize, cost(&first.0, first.1, &me), Instant::now());
+        ready.push(first);
+        while ready.len() < READY_MESSAGES && wait.is_zero() {
             match framed.next().now_or_never() {
-                Some(Some(frame)) => ready.push(decode_from(frame, &mut session, peer)?),
+                Some(Some(frame)) => {
+                    let next = decode_from(frame, &mut session, peer)?;
+                    wait = meter.charge(peer as usize, cost(&next.0, next.1, &me), Instant::now());
+                    ready.push(next);
+                }
                 Some(None) | None => break,
             }
         }
@@ -223,8 +269,40 @@ async fn serve_peer(
                 return Ok(());
             }
         }
+        if !wait.is_zero() {
+            // Over its budget: the member's link is not read meanwhile, so its TCP window
+            // closes and what it floods waits on its own side, unopened and unverified.
+            tokio::time::sleep(wait).await;
+        }
     }
     Ok(())
+}
+
+/// What taking in a message of `len` bytes costs this node: its bytes, and the signatures it
+/// carries (at least one check per message). The current primary's proposals, and a new
+/// primary's NEW-VIEW, cost nothing.
+fn cost(m: &Message, len: usize, me: &Identity) -> meter::Cost {
+    let signatures = match m {
+        Message::PrePrepare(pp, _) if me.leads_current_view(pp.from, pp.body.epoch, pp.body.view) => {
+            return meter::Cost::default();
+        }
+        Message::NewView(nv) if me.leads_next_view(nv.from, nv.body.epoch, nv.body.view) => {
+            return meter::Cost::default();
+        }
+        Message::Committed(c) => c.commits.len(),
+        Message::ViewChange(vc) => view_change_signatures(&vc.body),
+        Message::NewView(nv) => {
+            nv.body.view_changes.iter().map(|vc| view_change_signatures(&vc.body)).sum::<usize>()
+                + nv.body.pre_prepares.len()
+        }
+        Message::StateResponse(r) => r.body.cert.proofs.len(),
+        _ => 1,
+    };
+    meter::Cost { bytes: len, signatures: signatures.max(1) }
+}
+
+fn view_change_signatures(vc: &wire::ViewChange) -> usize {
+    1 + vc.stable.proofs.len() + vc.prepared.iter().map(|p| 1 + p.prepares.len()).sum::<usize>()
 }
 
 /// Messages read off one link before their signatures are checked together.
