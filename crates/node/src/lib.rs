@@ -48,7 +48,8 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", setup.http_addr))?;
     let directory: SharedDirectory = Arc::new(RwLock::new(Directory::from_genesis(&setup.genesis, id)));
-    let identity = Identity { key, cluster: config.cluster_id, directory: directory.clone(), views: Default::default() };
+    let identity =
+        Identity { key, cluster: config.cluster_id, directory: directory.clone(), views: Default::default() };
     let seen = Arc::new(Mutex::new(vec![None; setup.genesis.members.len()]));
     let connector = runtime::Connector { identity: identity.clone() };
 

@@ -229,3 +229,45 @@ async fn strangers_cannot_take_the_connection_slots_of_members() {
     assert!(got.is_ok_and(|(from, _)| from == X), "the member could not link");
     drop(hanging);
 }
+
+/// A member that floods validly signed messages as fast as its link takes them. Before links
+/// were metered, the receiver opened, decoded and verified all of it: the flooder bought as much
+/// of the receiver's CPU as it cared to send. Now the link is read against the member's budget
+/// (here, with no other member to compare with, the floor of 1,000 signature checks a second
+/// after a burst of 4,096), and the rest of the flood waits unread on the flooder's side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_member_is_read_no_faster_than_its_budget() {
+    let Pair { cluster, kx, x, r_addr, mut inbound, .. } = pair().await;
+    const SENT: u64 = 30_000;
+    let frames: Vec<Vec<u8>> =
+        (0..SENT).map(|s| wire::encode(&Message::Vote(vote(s, X, &kx, &cluster)))).collect();
+    let mut link = phalanx_node::transport::Link::dial(&x, r_addr).await.unwrap();
+    let flood = tokio::spawn(async move {
+        for chunk in frames.chunks(256) {
+            let chunk: Vec<&[u8]> = chunk.iter().map(|f| f.as_slice()).collect();
+            if link.send(&chunk).await.is_err() {
+                return;
+            }
+        }
+        // Keep the link open while the receiver reads.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    });
+    let start = tokio::time::Instant::now();
+    let mut taken = 0u64;
+    while start.elapsed() < Duration::from_secs(3) {
+        match inbound.try_recv() {
+            Some(_) => taken += 1,
+            None => tokio::time::sleep(Duration::from_millis(1)).await,
+        }
+    }
+    flood.abort();
+    // Burst and three seconds of the floor, and one read-ahead of 64 messages, with slack for
+    // the clock; far below what was sent.
+    let budget = 4096 + 3 * 1000 + 64;
+    assert!(
+        taken <= budget * 11 / 10,
+        "took {taken} of the flood's {SENT} messages in 3 s (budget {budget})"
+    );
+    // And the member is still heard: its link is slowed, not dropped.
+    assert!(taken >= 4096 + 1000, "took only {taken}: the member was shut out, not metered");
+}

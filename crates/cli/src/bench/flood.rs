@@ -56,7 +56,12 @@ pub fn start(cluster: &Cluster, dir: &Path, from: Instant, first: Option<usize>)
     let _ = std::process::Command::new("kill").args(["-KILL", pid.trim()]).status();
 
     let directory = phalanx_node::directory::Directory::from_genesis(&cluster.genesis, me as u32);
-    let identity = Identity { key, cluster: cluster_id, directory: Arc::new(RwLock::new(directory)), views: Default::default() };
+    let identity = Identity {
+        key,
+        cluster: cluster_id,
+        directory: Arc::new(RwLock::new(directory)),
+        views: Default::default(),
+    };
     let stop = Arc::new(AtomicBool::new(false));
     // In its place, the member takes the links the others open to it and never reads them: what
     // they send it (answers to its fetches included) piles up on their side.

@@ -4,9 +4,10 @@
 //! (opening, decoding and verifying what a link delivers) costs in proportion to what the
 //! member sends. A flooding member would buy that CPU from every node it reaches. So each
 //! member's link reads against a budget: the member may cost this node what the others do, a
-//! few times over, plus a floor. "What the others do" is the lower median of the other members'
-//! recent rates: with fewer than a third of them faulty, honest rates bracket it, so neither
-//! silent nor flooding members can move it far.
+//! few times over, plus a floor. "What the others do" is the (f+1)-th smallest of the recent
+//! rates of the other voters (neither this node nor the member): of those n-2 rates at most f
+//! are faulty, so f silent members cannot pull it below an honest rate, and f-1 colluders of a
+//! flooding member cannot push it above one.
 //!
 //! The proposals and the NEW-VIEW of a view's primary are not charged: carrying the batches
 //! and the certificates of a view change is its job, and what it may propose is bounded by the
@@ -83,9 +84,10 @@ struct Accounts {
 }
 
 impl Meter {
-    /// Charges member `peer` for a message it sent at `now`; returns how long its link should
-    /// wait before reading more (zero while it stays within its budget).
-    pub fn charge(&self, peer: usize, cost: Cost, now: Instant) -> Duration {
+    /// Charges member `peer` for a message it sent at `now`, given the voters other than this
+    /// node and how many of them may be faulty; returns how long its link should wait before
+    /// reading more (zero while it stays within its budget).
+    pub fn charge(&self, peer: usize, cost: Cost, now: Instant, voters: &[usize], f: usize) -> Duration {
         let Ok(mut inner) = self.inner.lock() else { return Duration::ZERO };
         let Accounts { by_member: accounts, decayed } = &mut *inner;
         if accounts.len() <= peer {
@@ -99,9 +101,12 @@ impl Meter {
             a.signatures.decay(dt);
         }
         let others = |pick: fn(&Account) -> f64| -> f64 {
-            let mut rates: Vec<f64> =
-                accounts.iter().enumerate().filter(|(i, _)| *i != peer).filter_map(|(_, a)| a.as_ref().map(pick)).collect();
-            lower_median(&mut rates)
+            let mut rates: Vec<f64> = voters
+                .iter()
+                .filter(|v| **v != peer)
+                .map(|v| accounts.get(*v).copied().flatten().as_ref().map_or(0.0, pick))
+                .collect();
+            smallest(&mut rates, f)
         };
         let allowed_bytes = FLOOR_BYTES + FACTOR * others(|a| a.bytes.rate);
         let allowed_signatures = FLOOR_SIGNATURES + FACTOR * others(|a| a.signatures.rate);
@@ -113,19 +118,16 @@ impl Meter {
         let dt = now.saturating_duration_since(a.refilled).as_secs_f64();
         a.refilled = a.refilled.max(now);
         let wait_bytes = a.bytes.spend(dt, allowed_bytes, BURST_BYTES, cost.bytes as f64);
-        let wait_signatures = a.signatures.spend(dt, allowed_signatures, BURST_SIGNATURES, cost.signatures as f64);
+        let wait_signatures =
+            a.signatures.spend(dt, allowed_signatures, BURST_SIGNATURES, cost.signatures as f64);
         Duration::from_secs_f64(wait_bytes.max(wait_signatures).min(1.0))
     }
 }
 
-/// The lower median (0 for none): with fewer than a third of the values faulty, it lies
-/// between two honest ones.
-fn lower_median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
+/// The (k+1)-th smallest value (the largest if there are fewer; 0 for none).
+fn smallest(v: &mut [f64], k: usize) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[(v.len() - 1) / 2]
+    v.get(k).or(v.last()).copied().unwrap_or(0.0)
 }
 
 #[cfg(test)]
@@ -140,6 +142,9 @@ mod tests {
     /// 1 ms steps; returns how many each got through (a waiting member sends nothing).
     fn run(per_second: &[u32], seconds: u32) -> Vec<u32> {
         let meter = Meter::default();
+        let voters: Vec<usize> = (0..per_second.len()).collect();
+        // This node is one more voter.
+        let f = per_second.len() / 3;
         let start = Instant::now();
         let mut ready_at = vec![start; per_second.len()];
         let mut sent = vec![0u32; per_second.len()];
@@ -153,7 +158,7 @@ mod tests {
                         break;
                     }
                     sent[i] += 1;
-                    ready_at[i] = now + meter.charge(i, vote(), now);
+                    ready_at[i] = now + meter.charge(i, vote(), now, &voters, f);
                 }
             }
         }
@@ -183,10 +188,29 @@ mod tests {
     }
 
     #[test]
+    fn f_silent_members_do_not_make_busy_honest_ones_wait() {
+        // n = 7 (this node and six others), f = 2: two crashed, four voting hard.
+        let sent = run(&[0, 0, 3000, 3000, 3000, 3000], 5);
+        assert_eq!(&sent[2..], &[15_000; 4]);
+        // n = 4, f = 1: one crashed, two voting hard.
+        let sent = run(&[0, 3000, 3000], 5);
+        assert_eq!(&sent[1..], &[15_000; 2]);
+    }
+
+    #[test]
+    fn a_flooders_colluders_cannot_raise_its_allowance() {
+        // n = 7, f = 2: one colluder floods too; the third smallest rate is still honest.
+        let sent = run(&[500, 500, 500, 500, 1_000_000, 1_000_000], 10);
+        let allowed = BURST_SIGNATURES + 10.0 * (FLOOR_SIGNATURES + FACTOR * 500.0);
+        assert!((sent[5] as f64) < allowed * 1.05, "the flooder got {} of {allowed}", sent[5]);
+        assert_eq!(&sent[..4], &[5000; 4]);
+    }
+
+    #[test]
     fn a_state_snapshot_passes_at_once() {
         let meter = Meter::default();
         let now = Instant::now();
         let snapshot = Cost { bytes: phalanx_core::wire::limits::MAX_MESSAGE_BYTES, signatures: 5 };
-        assert_eq!(meter.charge(0, snapshot, now), Duration::ZERO);
+        assert_eq!(meter.charge(0, snapshot, now, &[0, 1, 2], 1), Duration::ZERO);
     }
 }

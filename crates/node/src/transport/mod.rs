@@ -75,8 +75,17 @@ impl Identity {
     /// Whether a NEW-VIEW for `view` from `id` is one this node is waiting for: `id` leads a
     /// view above this node's, up to the one it is changing to.
     fn leads_next_view(&self, id: ReplicaId, epoch: u64, view: u64) -> bool {
-        let (current, target) = (self.views.current.load(Ordering::Relaxed), self.views.target.load(Ordering::Relaxed));
+        let (current, target) =
+            (self.views.current.load(Ordering::Relaxed), self.views.target.load(Ordering::Relaxed));
         view > current && view <= target.max(current + 1) && self.is_primary(id, epoch, view)
+    }
+
+    /// The voters of the current epoch other than this node, and how many may be faulty.
+    fn other_voters(&self) -> (Vec<usize>, usize) {
+        let Ok(d) = self.directory.read() else { return (Vec::new(), 0) };
+        let voters =
+            d.agents.iter().enumerate().filter(|(i, a)| a.voter && *i != d.id as usize).map(|(i, _)| i);
+        (voters.collect(), d.f)
     }
 
     /// Whether `id` is the primary of `view` in the current epoch, as far as this node knows.
@@ -234,14 +243,16 @@ async fn serve_peer(
     while let Some(frame) = framed.next().await {
         // Everything already received is checked together: one batch verification instead of
         // one per vote, and one verdict pass before anything reaches the replica.
+        let (voters, f) = me.other_voters();
         let first = decode_from(frame, &mut session, peer)?;
-        let mut wait = meter.charge(peer as usize, cost(&first.0, first.1, &me), Instant::now());
+        let mut wait = meter.charge(peer as usize, cost(&first.0, first.1, &me), Instant::now(), &voters, f);
         ready.push(first);
         while ready.len() < READY_MESSAGES && wait.is_zero() {
             match framed.next().now_or_never() {
                 Some(Some(frame)) => {
                     let next = decode_from(frame, &mut session, peer)?;
-                    wait = meter.charge(peer as usize, cost(&next.0, next.1, &me), Instant::now());
+                    wait =
+                        meter.charge(peer as usize, cost(&next.0, next.1, &me), Instant::now(), &voters, f);
                     ready.push(next);
                 }
                 Some(None) | None => break,
