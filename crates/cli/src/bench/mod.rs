@@ -61,13 +61,12 @@ pub struct BenchArgs {
     kill_primary: bool,
     /// The last agent turns Byzantine: its node stops and the benchmark floods every other
     /// agent with its key for the measured phase; reports each node's peak memory (target
-    /// under 256 MiB) alongside what still commits.
+    /// under 256 MiB) alongside what still commits (target: honest p50 at most twice an
+    /// unflooded run's).
     #[arg(long, conflicts_with = "kill_primary")]
     flood: bool,
-    /// With --flood, flood only the first N agents (the primary first). Every agent of a local
-    /// cluster shares this machine's cores with the flooder, so flooding them all measures the
-    /// machine as much as any one node's defences; one victim shows what a node on its own
-    /// hardware would see.
+    /// With --flood, flood only the first N agents (the primary first): what one node sees
+    /// apart from the load the flood puts on the machine that all local agents share.
     #[arg(long, requires = "flood", value_name = "N")]
     flood_victims: Option<usize>,
     /// Keep the fresh clusters' folders (logs) instead of deleting them.
