@@ -2,6 +2,7 @@
 //! node of a testing cluster after `phalanx inject-fault`. A faulty agent runs an honest replica;
 //! its [`Strategy`] rewrites what that replica sends and adds actions of its own.
 
+mod chaos;
 mod strategy;
 
 pub use strategy::{Blackboard, Outgoing, Strategy};
@@ -53,10 +54,14 @@ pub enum Behaviour {
     /// As primary, stamps batches with a frozen clock (time 0) or one far ahead, to stop or jump
     /// the replicated clock (quarantine expiry, memory TTLs, federated deadlines).
     ClockSkew,
+    /// Nobody scripted it: seeded, it mutates any field of what its replica sends (re-signed
+    /// with its own key, or not), sends each recipient its own version or none or a late one,
+    /// and replays and mutates what any colluder has seen.
+    Chaos,
 }
 
 impl Behaviour {
-    pub const ALL: [Behaviour; 14] = [
+    pub const ALL: [Behaviour; 15] = [
         Behaviour::Silent,
         Behaviour::Crash,
         Behaviour::CorruptSignatures,
@@ -71,6 +76,7 @@ impl Behaviour {
         Behaviour::Oversize,
         Behaviour::WithholdBatch,
         Behaviour::ClockSkew,
+        Behaviour::Chaos,
     ];
 
     pub fn name(&self) -> &'static str {
@@ -89,6 +95,7 @@ impl Behaviour {
             Behaviour::Oversize => "oversize",
             Behaviour::WithholdBatch => "withhold-batch",
             Behaviour::ClockSkew => "clock-skew",
+            Behaviour::Chaos => "chaos",
         }
     }
 

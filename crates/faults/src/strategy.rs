@@ -22,6 +22,19 @@ pub struct Blackboard {
     pub colluders: BTreeSet<ReplicaId>,
     /// (view, seq) of proposals a colluding primary showed too few honest backups to prepare.
     pub withheld: BTreeSet<(u64, u64)>,
+    /// The latest messages any colluder received or sent (for `chaos`, which replays and mutates
+    /// them).
+    pub seen: VecDeque<Message>,
+}
+
+impl Blackboard {
+    /// Remembers a message a colluder saw, forgetting the oldest beyond the shared memory.
+    pub fn share(&mut self, m: &Message) {
+        if self.seen.len() >= crate::chaos::SHARED_MEMORY {
+            self.seen.pop_front();
+        }
+        self.seen.push_back(m.clone());
+    }
 }
 
 /// A message leaving a faulty agent for one recipient, with extra delay.
@@ -198,8 +211,46 @@ impl Strategy {
             if self.acts(Behaviour::CorruptSignatures, rng) {
                 corrupt(&mut m);
             }
-            let extra_delay_ms = if self.has(Behaviour::Delay) { rng.random_range(0..400) } else { 0 };
+            let mut extra_delay_ms = if self.has(Behaviour::Delay) { rng.random_range(0..400) } else { 0 };
+            if self.has(Behaviour::Chaos) {
+                self.acted = true;
+                match rng.random_range(0..10u8) {
+                    // Withheld from this recipient.
+                    0 => continue,
+                    // Its own version.
+                    1..=3 => m = crate::chaos::mutate(m, &self.signer(), rng, board),
+                    // Late.
+                    4 => extra_delay_ms += rng.random_range(0..1000),
+                    _ => {}
+                }
+            }
             out.push(Outgoing { to, msg: m, extra_delay_ms });
+        }
+        if self.has(Behaviour::Chaos) {
+            board.share(&msg);
+        }
+        out
+    }
+
+    fn signer(&self) -> crate::chaos::Signer<'_> {
+        crate::chaos::Signer { id: self.id, key: &self.key, cluster: &self.cluster }
+    }
+
+    /// `chaos`, on its own time: what the colluders have seen, relayed to someone else as it is
+    /// or mutated, now or late.
+    fn chaos_tick(&mut self, rng: &mut ChaCha8Rng, board: &Blackboard) -> Vec<Outgoing> {
+        let mut out = Vec::new();
+        if board.seen.is_empty() {
+            return out;
+        }
+        for _ in 0..rng.random_range(1..=4) {
+            let m = board.seen[rng.random_range(0..board.seen.len())].clone();
+            let m =
+                if rng.random_bool(0.5) { crate::chaos::mutate(m, &self.signer(), rng, board) } else { m };
+            let to = rng.random_range(0..self.n as ReplicaId);
+            if to != self.id {
+                out.push(Outgoing { to, msg: m, extra_delay_ms: rng.random_range(0..300) });
+            }
         }
         out
     }
@@ -362,10 +413,19 @@ impl Strategy {
     }
 
     /// Periodic actions of its own: replays, forged view changes, double spends.
-    pub fn tick(&mut self, view: u64, stable: CheckpointCert, rng: &mut ChaCha8Rng) -> Vec<Outgoing> {
+    pub fn tick(
+        &mut self,
+        view: u64,
+        stable: CheckpointCert,
+        rng: &mut ChaCha8Rng,
+        board: &Blackboard,
+    ) -> Vec<Outgoing> {
         let mut out = Vec::new();
         if self.has(Behaviour::Silent) {
             return out;
+        }
+        if self.has(Behaviour::Chaos) {
+            out.extend(self.chaos_tick(rng, board));
         }
         let others: Vec<ReplicaId> = (0..self.n as ReplicaId).filter(|i| *i != self.id).collect();
         if self.has(Behaviour::Replay) && !self.history.is_empty() {

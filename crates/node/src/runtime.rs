@@ -415,7 +415,7 @@ impl Runtime {
         // Above the nonces the replica gives its own reports (clock ms × 1000), or the ledger
         // would drop the double spends as stale.
         f.strategy.nonce = f.strategy.nonce.max(now_ms().saturating_mul(1000) + 500);
-        let out = f.strategy.tick(view, stable, &mut f.rng);
+        let out = f.strategy.tick(view, stable, &mut f.rng, &f.board);
         self.send_outgoing(out);
     }
 

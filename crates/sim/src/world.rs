@@ -40,6 +40,8 @@ enum Event {
         node: ReplicaId,
         timer: Timer,
         generation: u64,
+        /// For a faulty member's twin.
+        twin: bool,
     },
     ClientSubmit {
         client: usize,
@@ -94,6 +96,20 @@ struct Node {
     disk: Disk,
     generations: [u64; Timer::COUNT],
     last_executed: u64,
+    /// A faulty member run as two replicas with one key (Twins, Bano et al.).
+    twin: Option<Twin>,
+}
+
+/// The second replica of a faulty member. Each runs the honest protocol on its own; the members
+/// in `peers` reach the twin, the others the original, so what they each see of the one key
+/// differs the way a real equivocator's would, along paths the protocol itself takes.
+struct Twin {
+    replica: Replica,
+    generations: [u64; Timer::COUNT],
+    peers: BTreeSet<ReplicaId>,
+    /// Whether each replica also sends only to its own side (two consistent identities, one
+    /// per side) rather than to everyone.
+    confined: bool,
 }
 
 pub struct World {
@@ -202,6 +218,21 @@ impl World {
             });
             let verifier = Box::new(CachedVerifier::new(cache.clone(), seed32(cfg.seed, i as u64)));
             let replica = Replica::new(id, key.clone(), config.clone(), verifier);
+            // Half the chaos members run as twins, each twin reached by a random half of the others.
+            let twin = strategy
+                .as_ref()
+                .is_some_and(|s| s.behaviours.contains(&Behaviour::Chaos) && rng.random_bool(0.5))
+                .then(|| {
+                    let verifier =
+                        Box::new(CachedVerifier::new(cache.clone(), seed32(cfg.seed, (1 << 32) + i as u64)));
+                    let peers = (0..n as ReplicaId).filter(|p| *p != id && rng.random_bool(0.5)).collect();
+                    Twin {
+                        replica: Replica::new(id, key.clone(), config.clone(), verifier),
+                        generations: [0; Timer::COUNT],
+                        peers,
+                        confined: rng.random_bool(0.5),
+                    }
+                });
             nodes.push(Node {
                 key,
                 replica: Some(replica),
@@ -209,6 +240,7 @@ impl World {
                 disk: Disk::default(),
                 generations: [0; Timer::COUNT],
                 last_executed: 0,
+                twin,
             });
         }
         let byzantine_keys = faulty.iter().map(|i| nodes[*i as usize].key.public()).collect();
@@ -341,6 +373,8 @@ impl World {
         for i in 0..self.nodes.len() {
             let effects = self.nodes[i].replica.as_mut().map(|r| r.start(0)).unwrap_or_default();
             self.apply_effects(i as ReplicaId, effects);
+            let effects = self.nodes[i].twin.as_mut().map(|t| t.replica.start(0)).unwrap_or_default();
+            self.apply_twin_effects(i as ReplicaId, effects);
         }
         for c in 0..self.cfg.clients {
             let at = self.rng.random_range(0..20);
@@ -505,6 +539,20 @@ impl World {
                         return;
                     }
                     s.remember(&msg);
+                    // Colluders share what any of them sees.
+                    if s.behaviours.contains(&Behaviour::Chaos) {
+                        self.board.share(&msg);
+                    }
+                }
+                if let Some(t) = &node.twin {
+                    match from {
+                        Some(peer) if t.peers.contains(&peer) => {
+                            return self.input_twin(to, Input::FromPeer(peer, msg));
+                        }
+                        // Clients reach both.
+                        None => self.input_twin(to, Input::Message(msg.clone())),
+                        Some(_) => {}
+                    }
                 }
                 let input = match from {
                     Some(peer) => Input::FromPeer(peer, msg),
@@ -512,7 +560,17 @@ impl World {
                 };
                 self.input(to, input);
             }
-            Event::Timer { node, timer, generation } => {
+            Event::Timer { node, timer, generation, twin: true } => {
+                if self.nodes[node as usize]
+                    .twin
+                    .as_ref()
+                    .is_some_and(|t| t.generations[timer.index()] == generation)
+                    && !self.nodes[node as usize].strategy.as_ref().is_some_and(|s| s.crashed(self.now))
+                {
+                    self.input_twin(node, Input::Timeout(timer));
+                }
+            }
+            Event::Timer { node, timer, generation, twin: false } => {
                 if self.nodes[node as usize].generations[timer.index()] == generation {
                     if self.nodes[node as usize].strategy.as_ref().is_some_and(|s| s.crashed(self.now)) {
                         return;
@@ -589,6 +647,46 @@ impl World {
         }
     }
 
+    /// An input for a faulty member's twin.
+    fn input_twin(&mut self, node: ReplicaId, input: Input) {
+        let now = self.now;
+        let Some(t) = self.nodes[node as usize].twin.as_mut() else { return };
+        let effects = t.replica.handle(now, input);
+        self.apply_twin_effects(node, effects);
+    }
+
+    /// What a twin does: it sends (through the member's strategy), replies and sets timers; its
+    /// own state is nobody's concern (it is faulty).
+    fn apply_twin_effects(&mut self, node: ReplicaId, effects: Vec<Effect>) {
+        let n = self.cfg.nodes as ReplicaId;
+        for e in effects {
+            match e {
+                Effect::Send { to, msg } => self.emit_as(node, true, msg, vec![to]),
+                Effect::Broadcast(msg) => {
+                    self.emit_as(node, true, msg, (0..n).filter(|j| *j != node).collect())
+                }
+                Effect::Reply { reply, .. } => {
+                    self.messages += 1;
+                    if let Some(d) = self.latency() {
+                        self.push(d, Event::Reply { from: node, reply });
+                    }
+                }
+                Effect::SetTimer { timer, after_ms } => {
+                    let Some(t) = self.nodes[node as usize].twin.as_mut() else { continue };
+                    t.generations[timer.index()] += 1;
+                    let generation = t.generations[timer.index()];
+                    self.push(after_ms, Event::Timer { node, timer, generation, twin: true });
+                }
+                Effect::CancelTimer(timer) => {
+                    if let Some(t) = self.nodes[node as usize].twin.as_mut() {
+                        t.generations[timer.index()] += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
     fn input(&mut self, node: ReplicaId, input: Input) {
         let now = self.now;
         let Some(r) = self.nodes[node as usize].replica.as_mut() else { return };
@@ -608,7 +706,7 @@ impl World {
         if s.crashed(now) {
             return;
         }
-        let out = s.tick(view, stable, &mut self.rng);
+        let out = s.tick(view, stable, &mut self.rng, &self.board);
         for o in out {
             if let Message::Request(_) = &o.msg {
                 self.messages += 1;
@@ -647,7 +745,7 @@ impl World {
                     let g = &mut self.nodes[i].generations[timer.index()];
                     *g += 1;
                     let generation = *g;
-                    self.push(after_ms, Event::Timer { node, timer, generation });
+                    self.push(after_ms, Event::Timer { node, timer, generation, twin: false });
                 }
                 Effect::CancelTimer(timer) => self.nodes[i].generations[timer.index()] += 1,
                 Effect::EpochEntered { epoch } => {
@@ -763,7 +861,16 @@ impl World {
 
     /// Sends what a replica wants to send, through its Byzantine strategy if it has one.
     fn emit(&mut self, node: ReplicaId, msg: Message, to: Vec<ReplicaId>) {
+        self.emit_as(node, false, msg, to)
+    }
+
+    /// Sends for a member's original replica or its twin; a confined twin pair each talk only
+    /// to their own side.
+    fn emit_as(&mut self, node: ReplicaId, twin: bool, msg: Message, mut to: Vec<ReplicaId>) {
         let i = node as usize;
+        if let Some(t) = self.nodes[i].twin.as_ref().filter(|t| t.confined) {
+            to.retain(|p| t.peers.contains(p) == twin);
+        }
         if let Some(mut s) = self.nodes[i].strategy.take() {
             let forged_before = s.forged_requests.len();
             let out: Vec<Outgoing> = s.rewrite(msg, &to, &mut self.rng, &mut self.board);

@@ -332,7 +332,9 @@ impl Replica {
             return;
         }
         self.cross_check(None, &c.commits);
-        let slot = self.log.entry(seq).or_insert_with(|| super::slot::Slot::new(first.body.view));
+        // The slot counts votes of this replica's view; the certificate's view may be another.
+        let view = self.view;
+        let slot = self.log.entry(seq).or_insert_with(|| super::slot::Slot::new(view));
         // `commit_cert` checked that the batch hashes to the digest the commits vote for.
         slot.set_batch(c.batch.clone(), first.body.digest, Vec::new());
         slot.decided = Some(c);

@@ -132,9 +132,14 @@ impl Slot {
         self.pre_prepare.as_ref().map(|p| p.body.digest)
     }
 
-    /// Records a vote, one per sender. A second vote from the same sender for a different
-    /// digest is equivocation: the first is kept and both are returned as evidence.
+    /// Records a vote of this slot's view, one per sender. A second vote from the same sender
+    /// for a different digest is equivocation: the first is kept and both are returned as
+    /// evidence. Votes of another view are not this slot's to count or compare (two votes of
+    /// different views prove nothing).
     pub fn insert_vote(&mut self, vote: Signed<Vote>) -> Option<Evidence> {
+        if vote.body.view != self.view {
+            return None;
+        }
         let map = match vote.body.phase {
             Phase::Prepare => &mut self.prepares,
             Phase::Commit => &mut self.commits,
