@@ -17,7 +17,8 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 2)]
     faulty: usize,
     /// `all`, `none`, or a comma-separated list: silent, crash, corrupt-signatures, equivocate,
-    /// double-spend, censor, invalid-proposal, delay, replay, forge-view-change.
+    /// double-spend, censor, invalid-proposal, delay, replay, forge-view-change, opaque-censor,
+    /// oversize, withhold-batch, clock-skew, chaos (seeded mutations, twins and collusion).
     #[arg(long, default_value = "all")]
     behaviours: String,
     /// Number of seeded runs.
