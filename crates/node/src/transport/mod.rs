@@ -7,7 +7,7 @@
 
 mod fair;
 mod meter;
-mod noise;
+pub mod noise;
 
 pub use fair::{FairInbound, Registrations};
 
@@ -121,6 +121,15 @@ fn sender(m: &Message) -> Option<ReplicaId> {
 /// and returns the session, ready for protocol messages.
 async fn authenticate(stream: TcpStream, me: &Identity, initiator: bool) -> Result<Session, String> {
     let _ = stream.set_nodelay(true);
+    authenticate_over(stream, me, initiator).await
+}
+
+/// The same handshake over any byte stream (the handshake fuzz target drives it in memory).
+pub async fn authenticate_over<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: S,
+    me: &Identity,
+    initiator: bool,
+) -> Result<(Framed<S, LengthDelimitedCodec>, TransportState, ReplicaId), String> {
     let mut framed = Framed::new(stream, codec());
     framed.codec_mut().set_max_frame_length(HANDSHAKE_MAX_FRAME);
     let (noise, peer) = tokio::time::timeout(HANDSHAKE_TIMEOUT, noise::handshake(&mut framed, me, initiator))

@@ -25,10 +25,10 @@ use phalanx_core::wire::{self, ReplicaId, limits};
 use phalanx_crypto::{Digest, PublicKey, Signature, signing_bytes, verify_one};
 use serde::{Deserialize, Serialize};
 use snow::TransportState;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-const PATTERN: &str = "Noise_NN_25519_ChaChaPoly_BLAKE2s";
+pub const PATTERN: &str = "Noise_NN_25519_ChaChaPoly_BLAKE2s";
 /// Kind byte of the channel proof's signing domain (distinct from every protocol message kind).
 const PROOF_KIND: u8 = 100;
 const NOISE_MAX: usize = 65_535;
@@ -99,19 +99,27 @@ pub fn open(noise: &mut TransportState, sealed: &[u8]) -> Result<Vec<u8>, String
     Ok(plain)
 }
 
-async fn next_frame(framed: &mut Framed<TcpStream, LengthDelimitedCodec>) -> Result<bytes::BytesMut, String> {
+/// The handshake's prologue: a peer of another cluster fails the handshake.
+pub fn prologue(cluster: &Digest) -> Vec<u8> {
+    let mut prologue = b"phalanx-link/1".to_vec();
+    prologue.extend_from_slice(&cluster.0);
+    prologue
+}
+
+async fn next_frame<S: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<S, LengthDelimitedCodec>,
+) -> Result<bytes::BytesMut, String> {
     framed.next().await.ok_or("closed during handshake")?.map_err(|e| e.to_string())
 }
 
 /// Runs the handshake on `framed` and returns the session with the peer's member id in our
 /// directory. Frames stay small until it succeeds (the caller caps them).
-pub async fn handshake(
-    framed: &mut Framed<TcpStream, LengthDelimitedCodec>,
+pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    framed: &mut Framed<S, LengthDelimitedCodec>,
     me: &Identity,
     initiator: bool,
 ) -> Result<(TransportState, ReplicaId), String> {
-    let mut prologue = b"phalanx-link/1".to_vec();
-    prologue.extend_from_slice(&me.cluster.0);
+    let prologue = prologue(&me.cluster);
     let params = PATTERN.parse().map_err(noise_err)?;
     let builder = snow::Builder::new(params).prologue(&prologue).map_err(noise_err)?;
     let mut hs =
