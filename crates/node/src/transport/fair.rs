@@ -92,7 +92,11 @@ impl FairInbound {
                 Poll::Pending => {}
             }
         }
-        for i in closed.into_iter().rev() {
+        // Collected in turn order, which wraps around: remove from the highest index down, or
+        // an earlier removal shifts a later index past the end (a panic that took down a node
+        // whose peers' links closed at once).
+        closed.sort_unstable_by(|a, b| b.cmp(a));
+        for i in closed {
             self.queues.remove(i);
         }
         self.next = 0;
@@ -124,6 +128,28 @@ mod tests {
         // The honest member's three messages come within the first six, not after 500.
         let first: Vec<ReplicaId> = (0..6).map(|_| inbound.try_recv().unwrap().0).collect();
         assert_eq!(first.iter().filter(|p| **p == 2).count(), 3, "{first:?}");
+    }
+
+    #[tokio::test]
+    async fn links_that_close_together_past_the_turn_are_all_forgotten() {
+        let (mut inbound, register) = FairInbound::new();
+        let mut queues = Vec::new();
+        for peer in 0..6 {
+            queues.push(member_queue(&register, peer).await.unwrap());
+        }
+        // The turn moves to the fifth queue; then the first and the last links close. Seen in
+        // turn order (4, 5, 0, ...), the closed ones are 5 then 0.
+        for _ in 0..4 {
+            queues[4].send(msg(0), 1).await.unwrap();
+        }
+        assert_eq!(inbound.try_recv().unwrap().0, 4);
+        assert_eq!(inbound.try_recv().unwrap().0, 4);
+        let (last, first) = (queues.pop().unwrap(), queues.remove(0));
+        drop((last, first));
+        // Both are dropped without a panic, and the others still deliver.
+        while inbound.try_recv().is_some() {}
+        queues[1].send(msg(1), 1).await.unwrap();
+        assert_eq!(inbound.try_recv().unwrap().0, 2);
     }
 
     #[tokio::test]
