@@ -6,13 +6,12 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use phalanx_core::consensus::{Config, DirectVerifier, Effect, Epoch, Input, Member, Params, Replica, Timer};
-use phalanx_core::state::{Genesis, GenesisAccount};
+use phalanx_core::consensus::{Effect, Input, Timer};
 use phalanx_core::wire::{
     self, Batch, Checkpoint, CheckpointCert, ClientRequest, Message, Operation, Phase, PrePrepare,
     RequestBody, Signed, ViewChange, Vote,
 };
-use phalanx_crypto::{Digest, Keypair, digest};
+use phalanx_crypto::{Digest, digest};
 use std::collections::BTreeMap;
 
 const N: usize = 4;
@@ -30,53 +29,17 @@ enum Action {
     Wait(u16),
 }
 
-struct Cluster {
-    keys: Vec<Keypair>,
-    client: Keypair,
-    config: Config,
-}
-
-fn cluster() -> Cluster {
-    let keys: Vec<Keypair> = (0..N).map(|i| Keypair::from_seed([i as u8 + 1; 32])).collect();
-    let client = Keypair::from_seed([200; 32]);
-    let members = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| Member { name: format!("bft-agent-{}", i + 1), key: k.public() })
-        .collect();
-    let params = Params {
-        checkpoint_interval: 10,
-        log_window: 20,
-        max_inflight: 10,
-        batch_size: 4,
-        batch_delay_ms: 1,
-        ..Params::default()
-    };
-    let genesis = Genesis {
-        accounts: vec![
-            GenesisAccount { name: "alice".into(), owner: client.public(), balance: 1000 },
-            GenesisAccount { name: "bob".into(), owner: keys[0].public(), balance: 0 },
-        ],
-        operator: Some(Keypair::from_seed([201; 32]).public()),
-        quarantine_ms: 60_000,
-        testing: false,
-    };
-    let config =
-        Config { cluster_id: digest(b"fuzz-cluster"), epoch: Epoch::genesis(members, 1), params, genesis };
-    Cluster { keys, client, config }
-}
+// The cluster the core's unit tests drive by hand: every key is known, so any member can be played.
+#[path = "../../crates/core/tests/common/mod.rs"]
+mod common;
 
 fuzz_target!(|actions: Vec<Action>| {
-    let c = cluster();
+    let mut c = common::Fixture::new(N);
+    // Batches of several requests, so that proposals reach the ledger's interesting cases.
+    c.config.params.batch_size = 4;
     let id = c.config.cluster_id;
-    let mut r = Replica::new(
-        ME,
-        c.keys[ME as usize].clone(),
-        c.config.clone(),
-        Box::new(DirectVerifier::new([9; 32])),
-    );
+    let mut r = c.replica(ME);
     let mut now = 1_000_000u64;
-    r.start(now);
     // The digests proposed so far per seq, so that votes can agree with a proposal.
     let mut proposed: BTreeMap<u64, Digest> = BTreeMap::new();
     let mut executed = 0u64;
