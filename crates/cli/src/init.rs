@@ -111,6 +111,7 @@ pub fn run(a: InitArgs) -> Result<ExitCode, String> {
             data_dir: PathBuf::from(format!("../data/{name}")),
             replica_addr: None,
             http_addr: None,
+            dial: Default::default(),
         };
         write_new(
             &a.dir.join("nodes").join(format!("{name}.toml")),

@@ -2,6 +2,7 @@
 
 mod aggregate;
 mod bench;
+mod chaos;
 mod demo;
 mod federated;
 mod init;
@@ -61,6 +62,8 @@ enum Command {
     Agent(reconfig::AgentCommand),
     /// Replace members (operator-signed); takes effect at the next checkpoint as a new epoch.
     UpdateQuorum(reconfig::UpdateQuorumArgs),
+    /// A real cluster under load while seeded faults kill, pause, partition and corrupt it; then check the history.
+    Chaos(chaos::ChaosArgs),
     /// Run seeded deterministic simulations with Byzantine agents and network faults.
     Sim(sim::SimArgs),
     /// Robust aggregation of vectors read as JSON on stdin: {"vectors": [[...], ...]}.
@@ -86,6 +89,7 @@ fn main() -> ExitCode {
         Command::Health(a) => ops::health(a),
         Command::Memory(c) => memory::run(c),
         Command::Sim(a) => sim::run(a),
+        Command::Chaos(a) => chaos::run(a),
         Command::Demo(a) => demo::run(a),
         Command::DetectionLog(a) => operator::detection_log(a),
         Command::InjectFault(a) => operator::inject_fault(a),

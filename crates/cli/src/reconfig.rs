@@ -73,6 +73,7 @@ fn spawn(a: SpawnArgs) -> Result<ExitCode, String> {
         data_dir: PathBuf::from(format!("../data/{name}")),
         replica_addr: Some(replica_addr),
         http_addr: Some(http_addr),
+        dial: Default::default(),
     };
     let text = toml::to_string(&node).map_err(|e| e.to_string())?;
     crate::init::write_new(&a.dir.join("nodes").join(format!("{name}.toml")), &text)?;

@@ -34,7 +34,7 @@ fn pid_file(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// Whether `pid` is this agent's node process (not some other process that reused the pid).
-fn alive(pid: u32, name: &str) -> bool {
+pub(crate) fn alive(pid: u32, name: &str) -> bool {
     let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
     let cmd = String::from_utf8_lossy(&cmd);
     cmd.contains("node") && cmd.contains(&format!("{name}.toml"))
@@ -49,7 +49,7 @@ fn check_names(cluster: &Cluster, only: &Option<Vec<String>>) -> Result<(), Stri
     Ok(())
 }
 
-fn read_pid(dir: &Path, name: &str) -> Option<u32> {
+pub(crate) fn read_pid(dir: &Path, name: &str) -> Option<u32> {
     std::fs::read_to_string(pid_file(dir, name)).ok()?.trim().parse().ok()
 }
 

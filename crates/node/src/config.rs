@@ -69,6 +69,10 @@ pub struct NodeFile {
     pub replica_addr: Option<SocketAddr>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_addr: Option<SocketAddr>,
+    /// Where this node dials a peer instead of the peer's listed `replica_addr`, by peer name:
+    /// for a relay, a tunnel or NAT between two hosts (and the chaos test's fault proxies).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub dial: std::collections::BTreeMap<String, SocketAddr>,
 }
 
 fn default_quarantine_ms() -> u64 {
@@ -169,6 +173,8 @@ pub struct NodeSetup {
     pub genesis: GenesisFile,
     pub config: Config,
     pub data_dir: PathBuf,
+    /// Peer name → the address to dial it at, when not its listed `replica_addr`.
+    pub dial: std::collections::BTreeMap<String, SocketAddr>,
 }
 
 impl NodeSetup {
@@ -218,6 +224,7 @@ impl NodeSetup {
             genesis,
             config,
             data_dir: base.join(node.data_dir),
+            dial: node.dial,
         })
     }
 }

@@ -51,7 +51,7 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
     let identity =
         Identity { key, cluster: config.cluster_id, directory: directory.clone(), views: Default::default() };
     let seen = Arc::new(Mutex::new(vec![None; setup.genesis.members.len()]));
-    let connector = runtime::Connector { identity: identity.clone() };
+    let connector = runtime::Connector { identity: identity.clone(), dial: setup.dial.clone() };
 
     let (cmd_tx, cmd_rx) = mpsc::channel(65_536);
     let (inbound, registrations) = transport::FairInbound::new();

@@ -124,6 +124,8 @@ type Waiter = (Digest, oneshot::Sender<SharedReply>);
 /// Opens the outbound link to a peer (and keeps it open, reconnecting).
 pub struct Connector {
     pub identity: crate::transport::Identity,
+    /// Peer name → where to dial it instead of its listed address (`dial` in node.toml).
+    pub dial: std::collections::BTreeMap<String, std::net::SocketAddr>,
 }
 
 impl Connector {
@@ -201,7 +203,7 @@ impl Runtime {
             if i as ReplicaId == me || self.peers[i].is_some() {
                 continue;
             }
-            if let Some(addr) = a.replica_addr {
+            if let Some(addr) = self.connector.dial.get(&a.name).copied().or(a.replica_addr) {
                 self.peers[i] = Some(self.connector.connect(i as ReplicaId, addr));
             }
         }

@@ -1,0 +1,140 @@
+//! The members' processes, as the chaos run handles them: killed (SIGKILL), paused (SIGSTOP),
+//! resumed, restarted, and restarted over a damaged journal.
+
+use super::plan::Damage;
+use crate::up::{alive, read_pid, start_agent};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub struct Procs {
+    pub dir: PathBuf,
+    pub exe: PathBuf,
+    pub names: Vec<String>,
+}
+
+/// What a member did when started over a damaged journal.
+#[derive(Debug, PartialEq, Eq)]
+pub enum JournalOutcome {
+    /// It exited with an error, and left the file as it found it.
+    Refused { message: String },
+    /// It exited with an error and changed the damaged file.
+    RefusedButTouched { message: String },
+    /// It runs: the damage was in space the journal does not use, or went unnoticed.
+    Started,
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = std::process::Command::new("kill").arg(sig).arg(pid.to_string()).status();
+}
+
+impl Procs {
+    fn pid(&self, i: usize) -> Option<u32> {
+        read_pid(&self.dir, &self.names[i]).filter(|p| alive(*p, &self.names[i]))
+    }
+
+    pub fn start(&self, i: usize) -> Result<(), String> {
+        start_agent(&self.dir, &self.exe, &self.names[i])
+    }
+
+    pub fn is_up(&self, i: usize) -> bool {
+        self.pid(i).is_some()
+    }
+
+    /// SIGKILL, and wait until the process is gone.
+    pub fn kill(&self, i: usize) {
+        let Some(pid) = self.pid(i) else { return };
+        signal(pid, "-KILL");
+        let until = Instant::now() + Duration::from_secs(5);
+        while alive(pid, &self.names[i]) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn pause(&self, i: usize) {
+        if let Some(pid) = self.pid(i) {
+            signal(pid, "-STOP");
+        }
+    }
+
+    pub fn resume(&self, i: usize) {
+        if let Some(pid) = self.pid(i) {
+            signal(pid, "-CONT");
+        }
+    }
+
+    pub fn journal(&self, i: usize) -> PathBuf {
+        self.dir.join("data").join(&self.names[i]).join("phalanx.redb")
+    }
+
+    /// Kills member `i`, damages its journal, starts it and watches what it does; if it
+    /// refuses, puts back the journal as the crash left it and starts it again.
+    pub fn restart_over_damage(&self, i: usize, damage: Damage, seed: u64) -> Result<JournalOutcome, String> {
+        self.kill(i);
+        let path = self.journal(i);
+        let intact = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let damaged = damage_bytes(&intact, damage, seed);
+        std::fs::write(&path, &damaged).map_err(|e| format!("{}: {e}", path.display()))?;
+        let log = self.dir.join("data").join(&self.names[i]).join("node.log");
+        let log_before = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+        self.start(i)?;
+        // A node that opens its journal does so before it listens: seconds are plenty.
+        let until = Instant::now() + Duration::from_secs(3);
+        while self.is_up(i) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if self.is_up(i) {
+            return Ok(JournalOutcome::Started);
+        }
+        let message = tail_since(&log, log_before);
+        let after = std::fs::read(&path).unwrap_or_default();
+        std::fs::write(&path, &intact).map_err(|e| format!("{}: {e}", path.display()))?;
+        self.start(i)?;
+        Ok(if after == damaged {
+            JournalOutcome::Refused { message }
+        } else {
+            JournalOutcome::RefusedButTouched { message }
+        })
+    }
+}
+
+/// What was appended to a log since `from`, last line first (the error a node exits with).
+fn tail_since(log: &Path, from: u64) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    let new = String::from_utf8_lossy(text.get(from as usize..).unwrap_or(&[]));
+    new.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("(no output)").chars().take(300).collect()
+}
+
+fn damage_bytes(intact: &[u8], damage: Damage, seed: u64) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = intact.to_vec();
+    match damage {
+        Damage::Truncate(permille) => out.truncate(intact.len() * permille as usize / 1000),
+        Damage::Flip(count) => {
+            for _ in 0..count {
+                if out.is_empty() {
+                    break;
+                }
+                let at = rng.random_range(0..out.len());
+                out[at] ^= rng.random_range(1..=255u8);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damage_truncates_or_flips_as_planned() {
+        let intact = vec![7u8; 1000];
+        assert_eq!(damage_bytes(&intact, Damage::Truncate(250), 1).len(), 250);
+        let flipped = damage_bytes(&intact, Damage::Flip(5), 1);
+        let changed = flipped.iter().filter(|b| **b != 7).count();
+        assert!((1..=5).contains(&changed), "{changed}");
+        assert_eq!(flipped, damage_bytes(&intact, Damage::Flip(5), 1));
+    }
+}
