@@ -54,12 +54,13 @@ pub(crate) fn read_pid(dir: &Path, name: &str) -> Option<u32> {
 }
 
 /// Starts one agent's node as a background process (its own process group), unless it runs.
-pub fn start_agent(dir: &Path, exe: &Path, name: &str) -> Result<(), String> {
+/// Returns the process when it started one.
+pub fn start_agent(dir: &Path, exe: &Path, name: &str) -> Result<Option<std::process::Child>, String> {
     if let Some(pid) = read_pid(dir, name)
         && alive(pid, name)
     {
         println!("{name} is already running (pid {pid})");
-        return Ok(());
+        return Ok(None);
     }
     let data = dir.join("data").join(name);
     std::fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
@@ -82,7 +83,8 @@ pub fn start_agent(dir: &Path, exe: &Path, name: &str) -> Result<(), String> {
         .stderr(err)
         .spawn()
         .map_err(|e| format!("cannot start {name}: {e}"))?;
-    std::fs::write(pid_file(dir, name), child.id().to_string()).map_err(|e| e.to_string())
+    std::fs::write(pid_file(dir, name), child.id().to_string()).map_err(|e| e.to_string())?;
+    Ok(Some(child))
 }
 
 pub fn up(a: UpArgs) -> Result<ExitCode, String> {

@@ -322,8 +322,7 @@ pub fn run(a: ChaosArgs) -> Result<ExitCode, String> {
     tokio.block_on(wire_proxies(&a.dir, &cluster, &net, a.seed))?;
 
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-    let procs =
-        Procs { dir: a.dir.clone(), exe, names: cluster.agents.iter().map(|m| m.name.clone()).collect() };
+    let procs = Procs::new(a.dir.clone(), exe, cluster.agents.iter().map(|m| m.name.clone()).collect());
     let log = std::fs::File::create(a.dir.join("chaos.log")).map_err(|e| format!("chaos.log: {e}"))?;
     let mut run = Run {
         args: a.clone(),

@@ -6,20 +6,24 @@ use crate::up::{alive, read_pid, start_agent};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 pub struct Procs {
     pub dir: PathBuf,
     pub exe: PathBuf,
     pub names: Vec<String>,
+    /// The processes this run started, to kill and reap: a process whose memory is gone may
+    /// still hold its journal's lock until it is reaped.
+    children: std::sync::Mutex<Vec<Option<Child>>>,
 }
 
 /// What a member did when started over a damaged journal.
 #[derive(Debug, PartialEq, Eq)]
 pub enum JournalOutcome {
-    /// It exited with an error, and left the file as it found it.
+    /// It exited with an error, and left the file as it found it (or kept a copy).
     Refused { message: String },
-    /// It exited with an error and changed the damaged file.
+    /// It exited with an error, changed the damaged file and kept no copy of it.
     RefusedButTouched { message: String },
     /// It runs: the damage was in space the journal does not use, or went unnoticed.
     Started,
@@ -30,24 +34,50 @@ fn signal(pid: u32, sig: &str) {
 }
 
 impl Procs {
+    pub fn new(dir: PathBuf, exe: PathBuf, names: Vec<String>) -> Self {
+        let children = std::sync::Mutex::new(names.iter().map(|_| None).collect());
+        Procs { dir, exe, names, children }
+    }
+
+    fn child(&self, i: usize) -> Option<Child> {
+        self.children.lock().unwrap_or_else(|p| p.into_inner())[i].take()
+    }
+
     fn pid(&self, i: usize) -> Option<u32> {
         read_pid(&self.dir, &self.names[i]).filter(|p| alive(*p, &self.names[i]))
     }
 
     pub fn start(&self, i: usize) -> Result<(), String> {
-        start_agent(&self.dir, &self.exe, &self.names[i])
+        if let Some(child) = start_agent(&self.dir, &self.exe, &self.names[i])? {
+            self.children.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(child);
+        }
+        Ok(())
     }
 
+    /// Whether member `i` runs (reaping it if it exited on its own).
     pub fn is_up(&self, i: usize) -> bool {
-        self.pid(i).is_some()
+        let mut children = self.children.lock().unwrap_or_else(|p| p.into_inner());
+        match children[i].as_mut().map(|c| c.try_wait()) {
+            Some(Ok(None)) => true,
+            Some(_) => {
+                children[i] = None;
+                false
+            }
+            None => self.pid(i).is_some(),
+        }
     }
 
-    /// SIGKILL, and wait until the process is gone.
+    /// SIGKILL, and wait until the process is reaped.
     pub fn kill(&self, i: usize) {
+        if let Some(mut child) = self.child(i) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return;
+        }
         let Some(pid) = self.pid(i) else { return };
         signal(pid, "-KILL");
         let until = Instant::now() + Duration::from_secs(5);
-        while alive(pid, &self.names[i]) && Instant::now() < until {
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -88,10 +118,18 @@ impl Procs {
             return Ok(JournalOutcome::Started);
         }
         let message = tail_since(&log, log_before);
-        let after = std::fs::read(&path).unwrap_or_default();
+        // A refused start leaves the file as found, or keeps it as found beside it.
+        let data = self.dir.join("data").join(&self.names[i]);
+        let mut kept = std::fs::read(&path).ok() == Some(damaged.clone());
+        for entry in std::fs::read_dir(&data).map_err(|e| format!("{}: {e}", data.display()))?.flatten() {
+            if entry.file_name().to_string_lossy().starts_with("phalanx.redb.as-found") {
+                kept |= std::fs::read(entry.path()).ok() == Some(damaged.clone());
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         std::fs::write(&path, &intact).map_err(|e| format!("{}: {e}", path.display()))?;
         self.start(i)?;
-        Ok(if after == damaged {
+        Ok(if kept {
             JournalOutcome::Refused { message }
         } else {
             JournalOutcome::RefusedButTouched { message }
