@@ -29,7 +29,7 @@ pub fn os_seed() -> std::io::Result<[u8; 32]> {
 
 /// Runs one node until the process is killed.
 pub async fn run(setup: NodeSetup) -> Result<(), String> {
-    let store = storage::Store::open(&setup.data_dir).map_err(|e| e.to_string())?;
+    let mut store = storage::Store::open(&setup.data_dir).map_err(|e| e.to_string())?;
     let seed = os_seed().map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
     let cache = Arc::new(VerdictCache::new(1 << 20));
     let verifier = Box::new(CachedVerifier::new(cache.clone(), seed));
@@ -38,9 +38,18 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
         Replica::new(id, key.clone(), config.clone(), verifier)
     } else {
         tracing::info!(records = store.records().len(), "recovering from disk");
-        Replica::recover(id, key.clone(), config.clone(), verifier, store.records())
-            .map_err(|e| format!("cannot recover from {}: {e}", setup.data_dir.display()))?
+        match Replica::recover(id, key.clone(), config.clone(), verifier, store.records()) {
+            Ok(replica) => replica,
+            Err(e) => {
+                return Err(format!(
+                    "cannot recover from {}: {e}{}",
+                    setup.data_dir.display(),
+                    store.refused()
+                ));
+            }
+        }
     };
+    store.recovered();
     let replica_listener = TcpListener::bind(setup.replica_addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", setup.replica_addr))?;

@@ -59,6 +59,9 @@ pub struct Store {
     /// Transactions committed (journal appends and epoch proofs).
     commits: u64,
     commits_file: std::fs::File,
+    dir: PathBuf,
+    /// A copy of the journal as it was before this open, until the replica recovered from it.
+    found: Option<PathBuf>,
 }
 
 /// The commit count the side file holds, if it exists.
@@ -82,8 +85,37 @@ fn commits_bytes(n: u64) -> [u8; 16] {
     b
 }
 
+/// Keeps `copy` (the journal as found) as `phalanx.redb.as-found-<ms>` if the file at `path`
+/// no longer matches it; deletes it otherwise. Returns where it was kept.
+fn keep_as_found(dir: &Path, path: &Path, copy: &Path) -> Option<PathBuf> {
+    if std::fs::read(path).ok() == std::fs::read(copy).ok() {
+        let _ = std::fs::remove_file(copy);
+        return None;
+    }
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let kept = dir.join(format!("{AS_FOUND}-{ms}"));
+    std::fs::rename(copy, &kept).ok().map(|_| kept)
+}
+
+/// Writes the commit count so that it is whole on disk before the node goes on: a new file
+/// (or one from before an upgrade) lost to a crash would otherwise refuse a good journal.
+fn establish_commits(dir: &Path, commits: u64) -> Result<std::fs::File, StoreError> {
+    let io = |e: std::io::Error| err(format!("{}: {e}", dir.join(COMMITS_FILE).display()));
+    let tmp = dir.join(format!("{COMMITS_FILE}.tmp"));
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    std::io::Write::write_all(&mut f, &commits_bytes(commits)).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, dir.join(COMMITS_FILE)).map_err(io)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+    std::fs::OpenOptions::new().write(true).open(dir.join(COMMITS_FILE)).map_err(io)
+}
+
 impl Store {
-    /// Opens (or creates) `dir/phalanx.redb` and reads the journal back.
+    /// Opens (or creates) `dir/phalanx.redb` and reads the journal back. Call [`Store::recovered`]
+    /// once the replica rebuilt itself from the records, or [`Store::refused`] if it could not.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(err)?;
         let path = dir.join(DB_FILE);
@@ -92,33 +124,32 @@ impl Store {
         // first: a refused journal is kept exactly as it was found.
         let copy = dir.join(OPENING);
         let copied = path.exists() && std::fs::copy(&path, &copy).is_ok();
-        let keep = |e: StoreError| -> StoreError {
-            if !copied {
-                return e;
-            }
-            // The file is still as found: the copy says nothing more.
-            if std::fs::read(&path).ok() == std::fs::read(&copy).ok() {
-                let _ = std::fs::remove_file(&copy);
-                return e;
-            }
-            let ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or(0);
-            let kept = dir.join(format!("{AS_FOUND}-{ms}"));
-            match std::fs::rename(&copy, &kept) {
-                Ok(()) => StoreError::Kept(Box::new(e), kept),
-                Err(_) => e,
-            }
-        };
         match Self::open_checked(dir, &path, made) {
-            Ok(store) => {
-                if copied {
-                    let _ = std::fs::remove_file(&copy);
-                }
+            Ok(mut store) => {
+                store.found = copied.then_some(copy);
                 Ok(store)
             }
-            Err(e) => Err(keep(e)),
+            Err(e) => match copied.then(|| keep_as_found(dir, &path, &copy)).flatten() {
+                Some(kept) => Err(StoreError::Kept(Box::new(e), kept)),
+                None => Err(e),
+            },
+        }
+    }
+
+    /// The replica recovered from these records: the copy of the journal as found goes.
+    pub fn recovered(&mut self) {
+        if let Some(copy) = self.found.take() {
+            let _ = std::fs::remove_file(copy);
+        }
+    }
+
+    /// The replica could not recover from these records: the journal as found is kept if
+    /// opening changed it. Returns a sentence saying where.
+    pub fn refused(&mut self) -> String {
+        let Some(copy) = self.found.take() else { return String::new() };
+        match keep_as_found(&self.dir, &self.dir.join(DB_FILE), &copy) {
+            Some(kept) => format!("; the journal as found is kept at {}", kept.display()),
+            None => String::new(),
         }
     }
 
@@ -151,13 +182,16 @@ impl Store {
         }
         drop(table);
         drop(tx);
-        let commits_file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join(COMMITS_FILE))
-            .map_err(|e| err(format!("{COMMITS_FILE}: {e}")))?;
-        Ok(Store { db, journal: Journal::from_records(records), next_key, commits, commits_file })
+        let commits_file = establish_commits(dir, commits)?;
+        Ok(Store {
+            db,
+            journal: Journal::from_records(records),
+            next_key,
+            commits,
+            commits_file,
+            dir: dir.to_path_buf(),
+            found: None,
+        })
     }
 
     pub fn records(&self) -> &[Record] {
@@ -313,10 +347,12 @@ mod tests {
         std::fs::write(dir.join(COMMITS_FILE), &commits).unwrap();
         let mut store = Store::open(&dir).unwrap();
         assert_eq!(store.records(), records.as_slice());
+        store.recovered();
         store.append(vec![Record::View(99)]).unwrap();
         drop(store);
-        let store = Store::open(&dir).unwrap();
+        let mut store = Store::open(&dir).unwrap();
         assert_eq!(store.records().len(), records.len() + 1);
+        store.recovered();
         let names: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .flatten()

@@ -59,8 +59,9 @@ pub struct History {
     /// (node, executed seq, state digest at that seq) as polled during the run.
     pub observed: Vec<(String, u64, String)>,
     pub recoveries: Vec<Recovery>,
-    /// Journals that a refused start changed (it must leave a damaged file as it found it).
-    pub journals_touched: Vec<String>,
+    /// What went wrong with damaged journals: a start that refused one changed it and kept no
+    /// copy, or a copy of one opened with records lost.
+    pub journal_faults: Vec<String>,
     /// The bound on recovery after a heal: 2 × the view-change timeout.
     pub recovery_limit: Duration,
 }
@@ -86,9 +87,7 @@ pub fn check(h: &History) -> Vec<String> {
             None => v.push(format!("after {} healed the cluster did not commit again", r.after)),
         }
     }
-    for j in &h.journals_touched {
-        v.push(format!("{j}: a start that refused a damaged journal changed the file"));
-    }
+    v.extend(h.journal_faults.iter().cloned());
     v
 }
 
@@ -278,7 +277,7 @@ mod tests {
             members: vec!["n1".into(), "n2".into()],
             observed: vec![("n1".into(), 5, "d5".into()), ("n2".into(), 5, "d5".into())],
             recoveries: vec![Recovery { after: "kill".into(), took: Some(Duration::from_millis(900)) }],
-            journals_touched: vec![],
+            journal_faults: vec![],
             recovery_limit: Duration::from_secs(2),
         }
     }
@@ -378,7 +377,7 @@ mod tests {
         h.recoveries[0].took = None;
         fails_with(h, "did not commit again");
         let mut h = clean();
-        h.journals_touched.push("n1".into());
-        fails_with(h, "changed the file");
+        h.journal_faults.push("n1's damaged journal opens with 3 records".into());
+        fails_with(h, "n1's damaged journal");
     }
 }

@@ -66,7 +66,7 @@ struct Run {
     rng: ChaCha8Rng,
     counts: BTreeMap<&'static str, u64>,
     recoveries: Vec<Recovery>,
-    journals_touched: Vec<String>,
+    journal_faults: Vec<String>,
     journal_outcomes: BTreeMap<&'static str, u64>,
 }
 
@@ -102,22 +102,31 @@ impl Run {
             }
             Fault::CorruptJournal { member, damage } => {
                 let seed = self.rng.random();
-                let outcome = self.procs.restart_over_damage(*member, *damage, seed)?;
+                let cluster = self.cluster.clone();
+                let answers = || cluster.get(*member, "/v1/status").is_ok();
+                let outcome = self.procs.restart_over_damage(*member, *damage, seed, answers)?;
                 let name = self.procs.names[*member].clone();
                 let kind = match &outcome {
                     JournalOutcome::Refused { .. } => "refused",
                     JournalOutcome::RefusedButTouched { .. } => {
-                        self.journals_touched.push(name.clone());
+                        self.journal_faults.push(format!(
+                            "{name}: a start that refused a damaged journal changed it and kept no copy"
+                        ));
                         "refused-but-changed"
                     }
                     JournalOutcome::Started => "started",
+                    JournalOutcome::OpenedWithLoss(lost) => {
+                        self.journal_faults.push(lost.clone());
+                        "opened-with-loss"
+                    }
                 };
                 *self.journal_outcomes.entry(kind).or_default() += 1;
                 let said = match outcome {
                     JournalOutcome::Refused { message } | JournalOutcome::RefusedButTouched { message } => {
                         format!("; it refused: {message}; journal put back as the crash left it")
                     }
-                    JournalOutcome::Started => "; it started over it".into(),
+                    JournalOutcome::Started => "; it started over it, every record intact".into(),
+                    JournalOutcome::OpenedWithLoss(lost) => format!("; NOT started: {lost}"),
                 };
                 format!("kill -9 {name}, journal damaged ({damage:?}), restarted{said}")
             }
@@ -229,7 +238,7 @@ async fn wire_proxies(dir: &Path, cluster: &Cluster, net: &Network, seed: u64) -
 }
 
 /// Waits until every member answers with the same executed seq, or `within` passes.
-fn quiesce(cluster: &Cluster, within: Duration) {
+fn quiesce(cluster: &Cluster, within: Duration) -> bool {
     let until = Instant::now() + within;
     while Instant::now() < until {
         let seqs: Vec<Option<u64>> = cluster
@@ -238,10 +247,11 @@ fn quiesce(cluster: &Cluster, within: Duration) {
             .map(|r| r.ok().and_then(|s| s["last_executed"].as_u64()))
             .collect();
         if seqs.iter().all(Option::is_some) && seqs.windows(2).all(|w| w[0] == w[1]) {
-            return;
+            return true;
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+    false
 }
 
 /// A timeout suspicion: what an honest primary cut off by the network earns by design.
@@ -251,7 +261,21 @@ fn suspicion(e: &Value) -> bool {
         && matches!(e["fault_type"].as_str(), Some("censorship" | "silence"))
 }
 
+/// Member `i`'s final state, read when its executed seq did not move while it was read (the
+/// health, the balances and the log come from separate requests).
 fn final_state(cluster: &Cluster, i: usize) -> Option<Final> {
+    for _ in 0..20 {
+        let state = read_final(cluster, i)?;
+        let after = cluster.get(i, "/v1/status").ok()?["last_executed"].as_u64()?;
+        if after == state.last_executed {
+            return Some(state);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    None
+}
+
+fn read_final(cluster: &Cluster, i: usize) -> Option<Final> {
     let health = cluster.get(i, "/v1/health").ok()?;
     let accounts = cluster.get(i, "/v1/accounts").ok()?;
     let log = cluster.get(i, "/v1/detection-log").ok()?;
@@ -312,7 +336,7 @@ pub fn run(a: ChaosArgs) -> Result<ExitCode, String> {
         &clients,
     ])?;
     let cluster = Arc::new(Cluster::load(&a.dir)?);
-    let (n, f) = (cluster.n(), cluster.genesis.max_failures);
+    let n = cluster.n();
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -334,7 +358,7 @@ pub fn run(a: ChaosArgs) -> Result<ExitCode, String> {
         rng: ChaCha8Rng::seed_from_u64(a.seed ^ 0x5eed),
         counts: BTreeMap::new(),
         recoveries: Vec::new(),
-        journals_touched: Vec::new(),
+        journal_faults: Vec::new(),
         journal_outcomes: BTreeMap::new(),
     };
     let outcome = drive(&mut run);
@@ -355,7 +379,6 @@ pub fn run(a: ChaosArgs) -> Result<ExitCode, String> {
     } else if !violations.is_empty() {
         eprintln!("cluster folder kept for inspection: {} (chaos.log, data/*/node.log)", a.dir.display());
     }
-    let _ = f;
     Ok(if violations.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -404,7 +427,9 @@ fn drive(run: &mut Run) -> Result<(Value, Vec<String>), String> {
     run.say(&format!("faults over; {} transfers acknowledged; draining", load.acknowledged()));
     // Every member is up and every link healed: in-flight transfers get their answer.
     let ops = load.finish(Duration::from_secs(20));
-    quiesce(&run.cluster, Duration::from_secs(30));
+    if !quiesce(&run.cluster, Duration::from_secs(30)) {
+        run.say("the members did not all reach one executed seq within 30 s");
+    }
     watch.stop();
     let finals: Vec<Final> = (0..n).filter_map(|i| final_state(&run.cluster, i)).collect();
     let history = History {
@@ -414,7 +439,7 @@ fn drive(run: &mut Run) -> Result<(Value, Vec<String>), String> {
         members: run.procs.names.clone(),
         observed: std::mem::take(&mut *watch.observed.lock().unwrap_or_else(|p| p.into_inner())),
         recoveries: run.recoveries.clone(),
-        journals_touched: run.journals_touched.clone(),
+        journal_faults: run.journal_faults.clone(),
         recovery_limit: limit,
     };
     let violations = check::check(&history);

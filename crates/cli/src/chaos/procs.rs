@@ -25,8 +25,12 @@ pub enum JournalOutcome {
     Refused { message: String },
     /// It exited with an error, changed the damaged file and kept no copy of it.
     RefusedButTouched { message: String },
-    /// It runs: the damage was in space the journal does not use, or went unnoticed.
+    /// It runs, with every record the crash left (checked on a copy before it started): the
+    /// damage was in space the journal does not use.
     Started,
+    /// A copy of the damaged journal opens with records missing or changed: the member would
+    /// start without votes it signed. (It is not started over it.)
+    OpenedWithLoss(String),
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -99,19 +103,29 @@ impl Procs {
     }
 
     /// Kills member `i`, damages its journal, starts it and watches what it does; if it
-    /// refuses, puts back the journal as the crash left it and starts it again.
-    pub fn restart_over_damage(&self, i: usize, damage: Damage, seed: u64) -> Result<JournalOutcome, String> {
+    /// refuses, puts back the journal as the crash left it and starts it again. `answers`
+    /// tells whether the member serves its API.
+    pub fn restart_over_damage(
+        &self,
+        i: usize,
+        damage: Damage,
+        seed: u64,
+        answers: impl Fn() -> bool,
+    ) -> Result<JournalOutcome, String> {
         self.kill(i);
         let path = self.journal(i);
         let intact = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let damaged = damage_bytes(&intact, damage, seed);
+        if let Some(lost) = self.opens_with_records_lost(i, &intact, &damaged)? {
+            return Ok(JournalOutcome::OpenedWithLoss(lost));
+        }
         std::fs::write(&path, &damaged).map_err(|e| format!("{}: {e}", path.display()))?;
         let log = self.dir.join("data").join(&self.names[i]).join("node.log");
         let log_before = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
         self.start(i)?;
-        // A node that opens its journal does so before it listens: seconds are plenty.
-        let until = Instant::now() + Duration::from_secs(3);
-        while self.is_up(i) && Instant::now() < until {
+        // Up and serving, or gone: however long opening takes on a loaded machine.
+        let until = Instant::now() + Duration::from_secs(30);
+        while self.is_up(i) && !answers() && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(50));
         }
         if self.is_up(i) {
@@ -133,6 +147,46 @@ impl Procs {
             JournalOutcome::Refused { message }
         } else {
             JournalOutcome::RefusedButTouched { message }
+        })
+    }
+}
+
+impl Procs {
+    /// Opens copies of the journal as the crash left it and as damaged, with the node's own
+    /// storage code, beside the commit count: a damaged copy that opens must hold the same
+    /// records. Returns what differs if not (a member would start without votes it signed).
+    fn opens_with_records_lost(
+        &self,
+        i: usize,
+        intact: &[u8],
+        damaged: &[u8],
+    ) -> Result<Option<String>, String> {
+        let data = self.dir.join("data").join(&self.names[i]);
+        let commits = std::fs::read(data.join("phalanx.commits")).ok();
+        let open =
+            |name: &str, bytes: &[u8]| -> Result<Option<Vec<phalanx_core::consensus::Record>>, String> {
+                let dir = self.dir.join("scratch").join(name);
+                let _ = std::fs::remove_dir_all(&dir);
+                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                std::fs::write(dir.join("phalanx.redb"), bytes).map_err(|e| e.to_string())?;
+                if let Some(c) = &commits {
+                    std::fs::write(dir.join("phalanx.commits"), c).map_err(|e| e.to_string())?;
+                }
+                let records = phalanx_node::storage::Store::open(&dir).ok().map(|s| s.records().to_vec());
+                let _ = std::fs::remove_dir_all(&dir);
+                Ok(records)
+            };
+        let Some(whole) = open("intact", intact)? else {
+            return Err(format!("{}'s journal as the crash left it does not open", self.names[i]));
+        };
+        Ok(match open("damaged", damaged)? {
+            Some(records) if records != whole => Some(format!(
+                "{}'s damaged journal opens with {} records where the crash left {}, or with different ones",
+                self.names[i],
+                records.len(),
+                whole.len()
+            )),
+            _ => None,
         })
     }
 }

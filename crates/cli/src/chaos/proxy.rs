@@ -12,10 +12,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-/// What the network does to one direction of one pair.
+/// What the network does to the connections one member opens to another. A link is named by
+/// the member that dials (`from`) and the one it dials (`to`); the fault applies to the bytes
+/// flowing both ways on those connections (handshake answers included). Member to member
+/// traffic uses the connection the sender opened, so (from, to) carries from's messages to to.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LinkFault {
-    /// Connections are reset and new ones refused (a partition that the kernel reports).
+    /// Connections are reset and new ones refused (a host that is down).
     pub cut: bool,
     /// Nothing is read or forwarded, connections stay open (a partition that drops packets
     /// silently); what was sent arrives, late, when the stall ends.
@@ -88,23 +91,39 @@ impl Network {
         tokio::spawn(async move {
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             loop {
-                let Ok((inbound, _)) = listener.accept().await else { continue };
+                let Ok((inbound, _)) = listener.accept().await else {
+                    // Out of descriptors, say: wait rather than spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                reset_on_close(&inbound);
                 if net.fault(from, to).cut {
-                    drop(inbound);
                     continue;
                 }
-                let Ok(outbound) = TcpStream::connect(target).await else { continue };
-                let _ = (inbound.set_nodelay(true), outbound.set_nodelay(true));
-                let (ri, wi) = inbound.into_split();
-                let (ro, wo) = outbound.into_split();
-                // Data flows both ways on a link (the handshake answers), and the fault of the
-                // link applies to both: a cut pair is cut in both directions of its connections.
-                tokio::spawn(pump(net.clone(), from, to, ri, wo, rng.random()));
-                tokio::spawn(pump(net.clone(), from, to, ro, wi, rng.random()));
+                let (net, seeds) = (net.clone(), (rng.random(), rng.random()));
+                tokio::spawn(async move {
+                    let connect = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(target));
+                    let Ok(Ok(outbound)) = connect.await else { return };
+                    let _ = (inbound.set_nodelay(true), outbound.set_nodelay(true));
+                    reset_on_close(&outbound);
+                    let (ri, wi) = inbound.into_split();
+                    let (ro, wo) = outbound.into_split();
+                    // Data flows both ways on a link (the handshake answers), and the fault of
+                    // the link applies to both: a cut pair is cut in both directions.
+                    tokio::spawn(pump(net.clone(), from, to, ri, wo, seeds.0));
+                    tokio::spawn(pump(net, from, to, ro, wi, seeds.1));
+                });
             }
         });
         Ok(addr)
     }
+}
+
+/// Closing sends a reset, as a host that is down does. (Deprecated in tokio because a nonzero
+/// linger blocks the thread on drop; a zero linger never waits.)
+#[allow(deprecated)]
+fn reset_on_close(s: &TcpStream) {
+    let _ = s.set_linger(Some(Duration::ZERO));
 }
 
 /// Copies one direction of a connection under the link's current fault, until either side
@@ -156,9 +175,19 @@ async fn pump(
                 }
                 *net.bytes.lock().unwrap_or_else(|p| p.into_inner()) += len as u64;
                 let due = tokio::time::Instant::now() + Duration::from_millis(fault.delay_ms);
-                if tx.send((due, chunk)).await.is_err() {
-                    break;
-                }
+                // The writer may be stuck on a peer that does not read: a cut must still close.
+                let permit = loop {
+                    tokio::select! {
+                        permit = tx.reserve() => break permit.ok(),
+                        changed = faults.changed() => {
+                            if changed.is_err() || net.fault(from, to).cut {
+                                break None;
+                            }
+                        }
+                    }
+                };
+                let Some(permit) = permit else { break };
+                permit.send((due, chunk));
             }
             changed = faults.changed() => if changed.is_err() { break },
         }
