@@ -182,8 +182,9 @@ fn print_limit(c: &limit::Costs, a: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs `phalanx ARGS` (this binary) and fails with its output if it fails.
-fn phalanx(args: &[&str]) -> Result<(), String> {
+/// Runs `phalanx ARGS` (this binary) and returns what it printed; fails with its output if it
+/// fails.
+pub(crate) fn phalanx(args: &[&str]) -> Result<String, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
     let out = Command::new(exe)
         .args(args)
@@ -198,7 +199,7 @@ fn phalanx(args: &[&str]) -> Result<(), String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Creates, starts, measures and stops an n-agent cluster in `dir`.

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -204,19 +204,6 @@ impl Run {
     }
 }
 
-fn run_phalanx(args: &[&str]) -> Result<String, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
-    let out = Command::new(exe)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run phalanx {}: {e}", args.join(" ")))?;
-    if !out.status.success() {
-        return Err(format!("phalanx {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// Points every member's link to every other member through its own proxy.
 async fn wire_proxies(dir: &Path, cluster: &Cluster, net: &Network, seed: u64) -> Result<(), String> {
     let names: Vec<String> = cluster.agents.iter().map(|a| a.name.clone()).collect();
@@ -323,7 +310,7 @@ pub fn run(a: ChaosArgs) -> Result<ExitCode, String> {
     }
     let dir = a.dir.to_str().ok_or("--dir must be valid UTF-8")?.to_string();
     let (n, port, clients) = (a.agents.to_string(), a.base_port.to_string(), a.clients.to_string());
-    run_phalanx(&[
+    crate::bench::phalanx(&[
         "init",
         "--testing",
         "--agents",
