@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use phalanx_core::wire::Report;
+use phalanx_core::evidence::Report;
 use phalanx_crypto::{Keypair, digest};
 
 fuzz_target!(|data: &[u8]| {

@@ -8,7 +8,7 @@ pub mod membership;
 
 pub use membership::Membership;
 
-use phalanx_core::consensus::Config;
+use phalanx_app::Config;
 use phalanx_core::wire::{self, ClientRequest, EpochProof, Operation, Reply, RequestBody, Signed};
 use phalanx_crypto::Keypair;
 use phalanx_node::api::{RequestJson, outcome_str, unhex};

@@ -6,8 +6,9 @@
 //! a voter of the epoch it names, toward that epoch's f+1: a member removed by a
 //! reconfiguration no longer speaks for the cluster.
 
+use phalanx_app::Config;
+use phalanx_core::consensus::Epoch;
 use phalanx_core::consensus::certs::commits_certify;
-use phalanx_core::consensus::{Config, Epoch};
 use phalanx_core::wire::{EpochProof, Operation, OperatorAction, Outcome, ReplicaId, Reply, Signed};
 use phalanx_crypto::{Digest, PublicKey, verify_one};
 use std::collections::BTreeSet;

@@ -3,9 +3,10 @@
 //! genesis, with genesis f, accepted a forged result signed by the two removed agents and one
 //! faulty voter (f+1 = 3 at n = 7).
 
+use phalanx_app::Config;
 use phalanx_client::Membership;
 use phalanx_client::membership::HANDOVER_MS;
-use phalanx_core::consensus::{Config, Epoch, Member, Params};
+use phalanx_core::consensus::{Epoch, Member, Params};
 use phalanx_core::state::Genesis;
 use phalanx_core::wire::{
     Batch, ClientRequest, CommitCert, EpochProof, Joiner, Operation, OperatorAction, Outcome, Phase, Reply,
@@ -33,6 +34,7 @@ fn world() -> World {
         epoch: Epoch::genesis(members, 2),
         params: Params::default(),
         genesis,
+        app: Default::default(),
     };
     World { keys, operator, config }
 }

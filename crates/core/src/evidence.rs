@@ -1,9 +1,9 @@
 //! Provable misbehaviour: self-contained objects anyone holding the epoch's keys can verify.
 
-use crate::consensus::plan_new_view;
+use crate::new_view::plan_new_view;
 use crate::wire::{
-    Batch, Checkpoint, ClientRequest, EpochNo, Message, NewView, PrePrepare, ReplicaId, Signed, Vote,
-    WireError, check_batch, to_bytes,
+    Batch, Checkpoint, ClientRequest, EpochNo, Message, NewView, Operation, PrePrepare, ReplicaId, Signed,
+    Vote, WireError, check_batch, decode_value, to_bytes,
 };
 use phalanx_crypto::{Digest, PublicKey, digest, verify_one};
 use serde::{Deserialize, Serialize};
@@ -260,4 +260,58 @@ fn new_view_follows(nv: &Signed<NewView>, cluster: &Digest, members: &[PublicKey
                 && (b.epoch, b.view, b.seq, b.digest) == (body.epoch, body.view, p.seq, p.digest)
                 && valid(members.get(pp.from as usize), &|k| pp.verify_item(k, cluster))
         })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reports: how a member hands evidence, or an accusation nobody else can check, to the state.
+
+impl Report {
+    /// The operation that carries this report to the replicated state (kept encoded: see
+    /// [`Operation::Report`]).
+    pub fn operation(&self) -> Operation {
+        Operation::Report(to_bytes(self))
+    }
+
+    /// Decodes a report carried by an operation; nested reports inside stay encoded.
+    pub fn decode(bytes: &[u8]) -> Result<Report, WireError> {
+        let r: Report = decode_value(bytes)?;
+        if let Report::Evidence(ev) = &r {
+            ev.check_limits()?;
+        }
+        Ok(r)
+    }
+}
+
+/// What a member can report about another.
+#[allow(clippy::large_enum_variant)] // short-lived: decoded once when the report executes
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Report {
+    /// Provable misbehaviour: once committed and verified, the culprit is quarantined.
+    Evidence(Evidence),
+    /// An observation nobody else can check. It lowers the accused's reputation; only
+    /// `BadSignature` accusations from f+1 distinct members quarantine.
+    Accusation { epoch: EpochNo, accused: ReplicaId, fault: Accusation },
+}
+
+/// Unprovable faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Accusation {
+    /// A message on the accused's own authenticated link failed signature verification. Honest
+    /// members never sign badly, so f+1 distinct accusers (one of them honest) quarantine.
+    BadSignature,
+    /// As primary, the accused did not order waiting requests within the view-change timeout.
+    /// Slow or partitioned honest primaries look the same: reputation only, never quarantine.
+    Censorship,
+    /// As the new primary, the accused did not complete a view change in time. Reputation only.
+    Silence,
+}
+
+impl Accusation {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Accusation::BadSignature => "signature-corruption",
+            Accusation::Censorship => "censorship",
+            Accusation::Silence => "silence",
+        }
+    }
 }

@@ -78,11 +78,19 @@ pub trait Body: Serialize {
 
 /// Canonical bytes of any wire value.
 /// The length of `value`'s canonical encoding, computed without encoding it.
+#[allow(
+    clippy::expect_used,
+    reason = "postcard only fails for sequences of unknown length, which no wire type has"
+)]
 pub fn encoded_len<T: Serialize>(value: &T) -> usize {
     postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
         .expect("postcard serialization of in-memory values cannot fail")
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "postcard only fails for sequences of unknown length, which no wire type has"
+)]
 pub fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
     // Most messages fit: fewer reallocations while encoding.
     postcard::to_extend(value, Vec::with_capacity(256))
@@ -91,6 +99,10 @@ pub fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
 
 /// The digest of a value's canonical encoding (`digest(&to_bytes(value))`), streamed into the
 /// hasher instead of built first.
+#[allow(
+    clippy::expect_used,
+    reason = "postcard only fails for sequences of unknown length, which no wire type has"
+)]
 pub fn digest_of<T: Serialize>(value: &T) -> Digest {
     let mut w = phalanx_crypto::DigestWriter::default();
     postcard::to_io(value, &mut w).expect("postcard serialization of in-memory values cannot fail");
@@ -141,7 +153,7 @@ pub enum Operation {
         value: String,
         ttl_ms: Option<u64>,
     },
-    /// A member reports misbehaviour (signed with its own member key). The [`Report`] is kept
+    /// A member reports misbehaviour (signed with its own member key). The [`crate::evidence::Report`] is kept
     /// encoded: evidence holds batches of requests, and decoding a report only when it is
     /// executed keeps the nesting depth of any decoded message bounded (no recursion bombs).
     Report(#[serde(with = "serde_bytes")] Vec<u8>),
@@ -156,58 +168,9 @@ pub enum Operation {
 }
 
 impl Operation {
-    pub fn report(r: &Report) -> Self {
-        Operation::Report(to_bytes(r))
-    }
-
     /// Operations of the accountability layer rather than of the application.
     pub fn is_system(&self) -> bool {
         matches!(self, Operation::Report(_) | Operation::Operator(_))
-    }
-}
-
-impl Report {
-    /// Decodes a report carried by an operation; nested reports inside stay encoded.
-    pub fn decode(bytes: &[u8]) -> Result<Report, WireError> {
-        let r: Report = decode_value(bytes)?;
-        if let Report::Evidence(ev) = &r {
-            ev.check_limits()?;
-        }
-        Ok(r)
-    }
-}
-
-/// What a member can report about another.
-#[allow(clippy::large_enum_variant)] // short-lived: decoded once when the report executes
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Report {
-    /// Provable misbehaviour: once committed and verified, the culprit is quarantined.
-    Evidence(crate::evidence::Evidence),
-    /// An observation nobody else can check. It lowers the accused's reputation; only
-    /// `BadSignature` accusations from f+1 distinct members quarantine.
-    Accusation { epoch: EpochNo, accused: ReplicaId, fault: Accusation },
-}
-
-/// Unprovable faults.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Accusation {
-    /// A message on the accused's own authenticated link failed signature verification. Honest
-    /// members never sign badly, so f+1 distinct accusers (one of them honest) quarantine.
-    BadSignature,
-    /// As primary, the accused did not order waiting requests within the view-change timeout.
-    /// Slow or partitioned honest primaries look the same: reputation only, never quarantine.
-    Censorship,
-    /// As the new primary, the accused did not complete a view change in time. Reputation only.
-    Silence,
-}
-
-impl Accusation {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Accusation::BadSignature => "signature-corruption",
-            Accusation::Censorship => "censorship",
-            Accusation::Silence => "silence",
-        }
     }
 }
 
@@ -231,6 +194,14 @@ pub enum OperatorAction {
     /// Declares a shared-memory namespace shared: any client may write any of its keys (in
     /// other namespaces a key belongs to the client that wrote it).
     ShareNamespace { namespace: String },
+}
+
+impl OperatorAction {
+    /// Actions on the application's state (the shared memory's namespaces) rather than on
+    /// membership, quarantine or faults.
+    pub fn for_application(&self) -> bool {
+        matches!(self, OperatorAction::ShareNamespace { .. })
+    }
 }
 
 /// An agent admitted by a reconfiguration, with the addresses other agents reach it at

@@ -5,10 +5,11 @@
 mod common;
 
 use common::Fixture;
-use phalanx_core::evidence::Evidence;
-use phalanx_core::state::{AppState, Execution};
+use phalanx_app::State as AppState;
+use phalanx_core::evidence::{Accusation, Evidence, Report};
+use phalanx_core::state::Execution;
 use phalanx_core::wire::{
-    Accusation, ClientRequest, Operation, OperatorAction, Outcome, Phase, RejectReason, Report, RequestBody,
+    ClientRequest, Operation, OperatorAction, Outcome, Phase, RejectReason, RequestBody,
 };
 use phalanx_crypto::{Keypair, digest};
 
@@ -17,7 +18,7 @@ fn request(key: &Keypair, nonce: u64, op: Operation, fx: &Fixture) -> ClientRequ
 }
 
 fn report(fx: &Fixture, reporter: usize, nonce: u64, r: &Report) -> ClientRequest {
-    request(&fx.keys[reporter], nonce, Operation::report(r), fx)
+    request(&fx.keys[reporter], nonce, r.operation(), fx)
 }
 
 fn outcome(e: Execution) -> Outcome {
@@ -121,7 +122,7 @@ fn only_members_report_and_bad_signature_accusations_need_f_plus_1() {
     let mut s = fx.config.genesis_state();
     let acc = |accused| Report::Accusation { epoch: 0, accused, fault: Accusation::BadSignature };
     // A client that is not a member may not report.
-    let r = request(&fx.client, 1, Operation::report(&Report::Evidence(equivocation(&fx, 2, 0))), &fx);
+    let r = request(&fx.client, 1, Report::Evidence(equivocation(&fx, 2, 0)).operation(), &fx);
     assert_eq!(outcome(s.execute(1, &r)), Outcome::Rejected(RejectReason::Unauthorized));
     assert_eq!(outcome(s.execute(1, &report(&fx, 0, 1, &acc(3)))), Outcome::Applied);
     assert!(!s.accountability.is_quarantined(&fx.keys[3].public()));
@@ -317,7 +318,7 @@ fn execution_is_total_for_hostile_operations_of_every_kind() {
             let e = s.execute(seq, &request(signer, nonce, op.clone(), &fx));
             assert!(matches!(e, Execution::Executed(_)), "{op:?}: {e:?}");
         }
-        s.begin_batch(2 + i as u64, u64::MAX - 4 + i as u64);
+        s.begin_batch(2 + i as u64, (u64::MAX - 4).saturating_add(i as u64));
     }
     // And the state still encodes, restores and digests.
     let restored = AppState::restore(&s.snapshot()).unwrap();

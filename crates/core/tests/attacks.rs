@@ -4,7 +4,8 @@
 mod common;
 
 use common::*;
-use phalanx_core::consensus::{DirectVerifier, Effect, Input, Record, Replica, Timer, plan_new_view};
+use phalanx_app::Replica;
+use phalanx_core::consensus::{DirectVerifier, Effect, Input, Record, Timer, plan_new_view};
 use phalanx_core::evidence::Evidence;
 use phalanx_core::wire::{
     self, Batch, BatchRequest, CheckpointCert, ClientRequest, Message, NewView, Operation, Phase, PrePrepare,

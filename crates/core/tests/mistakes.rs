@@ -69,7 +69,7 @@ fn execution_is_strictly_in_sequence_order() {
     assert!(executed(&out).is_empty(), "seq 2 executed before seq 1");
     let out = commit_slot(&fx, &mut backup, 1, &b1);
     assert_eq!(executed(&out), vec![1, 2]);
-    assert_eq!(backup.state().accounts["bob"].balance, 12);
+    assert_eq!(backup.state().app.accounts["bob"].balance, 12);
 }
 
 #[test]
@@ -210,7 +210,7 @@ fn nothing_is_executed_twice_across_a_view_change() {
     }
     assert!(executed(&out).is_empty(), "seq 1 executed again after the view change");
     assert_eq!(backup.state().counters.applied, 1);
-    assert_eq!(backup.state().accounts["bob"].balance, 5);
+    assert_eq!(backup.state().app.accounts["bob"].balance, 5);
 }
 
 #[test]

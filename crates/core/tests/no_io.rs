@@ -1,16 +1,38 @@
-//! The core is sans-IO (docs/architecture.md, "The layers"). This test fails if an async runtime, sockets, clocks,
-//! threads or unseeded randomness enter the crate.
+//! The core and the application it replicates are sans-IO (docs/architecture.md, "The
+//! layers"). This test fails if an async runtime, sockets, clocks, threads or unseeded
+//! randomness enter either crate.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// phalanx-core, and phalanx-app beside it: every replica executes both.
+fn deterministic_crates() -> [PathBuf; 2] {
+    let core = Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf();
+    let app = core.parent().unwrap().join("app");
+    [core, app]
+}
 
 #[test]
 fn core_has_no_io_dependencies() {
+    for dir in deterministic_crates() {
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        let deps = manifest.split("[dependencies]").nth(1).unwrap().split("\n[").next().unwrap();
+        for banned in
+            ["tokio", "async-std", "smol", "mio", "futures", "getrandom", "rand =", "redb", "axum", "hyper"]
+        {
+            assert!(!deps.contains(banned), "{} must not depend on {banned}", dir.display());
+        }
+    }
+}
+
+#[test]
+fn core_does_not_depend_on_an_application() {
     let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
     let deps = manifest.split("[dependencies]").nth(1).unwrap().split("\n[").next().unwrap();
-    for banned in
-        ["tokio", "async-std", "smol", "mio", "futures", "getrandom", "rand =", "redb", "axum", "hyper"]
-    {
-        assert!(!deps.contains(banned), "phalanx-core must not depend on {banned}");
+    for app in ["phalanx-app", "phalanx-aggregate"] {
+        assert!(
+            !deps.contains(app),
+            "consensus must stay generic over the application, yet depends on {app}"
+        );
     }
 }
 
@@ -31,7 +53,7 @@ fn core_sources_use_no_io() {
         "RandomState",
         "HashMap::new",
     ];
-    let mut stack = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    let mut stack: Vec<PathBuf> = deterministic_crates().iter().map(|d| d.join("src")).collect();
     let mut checked = 0;
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {

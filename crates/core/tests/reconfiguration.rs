@@ -6,7 +6,8 @@
 mod common;
 
 use common::Fixture;
-use phalanx_core::consensus::{DirectVerifier, Effect, Input, Replica, Timer};
+use phalanx_app::Replica;
+use phalanx_core::consensus::{DirectVerifier, Effect, Input, Timer};
 use phalanx_core::wire::{
     ClientRequest, Joiner, Message, Operation, OperatorAction, Outcome, RejectReason, ReplicaId, RequestBody,
 };
@@ -179,7 +180,7 @@ fn a_member_is_replaced_at_the_next_checkpoint_boundary() {
         assert_eq!(net.replicas[&id].state().digest(), reference, "replica {id} state");
     }
     // Every transfer was applied exactly once, across the switch.
-    assert_eq!(net.replicas[&4].state().accounts["bob"].balance, 40);
+    assert_eq!(net.replicas[&4].state().app.accounts["bob"].balance, 40);
     // The removed member stopped at the boundary and no longer votes.
     let removed = &net.replicas[&3];
     assert!(!removed.is_voter());

@@ -7,7 +7,8 @@
 mod common;
 
 use common::*;
-use phalanx_core::consensus::{Effect, Input, Replica, Timer};
+use phalanx_app::Replica;
+use phalanx_core::consensus::{Effect, Input, Timer};
 use phalanx_core::wire::{Batch, ClientRequest, Message, Operation, Phase, RequestBody};
 
 /// Far from the clock's zero, so no wait is cut short by it.

@@ -100,7 +100,7 @@ fn a_re_proposed_batch_never_received_is_fetched_before_commit() {
         out.extend(feed(&mut lacking, fx.vote(i, Phase::Commit, 1, 1, d)));
     }
     assert_eq!(executed(&out), vec![1]);
-    assert_eq!(lacking.state().accounts["bob"].balance, 5);
+    assert_eq!(lacking.state().app.accounts["bob"].balance, 5);
     // Nothing is missing any more: the resend timer asks for nothing.
     let tick = lacking
         .handle(10_000, phalanx_core::consensus::Input::Timeout(phalanx_core::consensus::Timer::Resend));

@@ -8,14 +8,11 @@
 //! Nothing here knows what an attack should look like: the invariants judge what the mutations
 //! break.
 
-use crate::strategy::Blackboard;
+use crate::board::Blackboard;
 use phalanx_core::wire::{Batch, ClientRequest, Message, Phase, PreparedCert, ReplicaId, Signed};
 use phalanx_crypto::{Digest, Keypair, digest};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
-
-/// Messages the colluders remember between them, at most.
-pub const SHARED_MEMORY: usize = 512;
 
 /// Who signs the mutations: the chaos member itself.
 pub struct Signer<'a> {

@@ -2,10 +2,12 @@
 //! node of a testing cluster after `phalanx inject-fault`. A faulty agent runs an honest replica;
 //! its [`Strategy`] rewrites what that replica sends and adds actions of its own.
 
+mod board;
 mod chaos;
 mod strategy;
 
-pub use strategy::{Blackboard, Outgoing, Strategy};
+pub use board::Blackboard;
+pub use strategy::{Outgoing, Strategy};
 
 use serde::Serialize;
 use std::fmt;

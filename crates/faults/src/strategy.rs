@@ -3,6 +3,7 @@
 //! can collude, as real attackers would.
 
 use crate::Behaviour;
+use crate::board::Blackboard;
 use phalanx_core::wire::{
     Batch, CheckpointCert, ClientRequest, Fetch, Message, NewView, Operation, Phase, PrePrepare,
     PreparedCert, ReplicaId, RequestBody, Signed, ViewChange, Vote,
@@ -10,32 +11,7 @@ use phalanx_core::wire::{
 use phalanx_crypto::{Digest, Keypair, digest};
 use rand::RngExt;
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
-/// What colluding faulty agents know: for each (view, seq) the two digests their primary
-/// proposed to the two halves of the honest agents, who they are, and which proposals of theirs
-/// they withhold.
-#[derive(Default)]
-pub struct Blackboard {
-    pub split: BTreeMap<(u64, u64), (Digest, Digest)>,
-    /// The faulty agents (they see each other's messages and coordinate).
-    pub colluders: BTreeSet<ReplicaId>,
-    /// (view, seq) of proposals a colluding primary showed too few honest backups to prepare.
-    pub withheld: BTreeSet<(u64, u64)>,
-    /// The latest messages any colluder received or sent (for `chaos`, which replays and mutates
-    /// them).
-    pub seen: VecDeque<Message>,
-}
-
-impl Blackboard {
-    /// Remembers a message a colluder saw, forgetting the oldest beyond the shared memory.
-    pub fn share(&mut self, m: &Message) {
-        if self.seen.len() >= crate::chaos::SHARED_MEMORY {
-            self.seen.pop_front();
-        }
-        self.seen.push_back(m.clone());
-    }
-}
+use std::collections::{BTreeSet, VecDeque};
 
 /// A message leaving a faulty agent for one recipient, with extra delay.
 pub struct Outgoing {

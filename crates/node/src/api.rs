@@ -156,7 +156,7 @@ impl OpJson {
             Operation::MemoryStore { namespace, key, value, ttl_ms } => {
                 OpJson::MemoryStore { namespace, key, value, ttl_ms }
             }
-            Operation::Report(bytes) => OpJson::Report { encoded: hex(&bytes) },
+            Operation::Report(bytes) => OpJson::Report { encoded: hex::encode(&bytes) },
             Operation::Operator(OperatorAction::ForceViewChange { view }) => OpJson::ForceViewChange { view },
             Operation::Operator(OperatorAction::LiftQuarantine { member }) => {
                 OpJson::LiftQuarantine { member }
@@ -180,7 +180,7 @@ impl OpJson {
                     .collect(),
                 f,
             },
-            Operation::Opaque(payload) => OpJson::Opaque { payload: hex(&payload) },
+            Operation::Opaque(payload) => OpJson::Opaque { payload: hex::encode(&payload) },
             Operation::Federated(FederatedOp::Open(s)) => OpJson::FederatedOpen {
                 model: s.model,
                 round: s.round,
@@ -195,7 +195,7 @@ impl OpJson {
                 seed: s.seed,
             },
             Operation::Federated(FederatedOp::Submit { model, round, offset, values }) => {
-                OpJson::FederatedSubmit { model, round, offset, values: hex(&values) }
+                OpJson::FederatedSubmit { model, round, offset, values: hex::encode(&values) }
             }
             Operation::Federated(FederatedOp::Close { model, round }) => {
                 OpJson::FederatedClose { model, round }
@@ -299,7 +299,7 @@ impl RequestJson {
             client: r.body.client.to_hex(),
             nonce: r.body.nonce,
             op: OpJson::from_op(&r.body.op),
-            signature: hex(&r.sig.to_bytes()),
+            signature: hex::encode(&r.sig.to_bytes()),
         }
     }
 
@@ -314,15 +314,9 @@ impl RequestJson {
     }
 }
 
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
+/// Hex text to bytes: `None` for odd lengths and anything but hex digits.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) || !s.is_ascii() {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok()).collect()
+    hex::decode(s).ok()
 }
 
 pub fn outcome_str(o: &Outcome) -> String {
@@ -359,7 +353,7 @@ fn reply_json(id: u32, client: &PublicKey, nonce: u64, reply: &SharedReply) -> V
         "seq": reply.body.seq,
         "view": reply.body.view,
         "outcome": entry.map(|e| outcome_str(&e.outcome)),
-        "signed_reply": hex(&wire::to_bytes(reply.as_ref())),
+        "signed_reply": hex::encode(&wire::to_bytes(reply.as_ref())),
     })
 }
 
@@ -480,7 +474,7 @@ async fn transaction(State(s): State<ApiState>, Path((client, nonce)): Path<(Str
             let mut v = reply_json(s.id(), &client, nonce, &reply);
             // Proof independent of this node: 2f+1 signed COMMITs for the batch holding the request.
             v["commit_certificate"] =
-                cert.map(|c| Value::String(hex(&wire::to_bytes(&c)))).unwrap_or(Value::Null);
+                cert.map(|c| Value::String(hex::encode(&wire::to_bytes(&c)))).unwrap_or(Value::Null);
             axum::Json(v).into_response()
         }
         Ok(None) => {
@@ -492,7 +486,7 @@ async fn transaction(State(s): State<ApiState>, Path((client, nonce)): Path<(Str
 
 impl ApiState {
     fn id(&self) -> u32 {
-        self.directory.read().map(|d| d.id).unwrap_or(phalanx_core::consensus::Replica::STANDBY)
+        self.directory.read().map(|d| d.id).unwrap_or(phalanx_app::Replica::STANDBY)
     }
 
     fn directory(&self) -> crate::directory::Directory {
@@ -748,10 +742,10 @@ async fn view_changes(State(s): State<ApiState>) -> Response {
 /// clients check it themselves.
 async fn epoch_proof(State(s): State<ApiState>, Path(n): Path<u64>) -> Response {
     match ask(&s, |tx| Query::EpochProof(n, tx)).await {
-        Ok(Some(proof)) => {
-            axum::Json(json!({ "replica": s.id(), "epoch": n, "proof": hex(&wire::to_bytes(&proof)) }))
-                .into_response()
-        }
+        Ok(Some(proof)) => axum::Json(
+            json!({ "replica": s.id(), "epoch": n, "proof": hex::encode(&wire::to_bytes(&proof)) }),
+        )
+        .into_response(),
         Ok(None) => {
             error(StatusCode::NOT_FOUND, format!("this agent executed no reconfiguration creating epoch {n}"))
         }

@@ -2,9 +2,11 @@
 //! `node.toml` per agent. Everything read here is untrusted input: errors name the file and
 //! the field that is wrong.
 
-use phalanx_core::consensus::{Config, Epoch, Member, Params};
+use phalanx_app::GenesisAccount;
+use phalanx_app::{Config, Replica};
+use phalanx_core::consensus::{Epoch, Member, Params};
 use phalanx_core::quorum::Quorum;
-use phalanx_core::state::{Genesis, GenesisAccount};
+use phalanx_core::state::Genesis;
 use phalanx_crypto::{Digest, Keypair, PublicKey};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -76,7 +78,7 @@ pub struct NodeFile {
 }
 
 fn default_quarantine_ms() -> u64 {
-    phalanx_core::state::accountability::DEFAULT_QUARANTINE_MS
+    phalanx_core::accountability::DEFAULT_QUARANTINE_MS
 }
 
 fn read(path: &Path) -> Result<String, ConfigError> {
@@ -147,11 +149,11 @@ impl GenesisFile {
             epoch: Epoch::genesis(members, self.max_failures),
             params: self.params.clone(),
             genesis: Genesis {
-                accounts,
                 operator: Some(PublicKey(hex32(path, "operator_key", &self.operator_key)?)),
                 quarantine_ms: self.quarantine_ms,
                 testing: self.testing,
             },
+            app: phalanx_app::Genesis { accounts },
         };
         config.validate().map_err(|e| invalid(path, e))?;
         Ok(config)
@@ -199,7 +201,7 @@ impl NodeSetup {
             }
             // A joiner: it waits as a standby until a committed reconfiguration admits its key.
             None => match (node.replica_addr, node.http_addr) {
-                (Some(r), Some(h)) => (phalanx_core::consensus::Replica::STANDBY, r, h),
+                (Some(r), Some(h)) => (Replica::STANDBY, r, h),
                 _ => {
                     return Err(invalid(
                         node_toml,

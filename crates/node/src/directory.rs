@@ -4,7 +4,8 @@
 //! peers against it) and the HTTP API.
 
 use crate::config::GenesisFile;
-use phalanx_core::consensus::{Epoch, Replica};
+use phalanx_app::Replica;
+use phalanx_core::consensus::Epoch;
 use phalanx_core::wire::ReplicaId;
 use phalanx_crypto::PublicKey;
 use std::collections::BTreeMap;

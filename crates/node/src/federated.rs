@@ -3,8 +3,8 @@
 //! ([`snapshot`]: no open round's uploads, at most one aggregate); the JSON is built on the API's
 //! side ([`render`]), so a client polling the API cannot stall consensus with serialisation.
 
-use phalanx_core::state::AppState;
-use phalanx_core::state::federated::{Latest, Model, RoundOutcome, RoundResult, Standing};
+use phalanx_app::State as AppState;
+use phalanx_app::federated::{Latest, Model, RoundOutcome, RoundResult, Standing};
 use phalanx_core::wire::RoundSpec;
 use phalanx_crypto::PublicKey;
 use serde_json::{Value, json};
@@ -78,7 +78,7 @@ fn copy_model(name: &str, m: &Model, all_results: bool) -> ModelCopy {
 
 /// Copies what `view` needs (`None`: no such model, or no aggregate yet).
 pub fn snapshot(st: &AppState, last_executed: u64, view: &View) -> Option<Snapshot> {
-    let fed = &st.federated;
+    let fed = &st.app.federated;
     let what = match view {
         View::Summary => Copied::Summary {
             reserved: fed.reserved,
@@ -95,7 +95,7 @@ pub fn snapshot(st: &AppState, last_executed: u64, view: &View) -> Option<Snapsh
     keys.extend(fed.models.values().filter_map(|m| m.open.as_ref()).flat_map(|o| o.spec.participants.iter()));
     let names = match what {
         Copied::Aggregate { .. } => BTreeMap::new(),
-        _ => (st.accounts.iter())
+        _ => (st.app.accounts.iter())
             .filter(|(_, a)| keys.contains(&a.owner))
             .map(|(name, a)| (a.owner, name.clone()))
             .collect(),
@@ -193,7 +193,7 @@ pub fn render(c: &Snapshot) -> Value {
             "round": latest.round,
             "digest": phalanx_crypto::digest(&latest.values).to_hex(),
             "values": latest.vector(),
-            "values_hex": crate::api::hex(&latest.values),
+            "values_hex": hex::encode(&latest.values),
         }),
     };
     v["last_executed"] = json!(c.last_executed);

@@ -11,7 +11,8 @@ pub mod transport;
 
 use config::NodeSetup;
 use directory::{Directory, SharedDirectory};
-use phalanx_core::consensus::{CachedVerifier, Replica};
+use phalanx_app::Replica;
+use phalanx_core::consensus::CachedVerifier;
 use phalanx_crypto::VerdictCache;
 use runtime::{Command, Runtime};
 use std::sync::{Arc, Mutex, RwLock};

@@ -5,9 +5,10 @@ use crate::directory::SharedDirectory;
 use crate::storage::Store;
 use crate::transport::{FairInbound, Outbox};
 use bytes::Bytes;
+use phalanx_app::{MemoryEntry, Replica};
 use phalanx_core::consensus::reputation::Reputation;
-use phalanx_core::consensus::{Effect, Input, Record, Replica, ReplicaStatus, Timer};
-use phalanx_core::state::{Accountability, MemoryEntry};
+use phalanx_core::consensus::{Effect, Input, Record, ReplicaStatus, Timer};
+use phalanx_core::state::Accountability;
 use phalanx_core::wire::{
     self, ClientRequest, CommitCert, EpochProof, Message, Operation, OperatorAction, Outcome, ReplicaId,
     Reply, Signed,
@@ -324,6 +325,7 @@ impl Runtime {
                 let list = self
                     .replica
                     .state()
+                    .app
                     .accounts
                     .iter()
                     .map(|(n, a)| (n.clone(), a.owner, a.balance))
@@ -333,7 +335,7 @@ impl Runtime {
             Query::Memory(ns, key, tx) => {
                 let st = self.replica.state();
                 let live =
-                    st.memory_get(&ns, &key).filter(|e| e.expires_at_ms.is_none_or(|t| t > st.clock_ms));
+                    st.app.memory_get(&ns, &key).filter(|e| e.expires_at_ms.is_none_or(|t| t > st.clock_ms));
                 let _ = tx.send(live.map(|e| (e.clone(), st.clock_ms)));
             }
             Query::Federated(view, tx) => {

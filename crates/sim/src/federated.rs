@@ -6,7 +6,7 @@
 //! and no selecting rule may have kept the poisoned update.
 
 use crate::clients::Clients;
-use phalanx_core::state::federated::{CloseCause, HISTORY, RoundOutcome, RoundResult};
+use phalanx_app::federated::{CloseCause, HISTORY, RoundOutcome, RoundResult};
 use phalanx_core::wire::federated::encode_values;
 use phalanx_core::wire::{FederatedOp, Operation, RoundSpec};
 use phalanx_crypto::PublicKey;

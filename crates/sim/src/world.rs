@@ -6,12 +6,13 @@ use crate::clients::{CLIENT_BALANCE, Clients};
 use crate::config::{Behaviour, NetProfile, SimConfig};
 use crate::disk::Disk;
 use crate::invariants::Checker;
+use phalanx_app::{Config, GenesisAccount, Replica};
 use phalanx_core::consensus::{
-    CachedVerifier, Config, Effect, Epoch, Input, Member, Params, Replica, SignatureVerifier, Timer,
+    CachedVerifier, Effect, Epoch, Input, Member, Params, SignatureVerifier, Timer,
 };
 use phalanx_core::evidence::Culprit;
 use phalanx_core::quorum::Quorum;
-use phalanx_core::state::{Genesis, GenesisAccount};
+use phalanx_core::state::Genesis;
 use phalanx_core::wire::{Message, ReplicaId, Reply, Signed};
 use phalanx_crypto::{Keypair, PublicKey, VerdictCache, digest};
 use phalanx_faults::{Blackboard, Outgoing, Strategy};
@@ -183,11 +184,11 @@ impl World {
         let operator = key_for("operator", 0);
         // Only runs with federated rounds have an operator (the others keep their old genesis).
         let operator_key = (cfg.federated_rounds > 0).then(|| operator.public());
-        let genesis = Genesis { accounts, operator: operator_key, ..Genesis::default() };
-        let checker = Checker::new(
-            &genesis.accounts.iter().map(|a| (a.name.clone(), a.owner, a.balance)).collect::<Vec<_>>(),
-        );
-        let config = Config { cluster_id: cluster, epoch: Epoch::genesis(members, f), params, genesis };
+        let genesis = Genesis { operator: operator_key, ..Genesis::default() };
+        let checker =
+            Checker::new(&accounts.iter().map(|a| (a.name.clone(), a.owner, a.balance)).collect::<Vec<_>>());
+        let app = phalanx_app::Genesis { accounts };
+        let config = Config { cluster_id: cluster, epoch: Epoch::genesis(members, f), params, genesis, app };
         if let Err(e) = config.validate() {
             panic!("the simulator built an invalid configuration: {e}");
         }
@@ -458,7 +459,13 @@ impl World {
             .filter_map(|(i, _)| self.nodes[*i].replica.as_ref().map(|r| (*i, r)))
             .collect();
         let results = |r: &Replica| {
-            r.state().federated.models.values().flat_map(|m| m.results.iter().cloned()).collect::<Vec<_>>()
+            r.state()
+                .app
+                .federated
+                .models
+                .values()
+                .flat_map(|m| m.results.iter().cloned())
+                .collect::<Vec<_>>()
         };
         let mut failures = Vec::new();
         let Some((_, top)) = honest.iter().max_by_key(|(_, r)| r.last_executed()) else { return 0 };
@@ -770,7 +777,7 @@ impl World {
                     }
                     self.nodes[i].last_executed = seq;
                     let r = self.nodes[i].replica.as_ref().expect("a replica that executes exists");
-                    let total = r.state().total_balance();
+                    let total = r.state().app.total_balance();
                     let acc = &r.state().accountability;
                     let mut wrong = Vec::new();
                     // A primary may move the replicated clock only within the skew bound.

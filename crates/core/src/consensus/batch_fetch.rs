@@ -6,10 +6,11 @@
 use super::Effect;
 use super::pool::RequestDigests;
 use super::replica::Replica;
+use crate::application::Application;
 use crate::wire::{Batch, BatchRequest, Message, ReplicaId, Seq, Signed, limits};
 use phalanx_crypto::Digest;
 
-impl Replica {
+impl<A: Application> Replica<A> {
     /// A batch this replica holds for `seq` that hashes to `digest` (the null batch is known
     /// to everyone).
     pub(super) fn local_batch(&self, seq: Seq, digest: Digest) -> Option<Batch> {

@@ -2,7 +2,8 @@
 
 use super::replica::Replica;
 use super::{Effect, Record, Timer};
-use crate::state::AppState;
+use crate::application::Application;
+use crate::state::State;
 use crate::wire::{
     Checkpoint, CheckpointCert, CommitCert, Fetch, Message, ReplicaId, Seq, Signed, StateRequest,
     StateResponse, limits,
@@ -12,7 +13,7 @@ use phalanx_crypto::digest;
 /// Checkpoint votes kept per sender above our low water mark (bounds a Byzantine flood).
 const CHECKPOINTS_PER_SENDER: usize = 4;
 
-impl Replica {
+impl<A: Application> Replica<A> {
     /// After executing a multiple of K: snapshot, sign CHECKPOINT, broadcast.
     pub(super) fn take_checkpoint(&mut self, seq: Seq) {
         let snapshot = self.state.snapshot();
@@ -193,7 +194,7 @@ impl Replica {
         if !ok {
             return;
         }
-        let Ok(state) = AppState::restore(&r.body.snapshot) else { return };
+        let Ok(state) = State::<A>::restore(&r.body.snapshot) else { return };
         let StateResponse { cert, snapshot, .. } = r.body;
         self.state = state;
         self.last_executed = cert.seq;

@@ -11,12 +11,13 @@
 
 use super::replica::Replica;
 use super::{Effect, Epoch, Record, Timer};
+use crate::application::Application;
 use crate::wire::{CheckpointCert, Fetch, Message, ReplicaId, Seq, Signed, StateResponse, limits};
 
 /// Resend ticks between two pushes of the boundary state to a joiner not heard from yet.
 const PUSH_EVERY_TICKS: u64 = 4;
 
-impl Replica {
+impl<A: Application> Replica<A> {
     /// Enters the epoch the committed state says orders our next seq, if it is newer than
     /// ours. Returns whether the epoch changed.
     pub(super) fn sync_epoch(&mut self) -> bool {

@@ -5,13 +5,14 @@ use super::pool::{Added, MAX_POOL_BYTES, Pool, PoolLimits, RequestDigests};
 use super::reputation::{PeerStats, Reputation};
 use super::slot::Slot;
 use super::{Config, Effect, Epoch, Input, Params, Record, SignatureVerifier, Timer};
-use crate::evidence::Evidence;
+use crate::application::Application;
+use crate::evidence::{Accusation, Evidence, Report};
 use crate::quorum::Quorum;
 use crate::recent::RecentSet;
-use crate::state::{AppState, Execution, StateEvent};
+use crate::state::{Execution, State, StateEvent};
 use crate::wire::{
-    Accusation, Batch, Body, CheckpointCert, ClientRequest, Message, Operation, Phase, PrePrepare, ReplicaId,
-    Reply, ReplyEntry, Report, RequestBody, Seq, Signed, View, ViewChange, Vote,
+    Batch, Body, CheckpointCert, ClientRequest, Message, Operation, Phase, PrePrepare, ReplicaId, Reply,
+    ReplyEntry, RequestBody, Seq, Signed, View, ViewChange, Vote,
 };
 use phalanx_crypto::{Digest, Keypair, PublicKey};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -32,7 +33,7 @@ pub struct ReplicaStatus {
     pub pending_requests: usize,
 }
 
-pub struct Replica {
+pub struct Replica<A: Application> {
     pub(super) id: ReplicaId,
     pub(super) key: Keypair,
     pub(super) cluster: Digest,
@@ -67,7 +68,7 @@ pub struct Replica {
     pub(super) future: BTreeMap<ReplicaId, SenderBuffer>,
 
     // Checkpoints and state.
-    pub(super) state: AppState,
+    pub(super) state: State<A>,
     pub(super) stable: CheckpointCert,
     /// Own checkpoints (digest, snapshot) not yet garbage-collected, including the stable one.
     pub(super) snapshots: BTreeMap<Seq, (Digest, Vec<u8>)>,
@@ -138,14 +139,15 @@ const EVIDENCE_MEMORY: usize = 4096;
 /// transfer, while 8 keeps it at 0.2 to 0.4 with the same recovery from a dead primary.
 const RELAY_BUDGET: usize = 8;
 
-impl Replica {
+impl<A: Application> Replica<A> {
     /// Id of a replica that is not (yet) a member: a joiner on standby until it installs the
     /// state of the epoch that admits it.
     pub const STANDBY: ReplicaId = ReplicaId::MAX;
 
     /// A fresh replica at genesis (`id` is [`Replica::STANDBY`] for an agent that is not in
     /// genesis). The configuration must have passed [`Config::validate`].
-    pub fn new(id: ReplicaId, key: Keypair, config: Config, verifier: Box<dyn SignatureVerifier>) -> Self {
+    pub fn new(id: ReplicaId, key: Keypair, config: Config<A>, verifier: Box<dyn SignatureVerifier>) -> Self {
+        #[allow(clippy::expect_used, reason = "a documented precondition: Config::validate refuses n < 3f+1")]
         let quorum = config.epoch.quorum().expect("Config::validate refuses n < 3f+1");
         let state = config.genesis_state();
         let n = config.epoch.members.len();
@@ -209,7 +211,7 @@ impl Replica {
     pub fn recover(
         id: ReplicaId,
         key: Keypair,
-        config: Config,
+        config: Config<A>,
         verifier: Box<dyn SignatureVerifier>,
         records: &[Record],
     ) -> Result<Self, String> {
@@ -258,7 +260,7 @@ impl Replica {
                     if cert.seq > r.stable.seq {
                         // A snapshot that does not decode to its certified digest means the disk
                         // is damaged or from another version: refuse to run rather than diverge.
-                        let state = AppState::restore(snapshot)
+                        let state = State::<A>::restore(snapshot)
                             .map_err(|e| format!("stable checkpoint {}: {e}", cert.seq))?;
                         if state.digest() != cert.state {
                             return Err(format!(
@@ -347,7 +349,7 @@ impl Replica {
     pub fn last_executed(&self) -> Seq {
         self.last_executed
     }
-    pub fn state(&self) -> &AppState {
+    pub fn state(&self) -> &State<A> {
         &self.state
     }
     pub fn stable_seq(&self) -> Seq {
@@ -529,7 +531,7 @@ impl Replica {
             self.accused.remove(&first);
         }
         let report = Report::Accusation { epoch: self.epoch.number, accused, fault };
-        self.submit_own(Operation::report(&report));
+        self.submit_own(report.operation());
     }
 
     pub(super) fn report(&mut self, ev: Evidence) {
@@ -541,7 +543,7 @@ impl Replica {
         // culprit at the same seq.
         // Evidence too large for one report (a NEW-VIEW may carry many certificates) is only
         // logged locally: the replica still refuses what it proves.
-        let op = Operation::report(&Report::Evidence(ev.clone()));
+        let op = Report::Evidence(ev.clone()).operation();
         let fits = matches!(&op, Operation::Report(b) if b.len() <= crate::wire::limits::MAX_REPORT_BYTES);
         if fits && !self.quarantined(self.id) {
             self.submit_own(op);
@@ -739,8 +741,10 @@ impl Replica {
             // An opaque payload carries no signature, so a conflict with one proves nothing.
             Added::Conflict(other) if other.is_opaque() || opaque => return,
             Added::Conflict(other) => {
-                let r = self.pool.get(&d).cloned().expect("a conflicting request is kept");
-                self.report(Evidence::DoubleSpend(other, r));
+                // The pool keeps the request it reports a conflict with.
+                if let Some(r) = self.pool.get(&d).cloned() {
+                    self.report(Evidence::DoubleSpend(other, r));
+                }
             }
             Added::New => {}
         }
@@ -1091,9 +1095,11 @@ impl Replica {
         if !slot.sent_commit
             && slot.matching(Phase::Prepare, Some(primary)) >= need_p
             && let Some(batch) = slot.batch_for(d).cloned()
+            // A slot has a digest only once it holds the pre-prepare that names it.
+            && let Some(pre_prepare) = slot.pre_prepare.clone()
         {
             let cert = crate::wire::PreparedCert {
-                pre_prepare: slot.pre_prepare.clone().expect("digest implies a pre-prepare"),
+                pre_prepare,
                 prepares: slot.matching_votes(Phase::Prepare, Some(primary)),
             };
             slot.prepared = Some(cert.clone());

@@ -3,13 +3,10 @@
 use super::replica::Replica;
 use super::slot::Slot;
 use super::{Effect, Record, Timer};
+use crate::application::Application;
 use crate::evidence::Evidence;
-use crate::wire::{
-    Batch, CheckpointCert, Message, NewView, PrePrepare, PreparedCert, ReplicaId, Seq, Signed, View,
-    ViewChange,
-};
-use phalanx_crypto::Digest;
-use std::collections::BTreeMap;
+use crate::new_view::{NewViewPlan, plan_new_view};
+use crate::wire::{Message, NewView, PrePrepare, ReplicaId, Seq, Signed, View, ViewChange};
 
 /// VIEW-CHANGEs kept per member (its latest views).
 const VIEW_CHANGES_PER_SENDER: usize = 4;
@@ -17,66 +14,7 @@ const VIEW_CHANGES_PER_SENDER: usize = 4;
 /// member gets there, and a faulty one cannot push view arithmetic towards overflow.
 pub(super) const MAX_VIEW_GAP: View = 1 << 20;
 
-/// What a NEW-VIEW must contain, computed from a quorum of valid VIEW-CHANGEs: the highest
-/// stable checkpoint among them and, for every seq between it and the highest prepared seq, the
-/// batch digest of the highest-view prepared certificate, or the null batch's.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewViewPlan {
-    pub stable: CheckpointCert,
-    pub proposals: Vec<Proposal>,
-}
-
-/// One re-proposal of a NEW-VIEW.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Proposal {
-    pub seq: Seq,
-    pub digest: Digest,
-    /// Who signed the chosen certificate (its primary and 2f backups, so at least f+1 honest
-    /// members that received the batch): whom to ask for it. Empty for the null batch.
-    pub holders: Vec<ReplicaId>,
-}
-
-/// Pure: the new primary runs it to build NEW-VIEW, every backup runs it again to check it.
-pub fn plan_new_view(view_changes: &[Signed<ViewChange>]) -> Option<NewViewPlan> {
-    let stable = view_changes.iter().map(|vc| &vc.body.stable).max_by_key(|c| c.seq)?.clone();
-    let mut best: BTreeMap<Seq, &PreparedCert> = BTreeMap::new();
-    for vc in view_changes {
-        for p in &vc.body.prepared {
-            let pp = &p.pre_prepare.body;
-            if pp.seq <= stable.seq {
-                continue;
-            }
-            let better = best.get(&pp.seq).is_none_or(|b| pp.view > b.pre_prepare.body.view);
-            if better {
-                best.insert(pp.seq, p);
-            }
-        }
-    }
-    let max_seq = best.keys().next_back().copied().unwrap_or(stable.seq);
-    // Certificates inside evidence are not verified before this runs: a made-up one at seq
-    // u64::MAX would otherwise have every replica build 2^64 re-proposals. Valid VIEW-CHANGEs
-    // keep their certificates within the log window, which is at most MAX_PREPARED_CERTS.
-    if max_seq.saturating_sub(stable.seq) > crate::wire::limits::MAX_PREPARED_CERTS as u64 {
-        return None;
-    }
-    let null = Batch::null().digest();
-    let first = if max_seq > stable.seq { stable.seq + 1 } else { max_seq.saturating_add(1) };
-    let proposals = (first..=max_seq)
-        .map(|seq| match best.get(&seq) {
-            Some(p) => Proposal {
-                seq,
-                digest: p.pre_prepare.body.digest,
-                holders: std::iter::once(p.pre_prepare.from)
-                    .chain(p.prepares.iter().map(|v| v.from))
-                    .collect(),
-            },
-            None => Proposal { seq, digest: null, holders: Vec::new() },
-        })
-        .collect();
-    Some(NewViewPlan { stable, proposals })
-}
-
-impl Replica {
+impl<A: Application> Replica<A> {
     /// Stops taking part in the current view and asks for `target`.
     pub(super) fn start_view_change(&mut self, target: View, cause: &'static str) {
         // A quarantined member is never primary: skip the views it would lead.
@@ -265,7 +203,7 @@ impl Replica {
         if !self.active {
             // A quorum asked for this view and its primary did not start it in time.
             let target = self.vc_target;
-            self.accuse(self.epoch.primary(target), crate::wire::Accusation::Silence, target);
+            self.accuse(self.epoch.primary(target), crate::evidence::Accusation::Silence, target);
             self.vc_failures += 1;
             self.start_view_change(self.vc_target.saturating_add(1), "view-change-timeout");
         }

@@ -1,19 +1,18 @@
-//! The replicated application: applied to committed batches in order, identically everywhere.
+//! The replicated state consensus keeps for itself, and the application beside it.
+//!
+//! [`State`] holds what feeds back into ordering: the client table (exactly-once answers and
+//! nonce reuse), counters, the replicated clock and [`Accountability`] (members, evidence,
+//! quarantine). The application (`A`, see [`crate::application`]) holds the rest. Both are
+//! applied to committed batches in order, identically everywhere, and encoded together in every
+//! snapshot.
 
-pub mod accountability;
-pub mod federated;
-mod ledger;
-pub mod memory;
+pub use crate::accountability::{Accountability, DetectionEntry, MemberRecord, Quarantine, StateEvent};
 
-pub use accountability::{Accountability, DetectionEntry, MemberRecord, Quarantine, StateEvent};
-pub use federated::Federated;
-pub use ledger::{Account, Genesis, GenesisAccount};
-
-use crate::wire::{ClientRequest, FederatedOp, Outcome, RejectReason, Seq, decode_value, to_bytes};
+use crate::application::{Application, Context};
+use crate::wire::{ClientRequest, Operation, Outcome, RejectReason, Seq, decode_value, to_bytes};
 use phalanx_crypto::{Digest, PublicKey, digest};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
-
+use std::collections::BTreeMap;
 /// The last request executed for a client: answers retransmissions and catches nonce reuse.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientRecord {
@@ -49,66 +48,49 @@ pub enum Execution {
     Stale,
 }
 
-/// One value in the shared memory.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemoryEntry {
-    pub value: String,
-    pub writer: PublicKey,
-    pub stored_seq: Seq,
-    pub expires_at_ms: Option<u64>,
+/// What the cluster starts from beside the application's own genesis.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genesis {
+    /// The key that signs operator actions (forced view change, lifting a quarantine).
+    pub operator: Option<PublicKey>,
+    /// How long a quarantine lasts on the replicated clock (0: the default hour).
+    pub quarantine_ms: u64,
+    /// A testing cluster: the operator may inject faults.
+    pub testing: bool,
 }
 
 /// Everything replicated, in canonical (BTree) order so its encoding and digest are deterministic.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppState {
-    pub accounts: BTreeMap<String, Account>,
+#[serde(bound = "A: Application")]
+pub struct State<A> {
     pub clients: BTreeMap<PublicKey, ClientRecord>,
     pub counters: Counters,
-    /// The shared memory: (namespace, key) → value.
-    pub memory: BTreeMap<(String, String), MemoryEntry>,
-    pub memory_bytes: u64,
     /// Replicated clock: the highest committed batch timestamp.
     pub clock_ms: u64,
     /// Members, evidence, accusations, quarantine, the detection log.
     pub accountability: Accountability,
-    /// Federated learning rounds: open rounds' uploads, results, how each agent's updates fared.
-    pub federated: Federated,
-    /// Memory namespaces the operator declared shared: any client may write their keys.
-    pub shared_namespaces: BTreeSet<String>,
+    /// The application: what requests are for.
+    pub app: A,
     /// What the replica must act on after the current batch (not replicated data).
     #[serde(skip)]
     events: Vec<StateEvent>,
-    /// Keys that own an account: the only clients whose requests are admitted and remembered
-    /// (derived from `accounts`, not part of the encoding).
-    #[serde(skip)]
-    owners: BTreeSet<PublicKey>,
-    /// Memory bytes charged to each writer (derived from `memory`, not part of the encoding).
-    #[serde(skip)]
-    memory_usage: BTreeMap<PublicKey, u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("corrupt snapshot: {0}")]
 pub struct SnapshotError(pub String);
 
-impl AppState {
+impl<A: Application> State<A> {
     pub fn from_genesis(
         genesis: &Genesis,
+        app: &A::Genesis,
         cluster: Digest,
-        epoch: &crate::consensus::Epoch,
+        epoch: &crate::membership::Epoch,
         windows: (u64, u64),
     ) -> Self {
-        let accounts = genesis
-            .accounts
-            .iter()
-            .map(|a| (a.name.clone(), Account { owner: a.owner, balance: a.balance }))
-            .collect();
-        let mut s = AppState {
-            accounts,
+        State {
             clients: BTreeMap::new(),
             counters: Counters::default(),
-            memory: BTreeMap::new(),
-            memory_bytes: 0,
             clock_ms: 0,
             accountability: Accountability::new(
                 cluster,
@@ -118,19 +100,13 @@ impl AppState {
                 genesis.testing,
                 windows,
             ),
-            federated: Federated::default(),
-            shared_namespaces: BTreeSet::new(),
+            app: A::from_genesis(app),
             events: Vec::new(),
-            owners: BTreeSet::new(),
-            memory_usage: BTreeMap::new(),
-        };
-        s.index_owners();
-        s
+        }
     }
 
     /// Called before executing the committed batch `seq` with its timestamp: advances the
-    /// replicated clock (never backwards), drops expired memory and closes federated rounds past
-    /// their deadline, identically on every replica.
+    /// replicated clock (never backwards) and expires what is due, identically on every replica.
     pub fn begin_batch(&mut self, seq: Seq, timestamp_ms: u64) {
         if timestamp_ms <= self.clock_ms {
             return;
@@ -138,26 +114,15 @@ impl AppState {
         self.clock_ms = timestamp_ms;
         let now = self.clock_ms;
         self.accountability.expire(now, &mut self.events);
-        self.expire_memory(now);
-        self.federated.close_expired(seq, now);
+        self.app.advance_clock(seq, now);
     }
 
-    /// A live memory value.
-    pub fn memory_get(&self, namespace: &str, key: &str) -> Option<&MemoryEntry> {
-        self.memory.get(&(namespace.to_string(), key.to_string()))
-    }
-
-    fn index_owners(&mut self) {
-        self.owners = self.accounts.values().map(|a| a.owner).collect();
-        self.index_memory_usage();
-    }
-
-    /// Whether this key owns an account, is a member or is the operator. Replicas admit
-    /// requests only from such clients, so nobody can grow the client table (and every
-    /// snapshot) with throwaway keys. (Replicas also stop admitting a quarantined member's
-    /// requests; what was already ordered still executes normally.)
+    /// Whether this key may have requests ordered: the application admits it, or it is a
+    /// member or the operator. Replicas admit requests only from such clients, so nobody can
+    /// grow the client table (and every snapshot) with throwaway keys. (Replicas also stop
+    /// admitting a quarantined member's requests; what was already ordered still executes.)
     pub fn is_client(&self, key: &PublicKey) -> bool {
-        self.owners.contains(key) || self.accountability.may_submit(key)
+        self.app.admits(key) || self.accountability.may_submit(key)
     }
 
     /// Whether unsigned opaque payloads are ordered: only in a testing cluster.
@@ -223,64 +188,31 @@ impl AppState {
         Outcome::Rejected(reason)
     }
 
+    /// The accountability layer runs reports and its operator actions; the application the rest.
     fn apply(&mut self, seq: Seq, req: &ClientRequest) -> Result<(), RejectReason> {
-        let cx = accountability::Context { seq, clock_ms: self.clock_ms, signer: req.body.client };
+        let cx = crate::accountability::Context { seq, clock_ms: self.clock_ms, signer: req.body.client };
         match &req.body.op {
-            crate::wire::Operation::Report(bytes) => {
-                self.accountability.execute_report(&cx, bytes, &mut self.events)
-            }
-            crate::wire::Operation::Operator(crate::wire::OperatorAction::ShareNamespace { namespace }) => {
-                self.share_namespace(&req.body.client, namespace)
-            }
-            crate::wire::Operation::Operator(action) => {
+            Operation::Report(bytes) => self.accountability.execute_report(&cx, bytes, &mut self.events),
+            Operation::Operator(action) if !action.for_application() => {
                 self.accountability.execute_operator(&cx, action, &mut self.events)
             }
-            // Never reaches here: `execute` acknowledges opaque payloads without applying them.
-            crate::wire::Operation::Opaque(_) => Ok(()),
-            crate::wire::Operation::Transfer { from, to, amount } => {
-                ledger::transfer(&mut self.accounts, &req.body.client, from, to, *amount)
-            }
-            crate::wire::Operation::MemoryStore { namespace, key, value, ttl_ms } => {
-                let (namespace, key, value, ttl_ms) =
-                    (namespace.as_str(), key.as_str(), value.as_str(), *ttl_ms);
-                self.memory_store(memory::Write {
+            // Never reaches here: `execute_op` acknowledges opaque payloads without applying them.
+            Operation::Opaque(_) => Ok(()),
+            op => {
+                let cx = Context {
                     seq,
-                    writer: req.body.client,
-                    namespace,
-                    key,
-                    value,
-                    ttl_ms,
-                })
+                    clock_ms: self.clock_ms,
+                    signer: req.body.client,
+                    accountability: &self.accountability,
+                };
+                self.app.execute(&cx, op)
             }
-            crate::wire::Operation::Federated(op) => self.apply_federated(seq, req.body.client, op),
-        }
-    }
-
-    fn apply_federated(&mut self, seq: Seq, signer: PublicKey, op: &FederatedOp) -> Result<(), RejectReason> {
-        let operator = self.accountability.operator == Some(signer);
-        let clock = self.clock_ms;
-        match op {
-            FederatedOp::Open(spec) => {
-                let admitted = spec.participants.iter().all(|k| self.is_client(k));
-                self.federated.open(seq, clock, spec, operator, admitted)
-            }
-            FederatedOp::Submit { model, round, offset, values } => {
-                self.federated.submit(seq, clock, signer, (model, *round, *offset, values))
-            }
-            FederatedOp::Close { model, round } => {
-                self.federated.close_by(seq, clock, operator, (model, *round))
-            }
-            FederatedOp::Delete { model } => self.federated.delete(operator, model),
         }
     }
 
     /// The client's last executed nonce, if any.
     pub fn last_nonce(&self, client: &PublicKey) -> Option<u64> {
         self.clients.get(client).map(|r| r.nonce)
-    }
-
-    pub fn total_balance(&self) -> u128 {
-        self.accounts.values().map(|a| a.balance as u128).sum()
     }
 
     /// Canonical encoding: what checkpoints certify and state transfer ships.
@@ -293,11 +225,8 @@ impl AppState {
     }
 
     pub fn restore(bytes: &[u8]) -> Result<Self, SnapshotError> {
-        let mut s: AppState = decode_value(bytes).map_err(|e| SnapshotError(e.to_string()))?;
-        s.index_owners();
+        let mut s: State<A> = decode_value(bytes).map_err(|e| SnapshotError(e.to_string()))?;
+        s.app.restored();
         Ok(s)
     }
 }
-
-#[cfg(test)]
-mod tests;

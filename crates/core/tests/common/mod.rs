@@ -1,8 +1,9 @@
 //! A hand-driven cluster for unit tests: every key is known, so tests can play any member.
 #![allow(dead_code)]
 
-use phalanx_core::consensus::{Config, DirectVerifier, Effect, Epoch, Input, Member, Params, Replica};
-use phalanx_core::state::{Genesis, GenesisAccount};
+use phalanx_app::{Config, GenesisAccount, Replica};
+use phalanx_core::consensus::{DirectVerifier, Effect, Epoch, Input, Member, Params};
+use phalanx_core::state::Genesis;
 use phalanx_core::wire::{
     Batch, Checkpoint, CheckpointCert, ClientRequest, Message, NewView, Operation, Phase, PrePrepare,
     PreparedCert, ReplicaId, RequestBody, Signed, ViewChange, Vote,
@@ -33,11 +34,13 @@ impl Fixture {
             batch_delay_ms: 1,
             ..Params::default()
         };
-        let genesis = Genesis {
+        let app = phalanx_app::Genesis {
             accounts: vec![
                 GenesisAccount { name: "alice".into(), owner: client.public(), balance: 1000 },
                 GenesisAccount { name: "bob".into(), owner: keys[0].public(), balance: 0 },
             ],
+        };
+        let genesis = Genesis {
             operator: Some(Keypair::from_seed([201; 32]).public()),
             quarantine_ms: 60_000,
             testing: false,
@@ -47,6 +50,7 @@ impl Fixture {
             epoch: Epoch::genesis(members, (n - 1) / 3),
             params,
             genesis,
+            app,
         };
         Fixture { keys, client, operator: Keypair::from_seed([201; 32]), config }
     }

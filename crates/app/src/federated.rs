@@ -12,9 +12,9 @@
 //! description and its result), so an upload that fits its round never fails for lack of room,
 //! and the state stays small enough to transfer.
 
-use crate::wire::federated::{RoundSpec, VALUE_BYTES, decode_values, encode_values};
-use crate::wire::{RejectReason, Seq, limits};
 use phalanx_aggregate::{Pipeline, Pre, Rule, binomial};
+use phalanx_core::wire::federated::{RoundSpec, VALUE_BYTES, decode_values, encode_values};
+use phalanx_core::wire::{RejectReason, Seq, limits};
 use phalanx_crypto::{Digest, PublicKey, digest};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -411,7 +411,9 @@ impl Federated {
             }
             Err(mut error) => {
                 self.reserved = self.reserved.saturating_sub(full as u64);
-                error.truncate(error.floor_char_boundary(MAX_ERROR_TEXT));
+                // The longest prefix within the limit that ends on a character boundary.
+                let cut = (0..=MAX_ERROR_TEXT.min(error.len())).rev().find(|&i| error.is_char_boundary(i));
+                error.truncate(cut.unwrap_or(0));
                 (RoundOutcome::Refused { error }, None)
             }
         };

@@ -6,9 +6,19 @@
 //! bytes plus a fixed overhead for what the snapshot encodes beside them (writer, seq, expiry),
 //! so the store's bound is a bound on its share of the snapshot.
 
-use super::{AppState, MemoryEntry};
-use crate::wire::{RejectReason, Seq, limits};
+use crate::AppState;
+use phalanx_core::wire::{RejectReason, Seq, limits};
 use phalanx_crypto::PublicKey;
+use serde::{Deserialize, Serialize};
+
+/// One value in the shared memory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryEntry {
+    pub value: String,
+    pub writer: PublicKey,
+    pub stored_seq: Seq,
+    pub expires_at_ms: Option<u64>,
+}
 
 /// What a snapshot encodes for an entry beside namespace, key and value (writer key, seq,
 /// expiry, length prefixes), charged to the writer's quota and the store's total.
@@ -24,8 +34,10 @@ pub fn entry_cost(namespace: &str, key: &str, value: &str) -> u64 {
 }
 
 /// The store's parameters for one write.
-pub(super) struct Write<'a> {
+pub(crate) struct Write<'a> {
     pub seq: Seq,
+    /// The replicated clock, which expiry counts from.
+    pub clock_ms: u64,
     pub writer: PublicKey,
     pub namespace: &'a str,
     pub key: &'a str,
@@ -34,7 +46,7 @@ pub(super) struct Write<'a> {
 }
 
 impl AppState {
-    pub(super) fn memory_store(&mut self, w: Write<'_>) -> Result<(), RejectReason> {
+    pub(crate) fn memory_store(&mut self, w: Write<'_>) -> Result<(), RejectReason> {
         let id = (w.namespace.to_string(), w.key.to_string());
         let old = self.memory.get(&id).map(|e| (e.writer, entry_cost(w.namespace, w.key, &e.value)));
         if let Some((owner, _)) = old
@@ -58,7 +70,7 @@ impl AppState {
         }
         self.memory_bytes += new;
         *self.memory_usage.entry(w.writer).or_default() += new;
-        let expires_at_ms = w.ttl_ms.map(|t| self.clock_ms.saturating_add(t));
+        let expires_at_ms = w.ttl_ms.map(|t| w.clock_ms.saturating_add(t));
         let entry =
             MemoryEntry { value: w.value.to_string(), writer: w.writer, stored_seq: w.seq, expires_at_ms };
         self.memory.insert(id, entry);
@@ -66,12 +78,8 @@ impl AppState {
     }
 
     /// Declares a namespace shared (operator only): any client may write any of its keys.
-    pub(super) fn share_namespace(
-        &mut self,
-        signer: &PublicKey,
-        namespace: &str,
-    ) -> Result<(), RejectReason> {
-        if self.accountability.operator.as_ref() != Some(signer) {
+    pub(crate) fn share_namespace(&mut self, by_operator: bool, namespace: &str) -> Result<(), RejectReason> {
+        if !by_operator {
             return Err(RejectReason::Unauthorized);
         }
         if self.shared_namespaces.len() >= MAX_SHARED_NAMESPACES
@@ -84,7 +92,7 @@ impl AppState {
     }
 
     /// Drops entries expired at `now`, crediting their writers.
-    pub(super) fn expire_memory(&mut self, now: u64) {
+    pub(crate) fn expire_memory(&mut self, now: u64) {
         let mut freed: Vec<(PublicKey, u64)> = Vec::new();
         self.memory.retain(|(ns, k), e| {
             let keep = e.expires_at_ms.is_none_or(|t| t > now);
@@ -109,7 +117,7 @@ impl AppState {
     }
 
     /// Rebuilds each writer's usage from the entries (after a restore: not encoded).
-    pub(super) fn index_memory_usage(&mut self) {
+    pub(crate) fn index_memory_usage(&mut self) {
         self.memory_usage.clear();
         for ((ns, k), e) in &self.memory {
             *self.memory_usage.entry(e.writer).or_default() += entry_cost(ns, k, &e.value);

@@ -2,11 +2,14 @@
 //! or on request, identical aggregates on every replica, reputation for removed updates, and a
 //! clear rejection for every malformed operation.
 
+// The consensus tests' hand-driven cluster: every key known, so a test plays any member.
+#[path = "../../core/tests/common/mod.rs"]
 mod common;
 
 use common::Fixture;
-use phalanx_core::state::federated::{CloseCause, HISTORY, RoundOutcome, pipeline, result_charge};
-use phalanx_core::state::{AppState, Execution};
+use phalanx_app::State as AppState;
+use phalanx_app::federated::{CloseCause, HISTORY, RoundOutcome, pipeline, result_charge};
+use phalanx_core::state::Execution;
 use phalanx_core::wire::federated::encode_values;
 use phalanx_core::wire::{
     ClientRequest, FederatedOp, Operation, Outcome, RejectReason, RequestBody, RoundSpec,
@@ -63,8 +66,8 @@ impl Driver {
         self.run(key, op)
     }
 
-    fn result(&self, round: u64) -> &phalanx_core::state::federated::RoundResult {
-        let model = &self.state.federated.models["digits"];
+    fn result(&self, round: u64) -> &phalanx_app::federated::RoundResult {
+        let model = &self.state.app.federated.models["digits"];
         model.results.iter().find(|r| r.round == round).expect("round closed")
     }
 }
@@ -93,7 +96,7 @@ fn a_round_closes_at_quorum_with_the_same_aggregate_on_every_replica() {
         assert_eq!(a.submit(k, 1, 0, &v[..2]), Outcome::Applied);
         assert_eq!(a.submit(k, 1, 2, &v[2..]), Outcome::Applied);
     }
-    assert!(a.state.federated.models["digits"].open.is_some(), "4 of quorum 5: still open");
+    assert!(a.state.app.federated.models["digits"].open.is_some(), "4 of quorum 5: still open");
     let mut b = Driver { state: a.state.clone(), ..Driver::new(&fx) };
     b.seq = a.seq;
     b.nonce = a.nonce;
@@ -109,13 +112,13 @@ fn a_round_closes_at_quorum_with_the_same_aggregate_on_every_replica() {
     assert_eq!(kept.len(), 4);
     assert!(!kept.contains(&fx.client.public()));
     assert!(r.missing.is_empty());
-    assert_eq!(a.state.federated.models["digits"].latest.as_ref().unwrap().vector(), expected);
+    assert_eq!(a.state.app.federated.models["digits"].latest.as_ref().unwrap().vector(), expected);
     assert_eq!(a.state.digest(), b.state.digest(), "replicas agree bit for bit");
     // Snapshots carry the federated state.
     let restored = AppState::restore(&a.state.snapshot()).unwrap();
     assert_eq!(restored.digest(), a.state.digest());
     // Only the aggregate and the result stay reserved.
-    assert_eq!(a.state.federated.reserved, 3 * 8 + result_charge(5));
+    assert_eq!(a.state.app.federated.reserved, 3 * 8 + result_charge(5));
 }
 
 #[test]
@@ -132,11 +135,11 @@ fn repeatedly_removed_agents_lose_reputation() {
             assert_eq!(d.submit(k, round, 0, &v), Outcome::Applied);
         }
         assert_eq!(d.submit(keys[4], round, 0, &POISON), Outcome::Applied);
-        let poisoner = &d.state.federated.standing[&fx.client.public()];
+        let poisoner = &d.state.app.federated.standing[&fx.client.public()];
         assert_eq!(poisoner.removed, round);
         assert_eq!(poisoner.suspect(), round >= 3);
     }
-    let fed = &d.state.federated;
+    let fed = &d.state.app.federated;
     assert_eq!(fed.standing[&fx.client.public()].score(), 0);
     for k in &keys[..4] {
         let s = &fed.standing[&k.public()];
@@ -155,22 +158,26 @@ fn the_deadline_closes_with_what_arrived_and_a_refusal_keeps_the_last_aggregate(
     }
     d.submit(keys[3], 1, 0, &HONEST[3][..1]); // incomplete: counts as missing
     d.state.begin_batch(d.seq + 1, 10_999);
-    assert!(d.state.federated.models["digits"].open.is_some(), "before the deadline");
+    assert!(d.state.app.federated.models["digits"].open.is_some(), "before the deadline");
     d.state.begin_batch(d.seq + 1, 11_000);
     let r = d.result(1);
     assert_eq!(r.cause, CloseCause::Deadline);
     assert_eq!(r.missing, vec![keys[3].public(), keys[4].public()]);
     assert_eq!(r.outcome, RoundOutcome::Aggregated { digest: digest(&encode_values(&[1.0, 2.0, 3.0])) });
-    assert_eq!(d.state.federated.standing[&keys[4].public()].missed, 1);
+    assert_eq!(d.state.app.federated.standing[&keys[4].public()].missed, 1);
 
     // Round 2: one update for f = 1 is too few; the rule refuses and round 1's aggregate stays.
     d.run(&fx.operator, FederatedOp::Open(Box::new(spec(&fx, 2, "median", 5))));
     d.submit(keys[0], 2, 0, &HONEST[0]);
     d.state.begin_batch(d.seq + 1, 20_000);
     assert!(matches!(&d.result(2).outcome, RoundOutcome::Refused { error } if error.contains("n > 2f")));
-    let model = &d.state.federated.models["digits"];
+    let model = &d.state.app.federated.models["digits"];
     assert_eq!(model.latest.as_ref().unwrap().round, 1);
-    assert_eq!(d.state.federated.reserved, 3 * 8 + 2 * result_charge(5), "round 1's aggregate, two results");
+    assert_eq!(
+        d.state.app.federated.reserved,
+        3 * 8 + 2 * result_charge(5),
+        "round 1's aggregate, two results"
+    );
 }
 
 #[test]
@@ -232,7 +239,7 @@ fn malformed_rounds_and_updates_are_rejected_with_reasons() {
     }
     let too_big = with(&|s| s.dim = 50_000);
     assert_eq!(d.run(&fx.operator, too_big), rejected(RejectReason::FederatedFull));
-    assert!(d.state.federated.models.is_empty() && d.state.federated.reserved == 0);
+    assert!(d.state.app.federated.models.is_empty() && d.state.app.federated.reserved == 0);
 
     assert_eq!(d.run(&fx.operator, with(&|_| {})), Outcome::Applied);
     assert_eq!(d.run(&fx.operator, with(&|_| {})), invalid, "one open round per model");
@@ -246,13 +253,13 @@ fn malformed_rounds_and_updates_are_rejected_with_reasons() {
     assert_eq!(d.submit(keys[0], 1, 0, &[]), bad, "empty chunk");
     let partial = FederatedOp::Submit { model: "digits".into(), round: 1, offset: 0, values: vec![0; 12] };
     assert_eq!(d.run(keys[0], partial), bad, "a partial value");
-    assert!(d.state.federated.models["digits"].open.as_ref().unwrap().uploads.is_empty(), "nothing kept");
+    assert!(d.state.app.federated.models["digits"].open.as_ref().unwrap().uploads.is_empty(), "nothing kept");
     assert_eq!(d.submit(keys[0], 1, 0, &[1.0, 2.0]), Outcome::Applied);
     assert_eq!(d.submit(keys[0], 1, 0, &[1.0]), bad, "a chunk again");
     assert_eq!(d.submit(keys[0], 1, 2, &[3.0]), Outcome::Applied);
     assert_eq!(d.submit(keys[0], 1, 3, &[4.0]), bad, "after completion");
     let uploads: Vec<(PublicKey, usize)> =
-        (d.state.federated.models["digits"].open.as_ref().unwrap().uploads)
+        (d.state.app.federated.models["digits"].open.as_ref().unwrap().uploads)
             .iter()
             .map(|(k, u)| (*k, u.0.len()))
             .collect();
@@ -282,7 +289,7 @@ fn the_reservation_bounds_what_federated_state_encodes() {
     let mut d = Driver::new(&fx);
     let keys = participants(&fx);
     let fits = |d: &Driver| {
-        let fed = &d.state.federated;
+        let fed = &d.state.app.federated;
         assert_eq!(fed.reserved, fed.models.values().map(|m| m.charge()).sum::<u64>());
         let encoded = phalanx_core::wire::to_bytes(fed).len() as u64;
         assert!(encoded <= fed.reserved + 256 * fed.models.len() as u64, "{encoded} > {}", fed.reserved);
@@ -303,11 +310,11 @@ fn the_reservation_bounds_what_federated_state_encodes() {
         }
         d.state.begin_batch(d.seq + 1, 10_000 + 2_000 * round);
         fits(&d);
-        assert!(d.state.federated.models["digits"].open.is_none());
+        assert!(d.state.app.federated.models["digits"].open.is_none());
     }
-    let model = &d.state.federated.models["digits"];
+    let model = &d.state.app.federated.models["digits"];
     assert_eq!(model.results.len(), HISTORY, "older results dropped");
-    assert_eq!(d.state.federated.reserved, 2048 * 8 + HISTORY as u64 * result_charge(5));
+    assert_eq!(d.state.app.federated.reserved, 2048 * 8 + HISTORY as u64 * result_charge(5));
 
     // Deleting the model, with a round open, frees everything and the name starts over.
     let s = RoundSpec { dim: 2048, ..spec(&fx, 41, "median", 5) };
@@ -317,6 +324,6 @@ fn the_reservation_bounds_what_federated_state_encodes() {
     assert_eq!(d.run(&fx.keys[0], delete("digits")), rejected(RejectReason::Unauthorized));
     assert_eq!(d.run(&fx.operator, delete("mnist")), rejected(RejectReason::UnknownModel));
     assert_eq!(d.run(&fx.operator, delete("digits")), Outcome::Applied);
-    assert_eq!((d.state.federated.reserved, d.state.federated.models.len()), (0, 0));
+    assert_eq!((d.state.app.federated.reserved, d.state.app.federated.models.len()), (0, 0));
     assert_eq!(d.run(&fx.operator, FederatedOp::Open(Box::new(spec(&fx, 1, "median", 5)))), Outcome::Applied);
 }

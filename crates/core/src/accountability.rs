@@ -5,10 +5,10 @@
 //! Everything here changes only when a committed operation executes, so every honest replica
 //! holds the same detection log and quarantines the same member at the same seq.
 
-use crate::consensus::{Epoch, Member};
-use crate::evidence::{Culprit, Evidence};
+use crate::evidence::{Accusation, Culprit, Evidence, Report};
+use crate::membership::{Epoch, Member};
 use crate::recent::RecentSet;
-use crate::wire::{Accusation, EpochNo, OperatorAction, RejectReason, ReplicaId, Report, Seq};
+use crate::wire::{EpochNo, OperatorAction, RejectReason, ReplicaId, Seq};
 use phalanx_crypto::{Digest, PublicKey};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -156,6 +156,7 @@ impl Accountability {
     }
 
     /// The newest epoch, which may be scheduled to start at a later checkpoint boundary.
+    #[allow(clippy::expect_used, reason = "the history is created non-empty and never shrinks below one")]
     pub fn current(&self) -> &Epoch {
         self.epochs.last().expect("the history starts with the genesis epoch")
     }

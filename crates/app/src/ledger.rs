@@ -1,7 +1,7 @@
 //! Accounts and transfers. Total balance is conserved by construction: a transfer moves an
 //! amount from one account to another or changes nothing.
 
-use crate::wire::RejectReason;
+use phalanx_core::wire::RejectReason;
 use phalanx_crypto::PublicKey;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -20,18 +20,13 @@ pub struct GenesisAccount {
     pub balance: u64,
 }
 
+/// The ledger's starting accounts: the application's part of a cluster's genesis.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Genesis {
     pub accounts: Vec<GenesisAccount>,
-    /// The key that signs operator actions (forced view change, lifting a quarantine).
-    pub operator: Option<PublicKey>,
-    /// How long a quarantine lasts on the replicated clock (0: the default hour).
-    pub quarantine_ms: u64,
-    /// A testing cluster: the operator may inject faults.
-    pub testing: bool,
 }
 
-pub(super) fn transfer(
+pub(crate) fn transfer(
     accounts: &mut BTreeMap<String, Account>,
     signer: &PublicKey,
     from: &str,
