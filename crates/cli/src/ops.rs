@@ -153,6 +153,19 @@ pub fn status(a: ReadArgs) -> Result<ExitCode, String> {
                 Err(e) => println!("{:<16} unreachable: {e}", m.name),
             }
         }
+        // Why each node dropped messages without effect: a few stale or duplicate ones are
+        // normal; bad signatures or invalid certificates point at a faulty member or link.
+        for (r, m) in all.iter().zip(&cluster.agents) {
+            let Some(ignored) = r.as_ref().ok().and_then(|v| v["ignored"].as_object()) else { continue };
+            let mut reasons: Vec<(&String, u64)> =
+                ignored.iter().map(|(k, n)| (k, n.as_u64().unwrap_or(0))).filter(|(_, n)| *n > 0).collect();
+            if reasons.is_empty() {
+                continue;
+            }
+            reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
+            let text: Vec<String> = reasons.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            println!("{:<16} ignored: {}", m.name, text.join(", "));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

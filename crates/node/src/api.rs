@@ -299,7 +299,7 @@ impl RequestJson {
             client: r.body.client.to_hex(),
             nonce: r.body.nonce,
             op: OpJson::from_op(&r.body.op),
-            signature: hex::encode(&r.sig.to_bytes()),
+            signature: hex::encode(r.sig.to_bytes()),
         }
     }
 
@@ -353,7 +353,7 @@ fn reply_json(id: u32, client: &PublicKey, nonce: u64, reply: &SharedReply) -> V
         "seq": reply.body.seq,
         "view": reply.body.view,
         "outcome": entry.map(|e| outcome_str(&e.outcome)),
-        "signed_reply": hex::encode(&wire::to_bytes(reply.as_ref())),
+        "signed_reply": hex::encode(wire::to_bytes(reply.as_ref())),
     })
 }
 
@@ -474,7 +474,7 @@ async fn transaction(State(s): State<ApiState>, Path((client, nonce)): Path<(Str
             let mut v = reply_json(s.id(), &client, nonce, &reply);
             // Proof independent of this node: 2f+1 signed COMMITs for the batch holding the request.
             v["commit_certificate"] =
-                cert.map(|c| Value::String(hex::encode(&wire::to_bytes(&c)))).unwrap_or(Value::Null);
+                cert.map(|c| Value::String(hex::encode(wire::to_bytes(&c)))).unwrap_or(Value::Null);
             axum::Json(v).into_response()
         }
         Ok(None) => {
@@ -511,6 +511,7 @@ fn status_json(s: &ApiState, st: &ReplicaStatus) -> Value {
         "stable_checkpoint": st.stable_checkpoint,
         "state_digest": st.state_digest.to_hex(),
         "pending_requests": st.pending_requests,
+        "ignored": st.ignored.iter().map(|(why, n)| (why.to_string(), Value::from(*n))).collect::<serde_json::Map<_, _>>(),
         "traffic": {
             "messages_sent": s.traffic.messages_sent.load(std::sync::atomic::Ordering::Relaxed),
             "bytes_sent": s.traffic.bytes_sent.load(std::sync::atomic::Ordering::Relaxed),
@@ -742,10 +743,10 @@ async fn view_changes(State(s): State<ApiState>) -> Response {
 /// clients check it themselves.
 async fn epoch_proof(State(s): State<ApiState>, Path(n): Path<u64>) -> Response {
     match ask(&s, |tx| Query::EpochProof(n, tx)).await {
-        Ok(Some(proof)) => axum::Json(
-            json!({ "replica": s.id(), "epoch": n, "proof": hex::encode(&wire::to_bytes(&proof)) }),
-        )
-        .into_response(),
+        Ok(Some(proof)) => {
+            axum::Json(json!({ "replica": s.id(), "epoch": n, "proof": hex::encode(wire::to_bytes(&proof)) }))
+                .into_response()
+        }
         Ok(None) => {
             error(StatusCode::NOT_FOUND, format!("this agent executed no reconfiguration creating epoch {n}"))
         }

@@ -534,7 +534,9 @@ impl Runtime {
                 Effect::Checkpoint { seq, state } => tracing::debug!(seq, %state, "checkpoint"),
                 Effect::Stable { seq, state } => tracing::info!(seq, %state, "stable checkpoint"),
                 Effect::StateInstalled { seq, state } => tracing::info!(seq, %state, "state transferred"),
-                Effect::ViewEntered { view, primary, cause } => self.view_entered(view, primary, cause),
+                Effect::ViewEntered { view, primary, cause } => {
+                    self.view_entered(view, primary, cause.as_str())
+                }
                 // Handled before anything was sent (below).
                 Effect::EpochEntered { .. } => {}
                 Effect::Evidence(ev) => {

@@ -4,6 +4,7 @@
 //! digest its slot is waiting for.
 
 use super::Effect;
+use super::ignored::Ignored;
 use super::pool::RequestDigests;
 use super::replica::Replica;
 use crate::application::Application;
@@ -47,12 +48,15 @@ impl<A: Application> Replica<A> {
     /// a member is answered at most twice per resend interval: asking cannot become an
     /// amplification attack.
     pub(super) fn on_batch_request(&mut self, r: Signed<BatchRequest>) {
-        if r.body.epoch != self.epoch.number || !self.verify_signed(&r) {
-            return;
+        if r.body.epoch != self.epoch.number {
+            return self.ignore(Ignored::OtherEpoch);
+        }
+        if !self.verify_signed(&r) {
+            return self.ignore(Ignored::BadSignature);
         }
         let last = self.batches_served_at.get(&r.from).copied();
         if last.is_some_and(|t| self.now < t.saturating_add(self.params.resend_interval_ms / 2)) {
-            return;
+            return self.ignore(Ignored::RateLimited);
         }
         self.batches_served_at.insert(r.from, self.now);
         for (seq, d) in &r.body.wanted {
@@ -64,14 +68,15 @@ impl<A: Application> Replica<A> {
 
     /// A batch answering our request: kept if this slot waits for exactly it.
     pub(super) fn on_batch(&mut self, seq: Seq, batch: Batch) {
-        let Some(slot) = self.log.get(&seq) else { return };
-        let Some(d) = slot.digest() else { return };
-        if slot.decided.is_some() || slot.batch_for(d).is_some() {
-            return;
+        let Some(d) = self.log.get(&seq).and_then(|s| s.digest()) else {
+            return self.ignore(Ignored::Unsolicited);
+        };
+        if self.log.get(&seq).is_some_and(|s| s.decided.is_some() || s.batch_for(d).is_some()) {
+            return self.ignore(Ignored::Duplicate);
         }
         let digests = RequestDigests::of(&batch.requests, &self.pool);
         if Batch::digest_over(batch.timestamp_ms, &digests.requests) != d {
-            return;
+            return self.ignore(Ignored::DigestMismatch);
         }
         // The digest is the one a quorum prepared, so its requests were checked then.
         for r in &digests.requests {

@@ -1,5 +1,6 @@
 //! Checkpoints and garbage collection, state transfer, retransmission and catch-up.
 
+use super::ignored::Ignored;
 use super::replica::Replica;
 use super::{Effect, Record, Timer};
 use crate::application::Application;
@@ -33,13 +34,19 @@ impl<A: Application> Replica<A> {
         // Checkpoints far above our window are not kept: a replica that far behind catches up
         // through fetch and state transfer instead.
         let horizon = self.high_mark().saturating_add(self.params.log_window);
-        if seq <= self.stable.seq || seq > horizon || !seq.is_multiple_of(self.params.checkpoint_interval) {
-            return;
+        if seq <= self.stable.seq {
+            return self.ignore(Ignored::Stale);
+        }
+        if seq > horizon {
+            return self.ignore(Ignored::TooFarAhead);
+        }
+        if !seq.is_multiple_of(self.params.checkpoint_interval) {
+            return self.ignore(Ignored::Unsolicited);
         }
         // Certified by the epoch that ordered its seq (the boundary's by the previous epoch).
         let epoch = self.epoch_for(seq);
         if !self.verify_in(&epoch, &c) {
-            return;
+            return self.ignore(Ignored::BadSignature);
         }
         self.insert_checkpoint_vote(c);
         self.check_stable(seq);
@@ -150,11 +157,16 @@ impl<A: Application> Replica<A> {
     }
 
     pub(super) fn on_state_request(&mut self, r: Signed<StateRequest>) {
-        if self.stable.seq < r.body.seq || !self.verify_signed(&r) {
-            return;
+        if self.stable.seq < r.body.seq {
+            return self.ignore(Ignored::Unsolicited);
+        }
+        if !self.verify_signed(&r) {
+            return self.ignore(Ignored::BadSignature);
         }
         if self.may_serve_heavy(r.from) {
             self.send_state(r.from);
+        } else {
+            self.ignore(Ignored::RateLimited);
         }
     }
 
@@ -185,16 +197,22 @@ impl<A: Application> Replica<A> {
     /// A snapshot is installed only if its digest matches a certificate we verified ourselves.
     pub(super) fn on_state_response(&mut self, r: Signed<StateResponse>) {
         let cert = &r.body.cert;
-        if cert.seq <= self.last_executed || digest(&r.body.snapshot) != cert.state {
-            return;
+        if cert.seq <= self.last_executed {
+            return self.ignore(Ignored::Stale);
+        }
+        if digest(&r.body.snapshot) != cert.state {
+            return self.ignore(Ignored::DigestMismatch);
         }
         let mut items = Vec::new();
         let ok = self
             .with_ctx(|ctx, v| ctx.checkpoint_cert(cert, &mut items) && super::certs::all_valid(v, &items));
         if !ok {
-            return;
+            return self.ignore(Ignored::InvalidCertificate);
         }
-        let Ok(state) = State::<A>::restore(&r.body.snapshot) else { return };
+        // Certified by a quorum yet undecodable: the quorum runs another version, or lies.
+        let Ok(state) = State::<A>::restore(&r.body.snapshot) else {
+            return self.ignore(Ignored::DigestMismatch);
+        };
         let StateResponse { cert, snapshot, .. } = r.body;
         self.state = state;
         self.last_executed = cert.seq;
@@ -280,7 +298,7 @@ impl<A: Application> Replica<A> {
             return self.on_old_epoch_fetch(f);
         }
         if !self.verify_signed(&f) {
-            return;
+            return self.ignore(Ignored::BadSignature);
         }
         let after = f.body.after;
         // The heavy answers (a NEW-VIEW, a snapshot) go to each peer at most once per resend
@@ -308,7 +326,7 @@ impl<A: Application> Replica<A> {
         // interval and a FETCH loop buys no more.
         let last = self.fetches_served_at.get(&f.from).copied();
         if last.is_some_and(|t| self.now < t.saturating_add(self.params.resend_interval_ms / 2)) {
-            return;
+            return self.ignore(Ignored::RateLimited);
         }
         self.fetches_served_at.insert(f.from, self.now);
         let certs: Vec<CommitCert> =
@@ -320,17 +338,20 @@ impl<A: Application> Replica<A> {
 
     /// A decided slot proven by a quorum of COMMITs: execute it, in any view status.
     pub(super) fn on_commit_cert(&mut self, c: CommitCert) {
-        let Some(first) = c.commits.first() else { return };
+        let Some(first) = c.commits.first() else { return self.ignore(Ignored::InvalidCertificate) };
         let seq = first.body.seq;
-        if seq <= self.last_executed || seq <= self.stable.seq || seq > self.high_mark() {
-            return;
+        if seq <= self.last_executed || seq <= self.stable.seq {
+            return self.ignore(Ignored::Stale);
+        }
+        if seq > self.high_mark() {
+            return self.ignore(Ignored::TooFarAhead);
         }
         if self.log.get(&seq).is_some_and(|s| s.decided.is_some()) {
-            return;
+            return self.ignore(Ignored::Duplicate);
         }
         let valid = { self.with_ctx(|ctx, v| ctx.commit_cert(&c, v)) };
         if !valid {
-            return;
+            return self.ignore(Ignored::InvalidCertificate);
         }
         self.cross_check(None, &c.commits);
         // The slot counts votes of this replica's view; the certificate's view may be another.

@@ -12,6 +12,7 @@
 mod batch_fetch;
 pub mod certs;
 mod checkpoint;
+mod ignored;
 mod journal;
 mod pool;
 mod reconfig;
@@ -22,8 +23,10 @@ mod view_change;
 
 pub use crate::membership::{Epoch, Member, worst_new_view_bytes};
 pub use crate::new_view::{NewViewPlan, Proposal, plan_new_view};
+pub use ignored::Ignored;
 pub use journal::Journal;
 pub use replica::{Replica, ReplicaStatus};
+pub use view_change::ViewChangeCause;
 
 use crate::application::Application;
 use crate::evidence::Evidence;
@@ -274,7 +277,7 @@ pub enum Effect {
     ViewEntered {
         view: View,
         primary: ReplicaId,
-        cause: &'static str,
+        cause: ViewChangeCause,
     },
     /// The operator injected a fault into this agent (testing clusters only): from now on its
     /// host rewrites what it sends with this behaviour (`None`: behave again).

@@ -9,8 +9,9 @@
 //! the state joiners install before they vote (they verify it with e's keys, which genesis or
 //! the committed history gives them). Views keep counting across epochs.
 
+use super::ignored::Ignored;
 use super::replica::Replica;
-use super::{Effect, Epoch, Record, Timer};
+use super::{Effect, Epoch, Record, Timer, ViewChangeCause};
 use crate::application::Application;
 use crate::wire::{CheckpointCert, Fetch, Message, ReplicaId, Seq, Signed, StateResponse, limits};
 
@@ -54,12 +55,16 @@ impl<A: Application> Replica<A> {
         // Requests proposed in void slots are proposed again.
         self.pool.reset(self.now);
         self.out.push(Effect::EpochEntered { epoch: self.epoch.clone() });
-        self.out.push(Effect::ViewEntered { view, primary: self.primary(), cause: "reconfiguration" });
+        self.out.push(Effect::ViewEntered {
+            view,
+            primary: self.primary(),
+            cause: ViewChangeCause::Reconfiguration,
+        });
         if self.pool.len() > 0 {
             self.arm_request_timer();
         }
         if self.quarantined(self.primary()) {
-            self.start_view_change(view.saturating_add(1), "quarantine");
+            self.start_view_change(view.saturating_add(1), ViewChangeCause::Quarantine);
         }
     }
 
@@ -120,12 +125,16 @@ impl<A: Application> Replica<A> {
     /// A FETCH signed in the previous epoch comes from a voter that has not reached our
     /// boundary: it gets the boundary state (at most once per resend interval).
     pub(super) fn on_old_epoch_fetch(&mut self, f: Signed<Fetch>) {
-        let Some(prev) = self.previous_epoch() else { return };
-        if f.body.epoch != prev.number || !self.verify_in(&prev, &f) {
-            return;
+        let Some(prev) = self.previous_epoch().filter(|p| p.number == f.body.epoch) else {
+            return self.ignore(Ignored::OtherEpoch);
+        };
+        if !self.verify_in(&prev, &f) {
+            return self.ignore(Ignored::BadSignature);
         }
         if self.may_serve_heavy(f.from) {
             self.send_boundary(f.from);
+        } else {
+            self.ignore(Ignored::RateLimited);
         }
     }
 }

@@ -1,18 +1,19 @@
 //! The replica: its state, input dispatch and the normal case of PBFT.
 
 use super::certs::{CertContext, all_valid};
+use super::ignored::Ignored;
 use super::pool::{Added, MAX_POOL_BYTES, Pool, PoolLimits, RequestDigests};
 use super::reputation::{PeerStats, Reputation};
 use super::slot::Slot;
-use super::{Config, Effect, Epoch, Input, Params, Record, SignatureVerifier, Timer};
+use super::{Config, Effect, Epoch, Input, Params, Record, SignatureVerifier, Timer, ViewChangeCause};
 use crate::application::Application;
 use crate::evidence::{Accusation, Evidence, Report};
 use crate::quorum::Quorum;
 use crate::recent::RecentSet;
 use crate::state::{Execution, State, StateEvent};
 use crate::wire::{
-    Batch, Body, CheckpointCert, ClientRequest, Message, Operation, Phase, PrePrepare, ReplicaId, Reply,
-    ReplyEntry, RequestBody, Seq, Signed, View, ViewChange, Vote,
+    Batch, Body, CheckpointCert, ClientRequest, EpochNo, Kind, Message, Operation, Phase, PrePrepare,
+    ReplicaId, Reply, ReplyEntry, RequestBody, Seq, Signed, View, ViewChange, Vote,
 };
 use phalanx_crypto::{Digest, Keypair, PublicKey};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -31,6 +32,8 @@ pub struct ReplicaStatus {
     pub stable_checkpoint: Seq,
     pub state_digest: Digest,
     pub pending_requests: usize,
+    /// Messages dropped without effect, by reason.
+    pub ignored: BTreeMap<Ignored, u64>,
 }
 
 pub struct Replica<A: Application> {
@@ -63,7 +66,7 @@ pub struct Replica<A: Application> {
     pub(super) next_seq: Seq,
     pub(super) last_executed: Seq,
     /// What this replica signed per (epoch, kind, view, seq): it never signs a second digest.
-    pub(super) signed: BTreeMap<(u64, u8, View, Seq), Digest>,
+    pub(super) signed: BTreeMap<(EpochNo, Kind, View, Seq), Digest>,
     /// Messages for a later view or above the high water mark, per sender, bounded.
     pub(super) future: BTreeMap<ReplicaId, SenderBuffer>,
 
@@ -115,9 +118,11 @@ pub struct Replica<A: Application> {
     /// What this replica observed of each member.
     pub(super) peers: Vec<PeerStats>,
     /// Why the current (or last) view change started.
-    pub(super) vc_cause: &'static str,
+    pub(super) vc_cause: ViewChangeCause,
     /// Proposals refused for a timestamp outside the clock skew bound.
     pub(super) clock_refusals: u64,
+    /// Messages dropped without effect, by reason.
+    pub(super) ignored: BTreeMap<Ignored, u64>,
     /// The state digest at an executed seq: hashing the whole state is paid once per seq, however
     /// often hosts ask for the status (an HTTP poller must not make the loop hash megabytes per
     /// request).
@@ -200,8 +205,9 @@ impl<A: Application> Replica<A> {
             accused: BTreeSet::new(),
             own_nonce: 0,
             peers: vec![PeerStats::default(); n],
-            vc_cause: "",
+            vc_cause: ViewChangeCause::Startup,
             clock_refusals: 0,
+            ignored: BTreeMap::new(),
             digest_cache: std::cell::Cell::new(None),
         }
     }
@@ -232,7 +238,7 @@ impl<A: Application> Replica<A> {
                 }
                 Record::PrePrepare(pp, batch) => {
                     let b = &pp.body;
-                    r.signed.insert((b.epoch, b.kind() as u8, b.view, b.seq), b.digest);
+                    r.signed.insert((b.epoch, b.kind(), b.view, b.seq), b.digest);
                     let slot = r.log.entry(b.seq).or_insert_with(|| Slot::new(b.view));
                     if slot.view <= b.view {
                         slot.enter_view(b.view);
@@ -253,7 +259,7 @@ impl<A: Application> Replica<A> {
                 }
                 Record::Vote(v) => {
                     let b = &v.body;
-                    r.signed.insert((b.epoch, b.kind() as u8, b.view, b.seq), b.digest);
+                    r.signed.insert((b.epoch, b.kind(), b.view, b.seq), b.digest);
                 }
                 Record::OwnNonce(n) => r.own_nonce = r.own_nonce.max(*n),
                 Record::Stable { cert, snapshot } => {
@@ -299,7 +305,7 @@ impl<A: Application> Replica<A> {
         r.next_seq = r
             .signed
             .keys()
-            .filter(|k| k.0 == epoch && k.1 == 2)
+            .filter(|k| k.0 == epoch && k.1 == Kind::PrePrepare)
             .map(|k| k.3 + 1)
             .max()
             .unwrap_or(floor)
@@ -314,6 +320,7 @@ impl<A: Application> Replica<A> {
         if !self.active {
             self.broadcast_view_change();
         }
+        self.check_invariants();
         std::mem::take(&mut self.out)
     }
 
@@ -328,7 +335,45 @@ impl<A: Application> Replica<A> {
             }
             Input::Timeout(t) => self.on_timeout(t),
         }
+        self.check_invariants();
         std::mem::take(&mut self.out)
+    }
+
+    /// What must hold between any two inputs, checked in debug builds after every one (the
+    /// habit of TigerBeetle's `invariants()`): the simulator's debug runs drive every protocol
+    /// path through these. Release builds skip them.
+    fn check_invariants(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        let h = self.stable.seq;
+        debug_assert!(
+            h <= self.last_executed,
+            "stable checkpoint {h} above execution {}",
+            self.last_executed
+        );
+        debug_assert!(
+            self.snapshots.get(&h).is_some_and(|(d, _)| *d == self.stable.state),
+            "no snapshot of the stable checkpoint {h} under its certified digest"
+        );
+        debug_assert!(
+            self.log.keys().next().is_none_or(|s| *s > h),
+            "a slot at or below the stable checkpoint {h}"
+        );
+        debug_assert!(
+            self.active || self.vc_target > self.view,
+            "changing views, yet the target {} is not above view {}",
+            self.vc_target,
+            self.view
+        );
+        for (from, b) in &self.future {
+            debug_assert!(
+                b.queue.len() <= self.params.max_buffered_per_sender
+                    && b.bytes <= self.params.max_buffered_bytes_per_sender,
+                "member {from}'s early messages outgrew their bound"
+            );
+        }
+        debug_assert!(self.accused.len() <= EVIDENCE_MEMORY + 1, "accusations outgrew their bound");
     }
 
     // ----- accessors -----
@@ -421,6 +466,7 @@ impl<A: Application> Replica<A> {
             stable_checkpoint: self.stable.seq,
             state_digest: self.state_digest(),
             pending_requests: self.pool.len(),
+            ignored: self.ignored.clone(),
         }
     }
 
@@ -437,6 +483,11 @@ impl<A: Application> Replica<A> {
     }
 
     // ----- helpers shared by the other modules -----
+
+    /// Drops the message being handled, counting why.
+    pub(super) fn ignore(&mut self, why: Ignored) {
+        *self.ignored.entry(why).or_default() += 1;
+    }
 
     pub(super) fn low_mark(&self) -> Seq {
         self.stable.seq
@@ -620,7 +671,7 @@ impl<A: Application> Replica<A> {
     }
 
     /// Records what we are about to sign; refuses to sign a second digest for one slot.
-    pub(super) fn may_sign(&mut self, kind: u8, view: View, seq: Seq, d: Digest) -> bool {
+    pub(super) fn may_sign(&mut self, kind: Kind, view: View, seq: Seq, d: Digest) -> bool {
         if !self.is_voter() {
             return false;
         }
@@ -651,11 +702,11 @@ impl<A: Application> Replica<A> {
         if let Message::Request(r) = &m
             && self.state.accountability.is_quarantined(&r.body.client)
         {
-            return;
+            return self.ignore(Ignored::Quarantined);
         }
         let signer = m.signer();
         if signer.is_some_and(|id| self.quarantined(id)) || self.link.is_some_and(|id| self.quarantined(id)) {
-            return;
+            return self.ignore(Ignored::Quarantined);
         }
         match m {
             Message::Request(r) => self.on_request(r),
@@ -691,19 +742,19 @@ impl<A: Application> Replica<A> {
     fn on_request(&mut self, r: ClientRequest) {
         // A standby joiner or a removed member orders nothing: it keeps no requests.
         if !self.is_voter() {
-            return;
+            return self.ignore(Ignored::NotVoting);
         }
-        if crate::wire::check_request(&r).is_err()
-            || !self.state.is_client(&r.body.client)
-            || (r.is_opaque() && !self.state.accepts_opaque())
-        {
-            return;
+        if crate::wire::check_request(&r).is_err() {
+            return self.ignore(Ignored::Malformed);
+        }
+        if !self.state.is_client(&r.body.client) || (r.is_opaque() && !self.state.accepts_opaque()) {
+            return self.ignore(Ignored::NotAdmitted);
         }
         // Opaque payloads leave no client record: nothing to answer from a reply cache.
         let record = if r.is_opaque() { None } else { self.state.clients.get(&r.body.client).cloned() };
         if let Some(rec) = record {
             if r.body.nonce < rec.nonce {
-                return;
+                return self.ignore(Ignored::Stale);
             }
             if r.body.nonce == rec.nonce {
                 // Already executed: answer from the reply cache (a retransmission).
@@ -721,13 +772,17 @@ impl<A: Application> Replica<A> {
                         entries: vec![entry],
                     });
                     self.out.push(Effect::Reply { clients: vec![r.body.client], reply });
+                    return;
                 }
-                return;
+                return self.ignore(Ignored::Stale);
             }
         }
         let (op, d) = r.digests();
-        if self.pool.contains(&d) || !self.verify_request(&r) {
-            return;
+        if self.pool.contains(&d) {
+            return self.ignore(Ignored::Duplicate);
+        }
+        if !self.verify_request(&r) {
+            return self.ignore(Ignored::BadSignature);
         }
         let opaque = r.is_opaque();
         let limits = PoolLimits {
@@ -737,7 +792,8 @@ impl<A: Application> Replica<A> {
         };
         let added = self.pool.add(r, (op, d), self.now, limits);
         match added {
-            Added::Full | Added::AlreadyPending => return,
+            Added::Full => return self.ignore(Ignored::PoolFull),
+            Added::AlreadyPending => return self.ignore(Ignored::Duplicate),
             // An opaque payload carries no signature, so a conflict with one proves nothing.
             Added::Conflict(other) if other.is_opaque() || opaque => return,
             Added::Conflict(other) => {
@@ -814,7 +870,7 @@ impl<A: Application> Replica<A> {
         let overdue_at = self.pool.first_overdue(timeout, half);
         if overdue_at.is_some_and(|t| self.now >= t.max(stalled_at)) {
             self.accuse(self.primary(), Accusation::Censorship, self.view);
-            self.start_view_change(self.view.saturating_add(1), "request-timeout");
+            self.start_view_change(self.view.saturating_add(1), ViewChangeCause::RequestTimeout);
             return;
         }
         // Next look: when a request is due for relay (by age if execution stops by then), or
@@ -889,7 +945,7 @@ impl<A: Application> Replica<A> {
     pub(super) fn send_pre_prepare(&mut self, seq: Seq, batch: Batch, digests: RequestDigests) {
         self.last_proposal_ms = self.now;
         let d = Batch::digest_over(batch.timestamp_ms, &digests.requests);
-        if !self.may_sign(2, self.view, seq, d) {
+        if !self.may_sign(Kind::PrePrepare, self.view, seq, d) {
             return;
         }
         let pp = self.sign(PrePrepare { epoch: self.epoch.number, view: self.view, seq, digest: d });
@@ -922,18 +978,24 @@ impl<A: Application> Replica<A> {
 
     fn on_pre_prepare(&mut self, pp: Signed<PrePrepare>, batch: Batch) {
         let b = &pp.body;
-        if b.epoch != self.epoch.number || pp.from != self.epoch.primary(b.view) || pp.from == self.id {
-            return;
+        if b.epoch != self.epoch.number {
+            return self.ignore(Ignored::OtherEpoch);
+        }
+        if pp.from != self.epoch.primary(b.view) || pp.from == self.id {
+            return self.ignore(Ignored::WrongSender);
         }
         let placement = self.placement(b.view, b.seq);
         if matches!(placement, Placement::Stale) {
-            return;
+            return self.ignore(Ignored::Stale);
         }
         // The batch digest is built from its requests' digests; requests already pending here
         // were hashed on arrival.
         let digests = RequestDigests::of(&batch.requests, &self.pool);
-        if Batch::digest_over(batch.timestamp_ms, &digests.requests) != b.digest || !self.verify_signed(&pp) {
-            return;
+        if Batch::digest_over(batch.timestamp_ms, &digests.requests) != b.digest {
+            return self.ignore(Ignored::DigestMismatch);
+        }
+        if !self.verify_signed(&pp) {
+            return self.ignore(Ignored::BadSignature);
         }
         if matches!(placement, Placement::Early) {
             return self.buffer(pp.from, Message::PrePrepare(pp, batch));
@@ -942,7 +1004,7 @@ impl<A: Application> Replica<A> {
         if let Some(old) = self.slot(seq).pre_prepare.clone() {
             if old.body.digest != pp.body.digest {
                 self.report(Evidence::ProposalEquivocation(old, pp));
-                self.start_view_change(self.view.saturating_add(1), "proposal-equivocation");
+                self.start_view_change(self.view.saturating_add(1), ViewChangeCause::ProposalEquivocation);
             } else {
                 // The primary resending a re-proposal brings the batch we may be waiting for.
                 self.on_batch(seq, batch);
@@ -963,7 +1025,7 @@ impl<A: Application> Replica<A> {
         let opaque_refused = !self.state.accepts_opaque() && batch.requests.iter().any(|r| r.is_opaque());
         if opaque_refused || batch.oversized() || !all_valid(self.verifier.as_mut(), &unseen) {
             self.report(Evidence::InvalidProposal(pp, batch));
-            self.start_view_change(self.view.saturating_add(1), "invalid-proposal");
+            self.start_view_change(self.view.saturating_add(1), ViewChangeCause::InvalidProposal);
             return;
         }
         // The batch's timestamp drives the replicated clock (quarantine expiry, memory TTLs,
@@ -975,7 +1037,7 @@ impl<A: Application> Replica<A> {
             || batch.timestamp_ms.saturating_add(skew) < self.now
         {
             self.clock_refusals += 1;
-            return;
+            return self.ignore(Ignored::ClockSkew);
         }
         // The batch digest was checked above.
         self.accept_with_digests(pp, Some((batch, digests)));
@@ -1027,7 +1089,7 @@ impl<A: Application> Replica<A> {
 
     pub(super) fn send_vote(&mut self, phase: Phase, seq: Seq, d: Digest) {
         let vote = Vote { phase, epoch: self.epoch.number, view: self.view, seq, digest: d };
-        if !self.may_sign(vote.kind() as u8, self.view, seq, d) {
+        if !self.may_sign(vote.kind(), self.view, seq, d) {
             return;
         }
         let vote = self.sign(vote);
@@ -1043,16 +1105,19 @@ impl<A: Application> Replica<A> {
 
     fn on_vote(&mut self, v: Signed<Vote>) {
         let b = &v.body;
-        if b.epoch != self.epoch.number || v.from == self.id {
-            return;
+        if b.epoch != self.epoch.number {
+            return self.ignore(Ignored::OtherEpoch);
         }
         // The primary's pre-prepare is its prepare; a PREPARE from it is never counted.
-        if b.phase == Phase::Prepare && v.from == self.epoch.primary(b.view) {
-            return;
+        if v.from == self.id || (b.phase == Phase::Prepare && v.from == self.epoch.primary(b.view)) {
+            return self.ignore(Ignored::WrongSender);
         }
         let placement = self.placement(b.view, b.seq);
-        if matches!(placement, Placement::Stale) || !self.verify_signed(&v) {
-            return;
+        if matches!(placement, Placement::Stale) {
+            return self.ignore(Ignored::Stale);
+        }
+        if !self.verify_signed(&v) {
+            return self.ignore(Ignored::BadSignature);
         }
         if matches!(placement, Placement::Early) {
             // Verified first, so nobody can push a member's real early votes out of its buffer.
@@ -1160,7 +1225,7 @@ impl<A: Application> Replica<A> {
         // quorum with those that skipped it, nor f+1 above it. Every replica executes the
         // quarantine at the same seq, so all move past it (found by the chaos simulator, n=7).
         if !self.active && self.quarantined(self.epoch.primary(self.vc_target)) {
-            self.start_view_change(self.vc_target.saturating_add(1), "primary-quarantined");
+            self.start_view_change(self.vc_target.saturating_add(1), ViewChangeCause::PrimaryQuarantined);
         }
     }
 
@@ -1198,7 +1263,7 @@ impl<A: Application> Replica<A> {
                 // Every replica executes this at the same seq and asks for the next view.
                 StateEvent::ForceViewChange(view) => {
                     if self.view <= view {
-                        self.start_view_change(view.saturating_add(1), "operator");
+                        self.start_view_change(view.saturating_add(1), ViewChangeCause::Operator);
                     }
                 }
                 StateEvent::FaultInjected { agent, fault, probability_permille } => {
@@ -1208,7 +1273,7 @@ impl<A: Application> Replica<A> {
                 }
                 StateEvent::QuarantineChanged => {
                     if self.active && self.quarantined(self.primary()) {
-                        self.start_view_change(self.view.saturating_add(1), "quarantine");
+                        self.start_view_change(self.view.saturating_add(1), ViewChangeCause::Quarantine);
                     }
                 }
             }

@@ -1,12 +1,13 @@
 //! View change: VIEW-CHANGE, the f+1 rule, NEW-VIEW and its recomputation by backups.
 
+use super::ignored::Ignored;
 use super::replica::Replica;
 use super::slot::Slot;
 use super::{Effect, Record, Timer};
 use crate::application::Application;
 use crate::evidence::Evidence;
 use crate::new_view::{NewViewPlan, plan_new_view};
-use crate::wire::{Message, NewView, PrePrepare, ReplicaId, Seq, Signed, View, ViewChange};
+use crate::wire::{Kind, Message, NewView, PrePrepare, ReplicaId, Seq, Signed, View, ViewChange};
 
 /// VIEW-CHANGEs kept per member (its latest views).
 const VIEW_CHANGES_PER_SENDER: usize = 4;
@@ -14,9 +15,61 @@ const VIEW_CHANGES_PER_SENDER: usize = 4;
 /// member gets there, and a faulty one cannot push view arithmetic towards overflow.
 pub(super) const MAX_VIEW_GAP: View = 1 << 20;
 
+/// Why a replica left its view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ViewChangeCause {
+    /// No view was left yet (the replica started in its view).
+    Startup,
+    /// Requests waited a full timeout without the primary making progress.
+    RequestTimeout,
+    /// The primary proposed two batches for one seq.
+    ProposalEquivocation,
+    /// The primary proposed a batch no honest primary would (bad client signatures, oversized,
+    /// opaque payloads where they are refused).
+    InvalidProposal,
+    /// f+1 members asked for later views, so at least one honest member did.
+    WeakQuorum,
+    /// The new primary did not complete the view change in time.
+    ViewChangeTimeout,
+    /// The NEW-VIEW awaited did not follow from its own VIEW-CHANGEs.
+    InvalidNewView,
+    /// The primary was quarantined.
+    Quarantine,
+    /// The primary of the view being changed to was quarantined meanwhile.
+    PrimaryQuarantined,
+    /// The operator forced a view change.
+    Operator,
+    /// A new epoch began at its boundary.
+    Reconfiguration,
+}
+
+impl ViewChangeCause {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ViewChangeCause::Startup => "startup",
+            ViewChangeCause::RequestTimeout => "request-timeout",
+            ViewChangeCause::ProposalEquivocation => "proposal-equivocation",
+            ViewChangeCause::InvalidProposal => "invalid-proposal",
+            ViewChangeCause::WeakQuorum => "f+1-view-changes",
+            ViewChangeCause::ViewChangeTimeout => "view-change-timeout",
+            ViewChangeCause::InvalidNewView => "invalid-new-view",
+            ViewChangeCause::Quarantine => "quarantine",
+            ViewChangeCause::PrimaryQuarantined => "primary-quarantined",
+            ViewChangeCause::Operator => "operator",
+            ViewChangeCause::Reconfiguration => "reconfiguration",
+        }
+    }
+}
+
+impl std::fmt::Display for ViewChangeCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl<A: Application> Replica<A> {
     /// Stops taking part in the current view and asks for `target`.
-    pub(super) fn start_view_change(&mut self, target: View, cause: &'static str) {
+    pub(super) fn start_view_change(&mut self, target: View, cause: ViewChangeCause) {
         // A quarantined member is never primary: skip the views it would lead.
         if !self.is_voter() {
             return;
@@ -93,15 +146,21 @@ impl<A: Application> Replica<A> {
 
     pub(super) fn on_view_change(&mut self, vc: Signed<ViewChange>) {
         let w = vc.body.new_view;
-        if w <= self.view || w > self.view.saturating_add(MAX_VIEW_GAP) || vc.from == self.id {
-            return;
+        if vc.from == self.id {
+            return self.ignore(Ignored::WrongSender);
+        }
+        if w <= self.view {
+            return self.ignore(Ignored::Stale);
+        }
+        if w > self.view.saturating_add(MAX_VIEW_GAP) {
+            return self.ignore(Ignored::TooFarAhead);
         }
         if self.view_changes.get(&vc.from).is_some_and(|m| m.contains_key(&w)) {
-            return;
+            return self.ignore(Ignored::Duplicate);
         }
         let valid = { self.with_ctx(|ctx, v| ctx.view_change(&vc, v)) };
         if !valid {
-            return;
+            return self.ignore(Ignored::InvalidCertificate);
         }
         for p in &vc.body.prepared {
             self.cross_check(Some(&p.pre_prepare), &p.prepares);
@@ -135,7 +194,7 @@ impl<A: Application> Replica<A> {
             .collect();
         if higher.len() >= self.quorum.weak() {
             higher.sort_unstable_by(|a, b| b.cmp(a));
-            self.start_view_change(higher[self.quorum.weak() - 1], "f+1-view-changes");
+            self.start_view_change(higher[self.quorum.weak() - 1], ViewChangeCause::WeakQuorum);
         }
     }
 
@@ -177,7 +236,7 @@ impl<A: Application> Replica<A> {
         if plan
             .proposals
             .iter()
-            .any(|p| self.signed.get(&(e, 2, w, p.seq)).is_some_and(|old| *old != p.digest))
+            .any(|p| self.signed.get(&(e, Kind::PrePrepare, w, p.seq)).is_some_and(|old| *old != p.digest))
         {
             return;
         }
@@ -185,7 +244,7 @@ impl<A: Application> Replica<A> {
         self.out.push(Effect::Persist(Record::View(w)));
         let mut pre_prepares = Vec::with_capacity(plan.proposals.len());
         for p in &plan.proposals {
-            self.may_sign(2, w, p.seq, p.digest);
+            self.may_sign(Kind::PrePrepare, w, p.seq, p.digest);
             let pp =
                 self.sign(PrePrepare { epoch: self.epoch.number, view: w, seq: p.seq, digest: p.digest });
             let batch = self.local_batch(p.seq, p.digest);
@@ -205,20 +264,23 @@ impl<A: Application> Replica<A> {
             let target = self.vc_target;
             self.accuse(self.epoch.primary(target), crate::evidence::Accusation::Silence, target);
             self.vc_failures += 1;
-            self.start_view_change(self.vc_target.saturating_add(1), "view-change-timeout");
+            self.start_view_change(self.vc_target.saturating_add(1), ViewChangeCause::ViewChangeTimeout);
         }
     }
 
     pub(super) fn on_new_view(&mut self, nv: Signed<NewView>) {
         let w = nv.body.view;
-        if w <= self.view
-            || (!self.active && w < self.vc_target)
-            || w > self.view.saturating_add(MAX_VIEW_GAP)
-        {
-            return;
+        if w <= self.view || (!self.active && w < self.vc_target) {
+            return self.ignore(Ignored::Stale);
         }
-        if nv.from != self.epoch.primary(w) || !self.verify_signed(&nv) {
-            return;
+        if w > self.view.saturating_add(MAX_VIEW_GAP) {
+            return self.ignore(Ignored::TooFarAhead);
+        }
+        if nv.from != self.epoch.primary(w) {
+            return self.ignore(Ignored::WrongSender);
+        }
+        if !self.verify_signed(&nv) {
+            return self.ignore(Ignored::BadSignature);
         }
         let Some(plan) = self.check_new_view(&nv) else {
             // A NEW-VIEW that does not follow from its own view changes: its primary is faulty,
@@ -231,9 +293,9 @@ impl<A: Application> Replica<A> {
             // Only the one we are waiting for makes us move on; an unsolicited bad NEW-VIEW for
             // some other view is ignored, or a faulty member could trigger view changes at will.
             if !self.active && w == self.vc_target {
-                self.start_view_change(w.saturating_add(1), "invalid-new-view");
+                self.start_view_change(w.saturating_add(1), ViewChangeCause::InvalidNewView);
             }
-            return;
+            return self.ignore(Ignored::InvalidCertificate);
         };
         self.enter_view(nv, plan);
     }
@@ -337,7 +399,7 @@ impl<A: Application> Replica<A> {
         self.replay_buffered();
         self.propose(true);
         if self.quarantined(self.primary()) {
-            self.start_view_change(w.saturating_add(1), "quarantine");
+            self.start_view_change(w.saturating_add(1), ViewChangeCause::Quarantine);
         }
     }
 }
