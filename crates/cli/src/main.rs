@@ -1,8 +1,11 @@
 //! `phalanx`: one binary for every Phalanx task.
 
 mod aggregate;
+#[cfg(feature = "testing")]
 mod bench;
+#[cfg(feature = "testing")]
 mod chaos;
+#[cfg(feature = "testing")]
 mod demo;
 mod federated;
 mod init;
@@ -11,6 +14,7 @@ mod memory;
 mod operator;
 mod ops;
 mod reconfig;
+#[cfg(feature = "testing")]
 mod sim;
 mod up;
 
@@ -38,6 +42,7 @@ enum Command {
     Down(up::DownArgs),
     /// Sign and submit one transfer; accepted on f+1 matching signed replies.
     Submit(ops::SubmitArgs),
+    #[cfg(feature = "testing")]
     /// Submit many transfers and report throughput and latency.
     Bench(bench::BenchArgs),
     /// List the agents with role, status and public key.
@@ -49,6 +54,7 @@ enum Command {
     /// Store and retrieve values in the replicated shared memory.
     #[command(subcommand)]
     Memory(memory::MemoryCommand),
+    #[cfg(feature = "testing")]
     /// Run the reference scenario on real processes and check every claim.
     Demo(demo::DemoArgs),
     /// The detection log (from committed state): who was caught, how, with what evidence.
@@ -62,8 +68,10 @@ enum Command {
     Agent(reconfig::AgentCommand),
     /// Replace members (operator-signed); takes effect at the next checkpoint as a new epoch.
     UpdateQuorum(reconfig::UpdateQuorumArgs),
+    #[cfg(feature = "testing")]
     /// A real cluster under load while seeded faults kill, pause, partition and corrupt it; then check the history.
     Chaos(chaos::ChaosArgs),
+    #[cfg(feature = "testing")]
     /// Run seeded deterministic simulations with Byzantine agents and network faults.
     Sim(sim::SimArgs),
     /// Robust aggregation of vectors read as JSON on stdin: {"vectors": [[...], ...]}.
@@ -83,13 +91,17 @@ fn main() -> ExitCode {
         Command::Up(a) => up::up(a),
         Command::Down(a) => up::down(a),
         Command::Submit(a) => ops::submit(a),
+        #[cfg(feature = "testing")]
         Command::Bench(a) => bench::bench(a),
         Command::Agents(a) => ops::agents(a),
         Command::Status(a) => ops::status(a),
         Command::Health(a) => ops::health(a),
         Command::Memory(c) => memory::run(c),
+        #[cfg(feature = "testing")]
         Command::Sim(a) => sim::run(a),
+        #[cfg(feature = "testing")]
         Command::Chaos(a) => chaos::run(a),
+        #[cfg(feature = "testing")]
         Command::Demo(a) => demo::run(a),
         Command::DetectionLog(a) => operator::detection_log(a),
         Command::InjectFault(a) => operator::inject_fault(a),

@@ -5,6 +5,7 @@ pub mod api;
 pub mod config;
 pub mod directory;
 pub mod federated;
+mod injected;
 pub mod runtime;
 pub mod storage;
 pub mod transport;

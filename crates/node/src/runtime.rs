@@ -2,6 +2,7 @@
 //! it performs the replica's effects (persist first, then send).
 
 use crate::directory::SharedDirectory;
+use crate::injected::{self, Fault};
 use crate::storage::Store;
 use crate::transport::{FairInbound, Outbox};
 use bytes::Bytes;
@@ -14,9 +15,6 @@ use phalanx_core::wire::{
     Reply, Signed,
 };
 use phalanx_crypto::{Digest, PublicKey};
-use phalanx_faults::{Behaviour, Blackboard, Strategy};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,14 +59,6 @@ pub struct ViewChangeEvent {
     pub triggered_by: String,
     pub quorum_met: bool,
     pub at_ms: u64,
-}
-
-/// An operator-injected fault: the simulator's strategy code, driven by this node.
-struct Fault {
-    name: String,
-    strategy: Strategy,
-    rng: ChaCha8Rng,
-    board: Blackboard,
 }
 
 /// View changes remembered for the API.
@@ -345,8 +335,11 @@ impl Runtime {
             }
             Query::Accountability(tx) => {
                 let acc = Box::new(self.replica.state().accountability.clone());
-                let _ =
-                    tx.send((acc, self.replica.reputations(), self.fault.as_ref().map(|f| f.name.clone())));
+                let _ = tx.send((
+                    acc,
+                    self.replica.reputations(),
+                    self.fault.as_ref().map(|f| f.name().to_string()),
+                ));
             }
             Query::EpochProof(epoch, tx) => {
                 let _ = tx.send(self.store.epoch_proof(epoch).unwrap_or_else(|e| {
@@ -391,11 +384,11 @@ impl Runtime {
             }
             return;
         };
-        let out = f.strategy.rewrite(msg, &to, &mut f.rng, &mut f.board);
+        let out = f.rewrite(msg, &to);
         self.send_outgoing(out);
     }
 
-    fn send_outgoing(&self, out: Vec<phalanx_faults::Outgoing>) {
+    fn send_outgoing(&self, out: Vec<injected::Outgoing>) {
         for o in out {
             if o.to == self.replica.id() {
                 continue;
@@ -418,8 +411,7 @@ impl Runtime {
         let Some(f) = self.fault.as_mut() else { return };
         // Above the nonces the replica gives its own reports (clock ms × 1000), or the ledger
         // would drop the double spends as stale.
-        f.strategy.nonce = f.strategy.nonce.max(now_ms().saturating_mul(1000) + 500);
-        let out = f.strategy.tick(view, stable, &mut f.rng, &f.board);
+        let out = f.tick(view, stable, now_ms().saturating_mul(1000) + 500);
         self.send_outgoing(out);
     }
 
@@ -430,24 +422,22 @@ impl Runtime {
             self.fault = None;
             return;
         };
-        let behaviour: Behaviour = match name.parse() {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!("ignoring fault injection: {e}");
-                return;
-            }
-        };
-        let seed = crate::os_seed().unwrap_or([7; 32]);
-        let mut rng = ChaCha8Rng::from_seed(seed);
-        let n = self.peers.len();
-        let (key, cluster) = (self.replica.keypair().clone(), self.replica.cluster());
         let me = self.replica.id();
-        let mut strategy = Strategy::new(me, [behaviour].into(), key, cluster, n, &mut rng);
-        strategy.account = self.name(me);
-        strategy.spend_to = ["alice".into(), "bob".into()];
-        strategy.probability = Some(probability_permille.min(1000) as f64 / 1000.0);
-        tracing::warn!(fault = %name, probability = probability_permille as f64 / 1000.0, "fault injected by the operator: misbehaving on purpose");
-        self.fault = Some(Fault { name, strategy, rng, board: Blackboard::default() });
+        let host = injected::Host {
+            key: self.replica.keypair(),
+            cluster: self.replica.cluster(),
+            id: me,
+            members: self.peers.len(),
+            account: self.name(me),
+            seed: crate::os_seed().unwrap_or([7; 32]),
+        };
+        match Fault::new(name.clone(), probability_permille, host) {
+            Ok(fault) => {
+                tracing::warn!(fault = %name, probability = probability_permille as f64 / 1000.0, "fault injected by the operator: misbehaving on purpose");
+                self.fault = Some(fault);
+            }
+            Err(e) => tracing::error!("ignoring fault injection: {e}"),
+        }
     }
 
     /// Records the view change that ended in `view`.
@@ -510,8 +500,7 @@ impl Runtime {
                     self.emit(msg, to)
                 }
                 Effect::Reply { reply, .. } => {
-                    if self.fault.as_ref().is_none_or(|f| !f.strategy.behaviours.contains(&Behaviour::Silent))
-                    {
+                    if self.fault.as_ref().is_none_or(|f| !f.silent()) {
                         self.deliver_reply(reply)
                     }
                 }
