@@ -495,8 +495,7 @@ impl Runtime {
             match e {
                 Effect::Send { to, msg } => self.emit(msg, vec![to]),
                 Effect::Broadcast(msg) => {
-                    let me = self.replica.id();
-                    let to = self.replica.epoch().voters.iter().copied().filter(|t| *t != me).collect();
+                    let to = self.replica.broadcast_targets();
                     self.emit(msg, to)
                 }
                 Effect::Reply { reply, .. } => {

@@ -665,13 +665,11 @@ impl World {
     /// What a twin does: it sends (through the member's strategy), replies and sets timers; its
     /// own state is nobody's concern (it is faulty).
     fn apply_twin_effects(&mut self, node: ReplicaId, effects: Vec<Effect>) {
-        let n = self.cfg.nodes as ReplicaId;
+        let targets = self.nodes[node as usize].twin.as_ref().map(|t| t.replica.broadcast_targets());
         for e in effects {
             match e {
                 Effect::Send { to, msg } => self.emit_as(node, true, msg, vec![to]),
-                Effect::Broadcast(msg) => {
-                    self.emit_as(node, true, msg, (0..n).filter(|j| *j != node).collect())
-                }
+                Effect::Broadcast(msg) => self.emit_as(node, true, msg, targets.clone().unwrap_or_default()),
                 Effect::Reply { reply, .. } => {
                     self.messages += 1;
                     if let Some(d) = self.latency() {
@@ -730,11 +728,11 @@ impl World {
     fn apply_effects(&mut self, node: ReplicaId, effects: Vec<Effect>) {
         let i = node as usize;
         let honest = !self.faulty.contains(&node);
-        let n = self.cfg.nodes as ReplicaId;
+        let targets = self.nodes[i].replica.as_ref().map(|r| r.broadcast_targets()).unwrap_or_default();
         for e in effects {
             match e {
                 Effect::Send { to, msg } => self.emit(node, msg, vec![to]),
-                Effect::Broadcast(msg) => self.emit(node, msg, (0..n).filter(|j| *j != node).collect()),
+                Effect::Broadcast(msg) => self.emit(node, msg, targets.clone()),
                 Effect::Reply { reply, .. } => {
                     if self.nodes[i]
                         .strategy

@@ -429,6 +429,11 @@ impl<A: Application> Replica<A> {
     pub fn is_primary(&self) -> bool {
         self.primary() == self.id
     }
+    /// Whom an [`Effect::Broadcast`] goes to: the epoch's voters but this replica. Every host
+    /// (node and simulator) asks here, so none can broadcast to a different set.
+    pub fn broadcast_targets(&self) -> Vec<ReplicaId> {
+        self.epoch.voters.iter().copied().filter(|v| *v != self.id).collect()
+    }
     /// Proposals refused because their timestamp was outside the clock skew bound.
     pub fn clock_refusals(&self) -> u64 {
         self.clock_refusals
