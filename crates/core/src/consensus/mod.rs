@@ -9,15 +9,20 @@
 //! - [`pool`]: client requests waiting to be ordered, bounded per client.
 //! - [`slot`]: what a replica knows about one sequence number.
 
+mod accusations;
 mod batch_fetch;
 pub mod certs;
 mod checkpoint;
+mod execution;
 mod ignored;
+mod invariants;
 mod journal;
 mod pool;
 mod reconfig;
+mod recovery;
 mod replica;
 pub mod reputation;
+mod requests;
 mod slot;
 mod view_change;
 

@@ -2,20 +2,20 @@
 
 use super::certs::{CertContext, all_valid};
 use super::ignored::Ignored;
-use super::pool::{Added, MAX_POOL_BYTES, Pool, PoolLimits, RequestDigests};
+use super::pool::{Pool, RequestDigests};
 use super::reputation::{PeerStats, Reputation};
 use super::slot::Slot;
 use super::{Config, Effect, Epoch, Input, Params, Record, SignatureVerifier, Timer, ViewChangeCause};
 use crate::application::Application;
-use crate::evidence::{Accusation, Evidence, Report};
+use crate::evidence::{Accusation, Evidence};
 use crate::quorum::Quorum;
 use crate::recent::RecentSet;
-use crate::state::{Execution, State, StateEvent};
+use crate::state::State;
 use crate::wire::{
-    Batch, Body, CheckpointCert, ClientRequest, EpochNo, Kind, Message, Operation, Phase, PrePrepare,
-    ReplicaId, Reply, ReplyEntry, RequestBody, Seq, Signed, View, ViewChange, Vote,
+    Batch, Body, CheckpointCert, EpochNo, Kind, Message, Phase, PrePrepare, ReplicaId, Seq, Signed, View,
+    ViewChange, Vote,
 };
-use phalanx_crypto::{Digest, Keypair, PublicKey};
+use phalanx_crypto::{Digest, Keypair};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Where the replica stands, for hosts and dashboards.
@@ -132,17 +132,12 @@ pub struct Replica<A: Application> {
 /// Early messages from one sender, bounded by count and by encoded size.
 #[derive(Default)]
 pub(super) struct SenderBuffer {
-    queue: VecDeque<(usize, Message)>,
-    bytes: usize,
+    pub(super) queue: VecDeque<(usize, Message)>,
+    pub(super) bytes: usize,
 }
 
 /// Evidence keys remembered for deduplication.
-const EVIDENCE_MEMORY: usize = 4096;
-/// Requests relayed per look at the pool (a backlog goes out a budget at a time). Suspicion
-/// needs only some waiting request to be known everywhere; at n=13 under saturation a budget of
-/// 64 let a backup that lagged for half a timeout flood every peer with 0.7 to 7.4 relays per
-/// transfer, while 8 keeps it at 0.2 to 0.4 with the same recovery from a dead primary.
-const RELAY_BUDGET: usize = 8;
+pub(super) const EVIDENCE_MEMORY: usize = 4096;
 
 impl<A: Application> Replica<A> {
     /// Id of a replica that is not (yet) a member: a joiner on standby until it installs the
@@ -212,107 +207,6 @@ impl<A: Application> Replica<A> {
         }
     }
 
-    /// A replica restarted from what it persisted: its stable checkpoint and snapshot, the views
-    /// it entered, and everything it signed (so it never signs a conflicting message).
-    pub fn recover(
-        id: ReplicaId,
-        key: Keypair,
-        config: Config<A>,
-        verifier: Box<dyn SignatureVerifier>,
-        records: &[Record],
-    ) -> Result<Self, String> {
-        let mut r = Replica::new(id, key, config, verifier);
-        for rec in records {
-            match rec {
-                Record::View(v) => {
-                    if *v >= r.view {
-                        r.view = *v;
-                        r.active = true;
-                        r.vc_target = r.vc_target.max(*v);
-                    }
-                }
-                Record::ViewChange(v) => {
-                    if *v > r.vc_target {
-                        r.vc_target = *v;
-                    }
-                }
-                Record::PrePrepare(pp, batch) => {
-                    let b = &pp.body;
-                    r.signed.insert((b.epoch, b.kind(), b.view, b.seq), b.digest);
-                    let slot = r.log.entry(b.seq).or_insert_with(|| Slot::new(b.view));
-                    if slot.view <= b.view {
-                        slot.enter_view(b.view);
-                        slot.pre_prepare = Some(pp.clone());
-                        // Our own record: the batch is the one this pre-prepare signed.
-                        if let Some(batch) = batch {
-                            slot.set_batch(batch.clone(), b.digest, Vec::new());
-                        }
-                    }
-                }
-                Record::Prepared(cert, batch) => {
-                    let b = &cert.pre_prepare.body;
-                    let slot = r.log.entry(b.seq).or_insert_with(|| Slot::new(b.view));
-                    if slot.prepared.as_ref().is_none_or(|p| p.pre_prepare.body.view < b.view) {
-                        slot.prepared = Some(cert.clone());
-                        slot.prepared_batch = Some(batch.clone());
-                    }
-                }
-                Record::Vote(v) => {
-                    let b = &v.body;
-                    r.signed.insert((b.epoch, b.kind(), b.view, b.seq), b.digest);
-                }
-                Record::OwnNonce(n) => r.own_nonce = r.own_nonce.max(*n),
-                Record::Stable { cert, snapshot } => {
-                    if cert.seq > r.stable.seq {
-                        // A snapshot that does not decode to its certified digest means the disk
-                        // is damaged or from another version: refuse to run rather than diverge.
-                        let state = State::<A>::restore(snapshot)
-                            .map_err(|e| format!("stable checkpoint {}: {e}", cert.seq))?;
-                        if state.digest() != cert.state {
-                            return Err(format!(
-                                "stable checkpoint {}: snapshot does not match its digest",
-                                cert.seq
-                            ));
-                        }
-                        r.state = state;
-                        r.last_executed = cert.seq;
-                        r.snapshots = BTreeMap::from([(cert.seq, (cert.state, snapshot.clone()))]);
-                        r.stable = cert.clone();
-                    }
-                }
-            }
-        }
-        // The committed state knows our last executed report, should a record be missing.
-        let own = r.key.public();
-        r.own_nonce = r.own_nonce.max(r.state.last_nonce(&own).unwrap_or(0));
-        // The stable state says which epoch we are in (we may have switched before the crash).
-        r.sync_epoch();
-        if r.vc_target > r.view {
-            r.active = false;
-        }
-        let h = r.stable.seq;
-        r.signed.retain(|(_, _, _, seq), _| *seq > h);
-        // Slots of an epoch we left are void above its boundary.
-        let epoch = r.epoch.number;
-        r.log.retain(|seq, slot| *seq > h && slot.epoch().is_none_or(|e| e == epoch));
-        // Restored slots keep their prepared certificates; only own pre-prepares of the current
-        // view stay as proposals (to be resent).
-        let view = r.view;
-        for slot in r.log.values_mut() {
-            slot.enter_view(view);
-        }
-        let floor = h.max(r.epoch.start) + 1;
-        r.next_seq = r
-            .signed
-            .keys()
-            .filter(|k| k.0 == epoch && k.1 == Kind::PrePrepare)
-            .map(|k| k.3 + 1)
-            .max()
-            .unwrap_or(floor)
-            .max(floor);
-        Ok(r)
-    }
-
     /// Arms the periodic timer; call once after `new` or `recover`.
     pub fn start(&mut self, now: u64) -> Vec<Effect> {
         self.now = now;
@@ -337,43 +231,6 @@ impl<A: Application> Replica<A> {
         }
         self.check_invariants();
         std::mem::take(&mut self.out)
-    }
-
-    /// What must hold between any two inputs, checked in debug builds after every one (the
-    /// habit of TigerBeetle's `invariants()`): the simulator's debug runs drive every protocol
-    /// path through these. Release builds skip them.
-    fn check_invariants(&self) {
-        if !cfg!(debug_assertions) {
-            return;
-        }
-        let h = self.stable.seq;
-        debug_assert!(
-            h <= self.last_executed,
-            "stable checkpoint {h} above execution {}",
-            self.last_executed
-        );
-        debug_assert!(
-            self.snapshots.get(&h).is_some_and(|(d, _)| *d == self.stable.state),
-            "no snapshot of the stable checkpoint {h} under its certified digest"
-        );
-        debug_assert!(
-            self.log.keys().next().is_none_or(|s| *s > h),
-            "a slot at or below the stable checkpoint {h}"
-        );
-        debug_assert!(
-            self.active || self.vc_target > self.view,
-            "changing views, yet the target {} is not above view {}",
-            self.vc_target,
-            self.view
-        );
-        for (from, b) in &self.future {
-            debug_assert!(
-                b.queue.len() <= self.params.max_buffered_per_sender
-                    && b.bytes <= self.params.max_buffered_bytes_per_sender,
-                "member {from}'s early messages outgrew their bound"
-            );
-        }
-        debug_assert!(self.accused.len() <= EVIDENCE_MEMORY + 1, "accusations outgrew their bound");
     }
 
     // ----- accessors -----
@@ -552,96 +409,6 @@ impl<A: Application> Replica<A> {
         ok
     }
 
-    /// Whether a member of the current epoch is quarantined by committed state.
-    pub(super) fn quarantined(&self, id: ReplicaId) -> bool {
-        self.epoch.members.get(id as usize).is_some_and(|m| self.state.accountability.is_quarantined(&m.key))
-    }
-
-    /// Signs `op` with this replica's own key and orders it like any client request.
-    fn submit_own(&mut self, op: Operation) {
-        if !self.is_voter() {
-            return;
-        }
-        // Nonces grow, and are persisted before the report leaves, so a restarted replica never
-        // reuses one (which would read as a double spend of its own), even with its clock
-        // stepped back. Starting from the clock keeps them above a lost journal's, too.
-        self.own_nonce = (self.own_nonce + 1).max(self.now.saturating_mul(1000));
-        self.out.push(Effect::Persist(Record::OwnNonce(self.own_nonce)));
-        let body = RequestBody { client: self.key.public(), nonce: self.own_nonce, op };
-        let req = ClientRequest::sign(body, &self.key, &self.cluster);
-        self.out.push(Effect::Broadcast(Message::Request(req.clone())));
-        self.on_request(req);
-    }
-
-    /// Accuses a member of an unprovable fault, once per (member, fault, view).
-    pub(super) fn accuse(&mut self, accused: ReplicaId, fault: Accusation, view: View) {
-        if accused == self.id || self.quarantined(accused) || self.quarantined(self.id) {
-            return;
-        }
-        if !self.accused.insert((accused, fault, view)) {
-            return;
-        }
-        if self.accused.len() > EVIDENCE_MEMORY
-            && let Some(first) = self.accused.iter().next().copied()
-        {
-            self.accused.remove(&first);
-        }
-        let report = Report::Accusation { epoch: self.epoch.number, accused, fault };
-        self.submit_own(report.operation());
-    }
-
-    pub(super) fn report(&mut self, ev: Evidence) {
-        let key = ev.slot_key();
-        if !self.evidence_seen.insert(key) {
-            return;
-        }
-        // Submitted for ordering: once committed, every replica verifies it and quarantines the
-        // culprit at the same seq.
-        // Evidence too large for one report (a NEW-VIEW may carry many certificates) is only
-        // logged locally: the replica still refuses what it proves.
-        let op = Report::Evidence(ev.clone()).operation();
-        let fits = matches!(&op, Operation::Report(b) if b.len() <= crate::wire::limits::MAX_REPORT_BYTES);
-        if fits && !self.quarantined(self.id) {
-            self.submit_own(op);
-        }
-        self.out.push(Effect::Evidence(ev));
-    }
-
-    /// Compares the signed messages inside a verified certificate with those we hold for the
-    /// same slot: a primary that showed us one proposal and others another, or a member that
-    /// voted both ways, is caught even when no single peer received both versions directly.
-    pub(super) fn cross_check(&mut self, pre_prepare: Option<&Signed<PrePrepare>>, votes: &[Signed<Vote>]) {
-        let mut found = Vec::new();
-        let epoch = self.epoch.number;
-        let slot_of = |seq| self.log.get(&seq);
-        if let Some(theirs) = pre_prepare
-            && let Some(ours) = slot_of(theirs.body.seq).and_then(|s| s.pre_prepare.as_ref())
-            && (ours.body.epoch, ours.body.view, ours.from)
-                == (theirs.body.epoch, theirs.body.view, theirs.from)
-            && ours.body.digest != theirs.body.digest
-        {
-            found.push(Evidence::ProposalEquivocation(ours.clone(), theirs.clone()));
-        }
-        for v in votes {
-            let Some(slot) = slot_of(v.body.seq) else { continue };
-            if v.body.epoch != epoch || slot.view != v.body.view || v.from == self.id {
-                continue;
-            }
-            let held = match v.body.phase {
-                Phase::Prepare => slot.prepares.get(&v.from),
-                Phase::Commit => slot.commits.get(&v.from),
-            };
-            if let Some(ours) = held
-                && ours.body.digest != v.body.digest
-            {
-                found.push(Evidence::VoteEquivocation(ours.clone(), v.clone()));
-            }
-        }
-        for ev in found {
-            self.report(ev);
-        }
-    }
-
     /// Keeps a message we cannot use yet (later view, above the window), bounded per sender by
     /// count and bytes: the oldest go first.
     pub(super) fn buffer(&mut self, from: ReplicaId, m: Message) {
@@ -740,160 +507,6 @@ impl<A: Application> Replica<A> {
             Timer::Resend => self.on_resend_timer(),
             Timer::StateTransfer => self.on_transfer_timer(),
         }
-    }
-
-    // ----- clients -----
-
-    fn on_request(&mut self, r: ClientRequest) {
-        // A standby joiner or a removed member orders nothing: it keeps no requests.
-        if !self.is_voter() {
-            return self.ignore(Ignored::NotVoting);
-        }
-        if crate::wire::check_request(&r).is_err() {
-            return self.ignore(Ignored::Malformed);
-        }
-        if !self.state.is_client(&r.body.client) || (r.is_opaque() && !self.state.accepts_opaque()) {
-            return self.ignore(Ignored::NotAdmitted);
-        }
-        // Opaque payloads leave no client record: nothing to answer from a reply cache.
-        let record = if r.is_opaque() { None } else { self.state.clients.get(&r.body.client).cloned() };
-        if let Some(rec) = record {
-            if r.body.nonce < rec.nonce {
-                return self.ignore(Ignored::Stale);
-            }
-            if r.body.nonce == rec.nonce {
-                // Already executed: answer from the reply cache (a retransmission).
-                if rec.op == r.op_digest() && self.verify_request(&r) {
-                    let entry = ReplyEntry {
-                        client: r.body.client,
-                        nonce: rec.nonce,
-                        op: rec.op,
-                        outcome: rec.outcome,
-                    };
-                    let reply = self.sign(Reply {
-                        epoch: self.epoch.number,
-                        view: self.view,
-                        seq: rec.seq,
-                        entries: vec![entry],
-                    });
-                    self.out.push(Effect::Reply { clients: vec![r.body.client], reply });
-                    return;
-                }
-                return self.ignore(Ignored::Stale);
-            }
-        }
-        let (op, d) = r.digests();
-        if self.pool.contains(&d) {
-            return self.ignore(Ignored::Duplicate);
-        }
-        if !self.verify_request(&r) {
-            return self.ignore(Ignored::BadSignature);
-        }
-        let opaque = r.is_opaque();
-        let limits = PoolLimits {
-            total: self.params.max_pending,
-            per_client: self.params.max_pending_per_client,
-            bytes: MAX_POOL_BYTES,
-        };
-        let added = self.pool.add(r, (op, d), self.now, limits);
-        match added {
-            Added::Full => return self.ignore(Ignored::PoolFull),
-            Added::AlreadyPending => return self.ignore(Ignored::Duplicate),
-            // An opaque payload carries no signature, so a conflict with one proves nothing.
-            Added::Conflict(other) if other.is_opaque() || opaque => return,
-            Added::Conflict(other) => {
-                // The pool keeps the request it reports a conflict with.
-                if let Some(r) = self.pool.get(&d).cloned() {
-                    self.report(Evidence::DoubleSpend(other, r));
-                }
-            }
-            Added::New => {}
-        }
-        if !self.request_timer_armed {
-            // The first request after an idle spell: the primary's clock starts now.
-            self.arm_request_timer();
-        }
-        self.propose(false);
-    }
-
-    /// (Re)starts the wait for the primary, from now.
-    pub(super) fn arm_request_timer(&mut self) {
-        self.last_progress_ms = self.last_progress_ms.max(self.now);
-        self.last_proposal_ms = self.last_proposal_ms.max(self.now);
-        self.request_timer_armed = true;
-        self.set_timer(Timer::Request, (self.params.view_change_timeout_ms / 2).max(1));
-    }
-
-    fn verify_request(&mut self, r: &ClientRequest) -> bool {
-        match r.verify_item(&self.cluster) {
-            Some(item) => all_valid(self.verifier.as_mut(), &[item]),
-            None => true,
-        }
-    }
-
-    /// Requests waiting half a timeout are relayed to every replica (the primary may never have
-    /// had them); the primary is suspected when nothing executed for a full timeout while a
-    /// request waited that long, the last half of it known to every replica. Progress, not the
-    /// age of each request, is what counts: an overloaded primary that keeps executing is not
-    /// suspected, a crashed one is within one timeout of its last execution.
-    ///
-    /// While execution progresses, a request is relayed only if the primary passed it over:
-    /// it proposed one that arrived here half a timeout later. A request queued behind older
-    /// ones is not relayed: under overload every request waits that long, and relaying each to
-    /// every replica (n² messages per request) multiplied the load that delayed them. One still
-    /// unproposed after a whole timeout goes to the primary alone, which may never have had it
-    /// (a client that reached only some backups) while other traffic keeps execution going.
-    fn on_request_timer(&mut self) {
-        self.request_timer_armed = false;
-        if !self.active || self.pool.len() == 0 {
-            return;
-        }
-        let timeout = self.params.view_change_timeout_ms;
-        let half = (timeout / 2).max(1);
-        // Quiet: neither an execution nor a proposal lately (the suspicion rule's measure, so a
-        // dead primary's last instances completing without it do not postpone the relay).
-        let quiet_since = self.last_progress_ms.min(self.last_proposal_ms);
-        let stalled = self.now >= quiet_since.saturating_add(half);
-        let mut cutoff = self.now.saturating_sub(half);
-        if !stalled {
-            cutoff = cutoff.min(self.pool.proposed_arrival_ms().saturating_sub(half));
-        }
-        let relayed = self.pool.take_unrelayed(cutoff, self.now, RELAY_BUDGET);
-        // A backlog is relayed a budget at a time, not in one burst.
-        let relay_pause = if relayed.len() == RELAY_BUDGET { (timeout / 20).max(1) } else { 0 };
-        for r in relayed {
-            self.out.push(Effect::Broadcast(Message::Request(r)));
-        }
-        let forward = !self.is_primary();
-        if forward {
-            let primary = self.primary();
-            for r in self.pool.take_unforwarded(self.now.saturating_sub(timeout), RELAY_BUDGET) {
-                self.out.push(Effect::Send { to: primary, msg: Message::Request(r) });
-            }
-        }
-        let stalled_at = quiet_since + timeout;
-        let overdue_at = self.pool.first_overdue(timeout, half);
-        if overdue_at.is_some_and(|t| self.now >= t.max(stalled_at)) {
-            self.accuse(self.primary(), Accusation::Censorship, self.view);
-            self.start_view_change(self.view.saturating_add(1), ViewChangeCause::RequestTimeout);
-            return;
-        }
-        // Next look: when a request is due for relay (by age if execution stops by then), or
-        // the primary could be suspected.
-        let relay_at = self
-            .pool
-            .oldest_unrelayed()
-            .map(|a| if a <= cutoff { self.now + relay_pause } else { (a + half).max(quiet_since + half) });
-        let suspect_at = overdue_at.map(|t| t.max(stalled_at));
-        // A forwarding backlog goes out a budget at a time too.
-        let forward_at = forward
-            .then(|| self.pool.oldest_unforwarded())
-            .flatten()
-            .map(|a| (a + timeout).max(self.now + (timeout / 20).max(1)));
-        let due =
-            [relay_at, suspect_at, forward_at].into_iter().flatten().min().unwrap_or(self.now + timeout);
-        self.request_timer_armed = true;
-        self.set_timer(Timer::Request, due.saturating_sub(self.now).max(1));
     }
 
     // ----- primary -----
@@ -1201,119 +814,6 @@ impl<A: Application> Replica<A> {
                 }
             }
             self.execute_ready();
-        }
-    }
-
-    /// Executes decided slots strictly in sequence order.
-    pub(super) fn execute_ready(&mut self) {
-        while let Some((batch, ops)) = self.log.get(&(self.last_executed + 1)).and_then(|s| {
-            // The slot's operation digests belong to the batch it holds, which need not be the
-            // decided one: a Byzantine primary can propose another batch of the same length for
-            // a decided seq. Borrowed only when they are the decided batch's, or replicas would
-            // record different operations for one request (found by the chaos simulator, n=7).
-            let c = s.decided.as_ref()?;
-            let decided = c.commits.first().map(|v| v.body.digest);
-            let ops = if s.batch_digest.is_some()
-                && s.batch_digest == decided
-                && s.ops.len() == c.batch.requests.len()
-            {
-                s.ops.clone()
-            } else {
-                Vec::new()
-            };
-            Some((c.batch.clone(), ops))
-        }) {
-            self.execute(self.last_executed + 1, batch, ops);
-        }
-        // A view change waiting for a primary that has since been quarantined would wait for
-        // good: replicas that asked for its view before the quarantine executed never reach a
-        // quorum with those that skipped it, nor f+1 above it. Every replica executes the
-        // quarantine at the same seq, so all move past it (found by the chaos simulator, n=7).
-        if !self.active && self.quarantined(self.epoch.primary(self.vc_target)) {
-            self.start_view_change(self.vc_target.saturating_add(1), ViewChangeCause::PrimaryQuarantined);
-        }
-    }
-
-    /// Executes `batch`; `ops` are its requests' operation digests, or empty if not known.
-    fn execute(&mut self, seq: Seq, batch: Batch, ops: Vec<Digest>) {
-        self.last_progress_ms = self.now;
-        let mut entries = Vec::new();
-        let mut clients = Vec::new();
-        self.state.begin_batch(seq, batch.timestamp_ms);
-        for (i, req) in batch.requests.iter().enumerate() {
-            let client = req.body.client;
-            let op = ops.get(i).copied().unwrap_or_else(|| req.op_digest());
-            // This very request leaves the pool, whatever execution makes of it; another request
-            // under the same (client, nonce) leaves only once the client's record passes it.
-            self.pool.remove_op(&client, req.body.nonce, &op);
-            match self.state.execute_op(seq, req, op) {
-                Execution::Executed(outcome) | Execution::Duplicate(outcome) => {
-                    entries.push(ReplyEntry { client, nonce: req.body.nonce, op, outcome });
-                    clients.push(client);
-                }
-                Execution::Stale => {}
-            }
-            if let Some(n) = self.state.last_nonce(&client) {
-                self.pool.remove_upto(&client, n);
-            }
-        }
-        self.last_executed = seq;
-        if let Some(p) = self.log.get(&seq).and_then(|s| s.pre_prepare.as_ref()).map(|pp| pp.from)
-            && let Some(stats) = self.peers.get_mut(p as usize)
-        {
-            stats.proposals_committed += 1;
-        }
-        for event in self.state.take_events() {
-            match event {
-                // Every replica executes this at the same seq and asks for the next view.
-                StateEvent::ForceViewChange(view) => {
-                    if self.view <= view {
-                        self.start_view_change(view.saturating_add(1), ViewChangeCause::Operator);
-                    }
-                }
-                StateEvent::FaultInjected { agent, fault, probability_permille } => {
-                    if self.epoch.members.get(self.id as usize).is_some_and(|m| m.name == agent) {
-                        self.out.push(Effect::InjectFault { fault, probability_permille });
-                    }
-                }
-                StateEvent::QuarantineChanged => {
-                    if self.active && self.quarantined(self.primary()) {
-                        self.start_view_change(self.view.saturating_add(1), ViewChangeCause::Quarantine);
-                    }
-                }
-            }
-        }
-        if self.active {
-            // Progress in a view proves it works: the next view change starts from the base timeout.
-            self.vc_failures = 0;
-        }
-        self.out.push(Effect::Executed { seq, batch, entries: entries.clone() });
-        if !entries.is_empty() {
-            clients.sort();
-            clients.dedup();
-            let reply = self.sign(Reply { epoch: self.epoch.number, view: self.view, seq, entries });
-            self.out.push(Effect::Reply { clients, reply });
-        }
-        if seq.is_multiple_of(self.params.checkpoint_interval) {
-            self.take_checkpoint(seq);
-        }
-        // At a reconfiguration's boundary the next epoch takes over (after the old epoch's
-        // checkpoint there, which hands the state over).
-        if self.sync_epoch() {
-            return;
-        }
-        if self.pool.len() == 0 && self.request_timer_armed {
-            self.request_timer_armed = false;
-            self.out.push(Effect::CancelTimer(Timer::Request));
-        }
-        self.propose(false);
-    }
-
-    /// Clients whose requests wait in the pool but are already executed (after a state jump).
-    pub(super) fn prune_pool(&mut self) {
-        let clients: Vec<(PublicKey, u64)> = self.state.clients.iter().map(|(k, r)| (*k, r.nonce)).collect();
-        for (k, n) in clients {
-            self.pool.remove_upto(&k, n);
         }
     }
 }
