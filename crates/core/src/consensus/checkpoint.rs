@@ -10,9 +10,20 @@ use crate::wire::{
     StateResponse, limits,
 };
 use phalanx_crypto::digest;
+use std::collections::BTreeMap;
 
 /// Checkpoint votes kept per sender above our low water mark (bounds a Byzantine flood).
 const CHECKPOINTS_PER_SENDER: usize = 4;
+
+/// Checkpoint votes and state transfer.
+#[derive(Default)]
+pub(super) struct Checkpoints {
+    /// CHECKPOINTs received, per seq and member (a few seqs per member bounds memory).
+    pub(super) votes: BTreeMap<Seq, BTreeMap<ReplicaId, Signed<Checkpoint>>>,
+    /// A certified checkpoint above our execution that we are fetching.
+    pub(super) transfer: Option<CheckpointCert>,
+    pub(super) transfer_attempt: u64,
+}
 
 impl<A: Application> Replica<A> {
     /// After executing a multiple of K: snapshot, sign CHECKPOINT, broadcast.
@@ -54,22 +65,22 @@ impl<A: Application> Replica<A> {
 
     fn insert_checkpoint_vote(&mut self, c: Signed<Checkpoint>) {
         let (from, seq) = (c.from, c.body.seq);
-        if let Some(old) = self.checkpoint_votes.get(&seq).and_then(|m| m.get(&from)) {
+        if let Some(old) = self.checkpoints.votes.get(&seq).and_then(|m| m.get(&from)) {
             if old.body.state != c.body.state {
                 let ev = crate::evidence::Evidence::CheckpointEquivocation(old.clone(), c);
                 self.report(ev);
             }
             return;
         }
-        self.checkpoint_votes.entry(seq).or_default().insert(from, c);
+        self.checkpoints.votes.entry(seq).or_default().insert(from, c);
         let mine: Vec<Seq> =
-            self.checkpoint_votes.iter().filter(|(_, m)| m.contains_key(&from)).map(|(s, _)| *s).collect();
+            self.checkpoints.votes.iter().filter(|(_, m)| m.contains_key(&from)).map(|(s, _)| *s).collect();
         if mine.len() > CHECKPOINTS_PER_SENDER
-            && let Some(m) = self.checkpoint_votes.get_mut(&mine[0])
+            && let Some(m) = self.checkpoints.votes.get_mut(&mine[0])
         {
             m.remove(&from);
             if m.is_empty() {
-                self.checkpoint_votes.remove(&mine[0]);
+                self.checkpoints.votes.remove(&mine[0]);
             }
         }
     }
@@ -77,7 +88,7 @@ impl<A: Application> Replica<A> {
     /// A quorum of matching CHECKPOINTs makes a checkpoint stable. If we did not execute that
     /// far, we are behind and fetch the state.
     fn check_stable(&mut self, seq: Seq) {
-        let Some(votes) = self.checkpoint_votes.get(&seq) else { return };
+        let Some(votes) = self.checkpoints.votes.get(&seq) else { return };
         let mut by_digest: std::collections::BTreeMap<_, Vec<_>> = Default::default();
         for v in votes.values() {
             by_digest.entry(v.body.state).or_default().push(v.clone());
@@ -100,10 +111,10 @@ impl<A: Application> Replica<A> {
         if self.snapshots.get(&cert.seq).is_some_and(|(d, _)| *d == cert.state) {
             self.make_stable(cert);
             return true;
-        } else if self.transfer_target.as_ref().is_none_or(|t| t.seq < cert.seq) {
+        } else if self.checkpoints.transfer.as_ref().is_none_or(|t| t.seq < cert.seq) {
             // Give in-flight execution a moment unless the checkpoint is out of reach.
             let far = cert.seq > self.last_executed + self.params.max_inflight;
-            self.transfer_target = Some(cert);
+            self.checkpoints.transfer = Some(cert);
             if far {
                 self.on_transfer_timer();
             } else {
@@ -128,28 +139,28 @@ impl<A: Application> Replica<A> {
         self.boundary_stable(&cert, &snapshot);
         self.stable = cert;
         self.log.retain(|s, _| *s > seq);
-        self.checkpoint_votes.retain(|s, _| *s > seq);
+        self.checkpoints.votes.retain(|s, _| *s > seq);
         self.snapshots.retain(|s, _| *s >= seq);
         self.signed.retain(|(_, _, _, s), _| *s > seq);
-        if self.transfer_target.as_ref().is_some_and(|t| t.seq <= seq) {
-            self.transfer_target = None;
+        if self.checkpoints.transfer.as_ref().is_some_and(|t| t.seq <= seq) {
+            self.checkpoints.transfer = None;
         }
         self.next_seq = self.next_seq.max(seq + 1);
     }
 
     pub(super) fn on_transfer_timer(&mut self) {
-        let Some(cert) = self.transfer_target.clone() else { return };
+        let Some(cert) = self.checkpoints.transfer.clone() else { return };
         if cert.seq <= self.last_executed {
             // Execution got there on its own.
-            self.transfer_target = None;
+            self.checkpoints.transfer = None;
             self.check_stable(cert.seq);
             return;
         }
         // Ask one signer at a time, rotating, so a faulty one cannot stall us.
         let signers: Vec<ReplicaId> = cert.proofs.iter().map(|p| p.from).filter(|f| *f != self.id).collect();
         if !signers.is_empty() {
-            let to = signers[(self.transfer_attempt as usize) % signers.len()];
-            self.transfer_attempt += 1;
+            let to = signers[(self.checkpoints.transfer_attempt as usize) % signers.len()];
+            self.checkpoints.transfer_attempt += 1;
             let req = self.sign(StateRequest { epoch: self.epoch.number, seq: cert.seq });
             self.out.push(Effect::Send { to, msg: Message::StateRequest(req) });
         }
@@ -308,7 +319,7 @@ impl<A: Application> Replica<A> {
         if heavy_ok && (f.body.view < self.view || after < self.stable.seq) {
             self.served_at.insert(f.from, self.now);
             if f.body.view < self.view
-                && let Some(nv) = self.last_new_view.clone()
+                && let Some(nv) = self.vc.last_new_view.clone()
             {
                 self.out.push(Effect::Send { to: f.from, msg: Message::NewView(nv) });
             }

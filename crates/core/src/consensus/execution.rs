@@ -90,7 +90,7 @@ impl<A: Application> Replica<A> {
         }
         if self.active {
             // Progress in a view proves it works: the next view change starts from the base timeout.
-            self.vc_failures = 0;
+            self.vc.failures = 0;
         }
         self.out.push(Effect::Executed { seq, batch, entries: entries.clone() });
         if !entries.is_empty() {

@@ -42,13 +42,13 @@ impl<A: Application> Replica<A> {
         // The old epoch's slots above the boundary are void; those below stay to serve fetches.
         self.log.retain(|seq, _| *seq <= start);
         self.future.clear();
-        self.view_changes.clear();
-        self.last_new_view = None;
+        self.vc.received.clear();
+        self.vc.last_new_view = None;
         let view = self.view.max(self.vc_target);
         self.view = view;
         self.vc_target = view;
         self.active = true;
-        self.vc_failures = 0;
+        self.vc.failures = 0;
         self.out.push(Effect::CancelTimer(Timer::ViewChange));
         self.out.push(Effect::Persist(Record::View(view)));
         self.next_seq = self.next_seq.max(start + 1).max(self.stable.seq + 1);

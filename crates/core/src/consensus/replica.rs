@@ -1,10 +1,12 @@
 //! The replica: its state, input dispatch and the normal case of PBFT.
 
 use super::certs::{CertContext, all_valid};
+use super::checkpoint::Checkpoints;
 use super::ignored::Ignored;
 use super::pool::{Pool, RequestDigests};
 use super::reputation::{PeerStats, Reputation};
 use super::slot::Slot;
+use super::view_change::ViewChanges;
 use super::{Config, Effect, Epoch, Input, Params, Record, SignatureVerifier, Timer, ViewChangeCause};
 use crate::application::Application;
 use crate::evidence::{Accusation, Evidence};
@@ -13,7 +15,7 @@ use crate::recent::RecentSet;
 use crate::state::State;
 use crate::wire::{
     Batch, Body, CheckpointCert, EpochNo, Kind, Message, Phase, PrePrepare, ReplicaId, Seq, Signed, View,
-    ViewChange, Vote,
+    Vote,
 };
 use phalanx_crypto::{Digest, Keypair};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -52,14 +54,8 @@ pub struct Replica<A: Application> {
     pub(super) view: View,
     pub(super) active: bool,
     pub(super) vc_target: View,
-    /// Consecutive failed views: the view-change timeout doubles with each.
-    pub(super) vc_failures: u32,
-    /// A quorum asked for our target view (the view-change timer was restarted then).
-    pub(super) vc_quorum_seen: bool,
-    /// Valid VIEW-CHANGEs per member and view (a few views per member bounds memory).
-    pub(super) view_changes: BTreeMap<ReplicaId, BTreeMap<View, Signed<ViewChange>>>,
-    /// The NEW-VIEW that started our current view, for peers that missed it.
-    pub(super) last_new_view: Option<Signed<crate::wire::NewView>>,
+    /// What view changes need between inputs (owned by `view_change.rs`).
+    pub(super) vc: ViewChanges,
 
     // The log.
     pub(super) log: BTreeMap<Seq, Slot>,
@@ -75,10 +71,8 @@ pub struct Replica<A: Application> {
     pub(super) stable: CheckpointCert,
     /// Own checkpoints (digest, snapshot) not yet garbage-collected, including the stable one.
     pub(super) snapshots: BTreeMap<Seq, (Digest, Vec<u8>)>,
-    pub(super) checkpoint_votes: BTreeMap<Seq, BTreeMap<ReplicaId, Signed<crate::wire::Checkpoint>>>,
-    /// A certified checkpoint above our execution that we are fetching.
-    pub(super) transfer_target: Option<CheckpointCert>,
-    pub(super) transfer_attempt: u64,
+    /// Checkpoint votes and state transfer (owned by `checkpoint.rs`).
+    pub(super) checkpoints: Checkpoints,
     /// The checkpoint the current epoch started from, with its snapshot: what joiners and
     /// replicas still in the previous epoch install (see `reconfig`).
     pub(super) boundary: Option<(CheckpointCert, Vec<u8>)>,
@@ -168,10 +162,7 @@ impl<A: Application> Replica<A> {
             view: 0,
             active: true,
             vc_target: 0,
-            vc_failures: 0,
-            vc_quorum_seen: false,
-            view_changes: BTreeMap::new(),
-            last_new_view: None,
+            vc: ViewChanges::default(),
             log: BTreeMap::new(),
             next_seq: 1,
             last_executed: 0,
@@ -180,9 +171,7 @@ impl<A: Application> Replica<A> {
             state,
             stable: CheckpointCert { seq: 0, state: genesis_state, proofs: Vec::new() },
             snapshots,
-            checkpoint_votes: BTreeMap::new(),
-            transfer_target: None,
-            transfer_attempt: 0,
+            checkpoints: Checkpoints::default(),
             boundary: None,
             resend_ticks: 0,
             pool: Pool::default(),
@@ -514,7 +503,7 @@ impl<A: Application> Replica<A> {
     /// Cuts batches while the window allows: full batches at once, a partial one when `force`
     /// (the batch delay expired) or when nothing is in flight.
     pub(super) fn propose(&mut self, force: bool) {
-        if !self.active || !self.is_primary() || self.transfer_target.is_some() {
+        if !self.active || !self.is_primary() || self.checkpoints.transfer.is_some() {
             return;
         }
         // Slots above a scheduled reconfiguration's boundary would be void: stop there.

@@ -8,6 +8,7 @@ use crate::application::Application;
 use crate::evidence::Evidence;
 use crate::new_view::{NewViewPlan, plan_new_view};
 use crate::wire::{Kind, Message, NewView, PrePrepare, ReplicaId, Seq, Signed, View, ViewChange};
+use std::collections::BTreeMap;
 
 /// VIEW-CHANGEs kept per member (its latest views).
 const VIEW_CHANGES_PER_SENDER: usize = 4;
@@ -67,6 +68,19 @@ impl std::fmt::Display for ViewChangeCause {
     }
 }
 
+/// What view changes need between inputs.
+#[derive(Default)]
+pub(super) struct ViewChanges {
+    /// Consecutive failed views: the view-change timeout doubles with each.
+    pub(super) failures: u32,
+    /// A quorum asked for our target view (the view-change timer was restarted then).
+    pub(super) quorum_seen: bool,
+    /// Valid VIEW-CHANGEs per member and view (a few views per member bounds memory).
+    pub(super) received: BTreeMap<ReplicaId, BTreeMap<View, Signed<ViewChange>>>,
+    /// The NEW-VIEW that started our current view, for peers that missed it.
+    pub(super) last_new_view: Option<Signed<NewView>>,
+}
+
 impl<A: Application> Replica<A> {
     /// Stops taking part in the current view and asks for `target`.
     pub(super) fn start_view_change(&mut self, target: View, cause: ViewChangeCause) {
@@ -98,7 +112,7 @@ impl<A: Application> Replica<A> {
         // The timer starts only once a quorum asks for this view (check_view_change_quorum), so
         // a replica that suspects the primary alone waits for the others instead of running
         // ahead into views nobody else will join.
-        self.vc_quorum_seen = false;
+        self.vc.quorum_seen = false;
         self.broadcast_view_change();
         self.check_view_change_quorum();
     }
@@ -111,7 +125,8 @@ impl<A: Application> Replica<A> {
     pub(super) fn rebroadcast_lower_view_changes(&mut self) {
         let (low, high) = (self.view, self.vc_target);
         let mine: Vec<Signed<ViewChange>> = self
-            .view_changes
+            .vc
+            .received
             .get(&self.id)
             .map(|m| m.range(low.saturating_add(1)..high).map(|(_, vc)| vc.clone()).collect())
             .unwrap_or_default();
@@ -155,7 +170,7 @@ impl<A: Application> Replica<A> {
         if w > self.view.saturating_add(MAX_VIEW_GAP) {
             return self.ignore(Ignored::TooFarAhead);
         }
-        if self.view_changes.get(&vc.from).is_some_and(|m| m.contains_key(&w)) {
+        if self.vc.received.get(&vc.from).is_some_and(|m| m.contains_key(&w)) {
             return self.ignore(Ignored::Duplicate);
         }
         let valid = { self.with_ctx(|ctx, v| ctx.view_change(&vc, v)) };
@@ -174,7 +189,7 @@ impl<A: Application> Replica<A> {
     /// view after its sender moved on, so replicas split between two targets can still complete
     /// the lower one; and memory stays O(n).
     fn store_view_change(&mut self, vc: Signed<ViewChange>) {
-        let mine = self.view_changes.entry(vc.from).or_default();
+        let mine = self.vc.received.entry(vc.from).or_default();
         mine.insert(vc.body.new_view, vc);
         while mine.len() > VIEW_CHANGES_PER_SENDER {
             mine.pop_first();
@@ -186,7 +201,8 @@ impl<A: Application> Replica<A> {
     fn apply_weak_rule(&mut self) {
         let current = if self.active { self.view } else { self.vc_target };
         let mut higher: Vec<View> = self
-            .view_changes
+            .vc
+            .received
             .iter()
             .filter(|(id, _)| **id != self.id)
             .filter_map(|(_, m)| m.keys().next_back().copied())
@@ -199,7 +215,7 @@ impl<A: Application> Replica<A> {
     }
 
     fn view_changes_for(&self, w: View) -> Vec<Signed<ViewChange>> {
-        self.view_changes.values().filter_map(|m| m.get(&w)).cloned().collect()
+        self.vc.received.values().filter_map(|m| m.get(&w)).cloned().collect()
     }
 
     /// With a quorum for our target: arm the timer (backups) or send NEW-VIEW (its primary).
@@ -213,14 +229,14 @@ impl<A: Application> Replica<A> {
         // had skipped past w: it never signed one for w, those waiting for w fell one short of a
         // quorum and never timed out, and those ahead were too few for the f+1 rule to draw the
         // others up (found by the chaos simulator, n=10, once the faulty were quarantined).
-        let wanting = self.view_changes.values().filter(|m| m.range(w..).next().is_some()).count();
+        let wanting = self.vc.received.values().filter(|m| m.range(w..).next().is_some()).count();
         if wanting < self.quorum.quorum() {
             return;
         }
-        if !self.vc_quorum_seen {
+        if !self.vc.quorum_seen {
             // A quorum wants this view now: give its primary a full timeout from here.
-            self.vc_quorum_seen = true;
-            let timeout = self.params.view_change_timeout_ms << self.vc_failures.min(6);
+            self.vc.quorum_seen = true;
+            let timeout = self.params.view_change_timeout_ms << self.vc.failures.min(6);
             self.set_timer(Timer::ViewChange, timeout);
         }
         // Only VIEW-CHANGEs for w itself make its NEW-VIEW.
@@ -263,7 +279,7 @@ impl<A: Application> Replica<A> {
             // A quorum asked for this view and its primary did not start it in time.
             let target = self.vc_target;
             self.accuse(self.epoch.primary(target), crate::evidence::Accusation::Silence, target);
-            self.vc_failures += 1;
+            self.vc.failures += 1;
             self.start_view_change(self.vc_target.saturating_add(1), ViewChangeCause::ViewChangeTimeout);
         }
     }
@@ -343,16 +359,16 @@ impl<A: Application> Replica<A> {
     /// pre-prepares of the new view, and let the new primary continue after them.
     fn enter_view(&mut self, nv: Signed<NewView>, plan: NewViewPlan) {
         let w = nv.body.view;
-        self.last_new_view = Some(nv.clone());
+        self.vc.last_new_view = Some(nv.clone());
         self.view = w;
         self.vc_target = w;
         self.active = true;
         self.out.push(Effect::CancelTimer(Timer::ViewChange));
         self.out.push(Effect::Persist(Record::View(w)));
-        for m in self.view_changes.values_mut() {
+        for m in self.vc.received.values_mut() {
             m.retain(|v, _| *v > w);
         }
-        self.view_changes.retain(|_, m| !m.is_empty());
+        self.vc.received.retain(|_, m| !m.is_empty());
 
         if plan.stable.seq > self.stable.seq {
             self.adopt_checkpoint(plan.stable.clone());
