@@ -43,7 +43,7 @@ fuzz_target!(|actions: Vec<Action>| {
     // The digests proposed so far per seq, so that votes can agree with a proposal.
     let mut proposed: BTreeMap<u64, Digest> = BTreeMap::new();
     let mut executed = 0u64;
-    let total = r.state().total_balance();
+    let total = r.state().app.total_balance();
     for a in actions.into_iter().take(256) {
         let input = match a {
             Action::Vote { from, commit, view, seq, digest: d } => {
@@ -137,6 +137,6 @@ fuzz_target!(|actions: Vec<Action>| {
         let p = &c.config.params;
         assert!(r.log_len() <= 2 * p.log_window as usize + 64, "log grew to {}", r.log_len());
         assert!(r.buffered() <= N * p.max_buffered_per_sender, "buffer grew to {}", r.buffered());
-        assert_eq!(r.state().total_balance(), total, "money appeared or vanished");
+        assert_eq!(r.state().app.total_balance(), total, "money appeared or vanished");
     }
 });

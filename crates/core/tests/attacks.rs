@@ -311,7 +311,7 @@ fn oversize_a_configuration_whose_new_view_could_exceed_the_frame_is_refused() {
         .collect();
     fx.config.epoch = Epoch::genesis(members, 33);
     fx.config.params.log_window = 200;
-    let err = fx.config.validate().unwrap_err();
+    let err = fx.config.validate().unwrap_err().to_string();
     assert!(err.contains("lower the log window"), "{err}");
 
     // A real worst case at n = 4: a quorum of VIEW-CHANGEs, each certifying every slot.

@@ -155,7 +155,7 @@ impl GenesisFile {
             },
             app: phalanx_app::Genesis { accounts },
         };
-        config.validate().map_err(|e| invalid(path, e))?;
+        config.validate().map_err(|e| invalid(path, e.to_string()))?;
         Ok(config)
     }
 

@@ -6,9 +6,23 @@ use super::replica::Replica;
 use super::{Effect, Record};
 use crate::application::Application;
 use crate::evidence::{Accusation, Evidence, Report};
+use crate::recent::RecentSet;
 use crate::wire::{
     ClientRequest, Message, Operation, Phase, PrePrepare, ReplicaId, RequestBody, Signed, View, Vote,
 };
+use phalanx_crypto::Digest;
+use std::collections::BTreeSet;
+
+/// Evidence reported and accusations made, each once.
+#[derive(Default)]
+pub(super) struct Reports {
+    /// Slots already reported (bounded, oldest forgotten first): one report per culprit and slot.
+    pub(super) evidence_seen: RecentSet<Digest, EVIDENCE_MEMORY>,
+    /// Accusations already made: (accused, fault, view), bounded.
+    pub(super) accused: BTreeSet<(ReplicaId, Accusation, View)>,
+    /// Nonce of the last report this replica signed as a client of the state.
+    pub(super) own_nonce: u64,
+}
 
 impl<A: Application> Replica<A> {
     /// Whether a member of the current epoch is quarantined by committed state.
@@ -24,9 +38,9 @@ impl<A: Application> Replica<A> {
         // Nonces grow, and are persisted before the report leaves, so a restarted replica never
         // reuses one (which would read as a double spend of its own), even with its clock
         // stepped back. Starting from the clock keeps them above a lost journal's, too.
-        self.own_nonce = (self.own_nonce + 1).max(self.now.saturating_mul(1000));
-        self.out.push(Effect::Persist(Record::OwnNonce(self.own_nonce)));
-        let body = RequestBody { client: self.key.public(), nonce: self.own_nonce, op };
+        self.reports.own_nonce = (self.reports.own_nonce + 1).max(self.now.saturating_mul(1000));
+        self.out.push(Effect::Persist(Record::OwnNonce(self.reports.own_nonce)));
+        let body = RequestBody { client: self.key.public(), nonce: self.reports.own_nonce, op };
         let req = ClientRequest::sign(body, &self.key, &self.cluster);
         self.out.push(Effect::Broadcast(Message::Request(req.clone())));
         self.on_request(req);
@@ -37,13 +51,13 @@ impl<A: Application> Replica<A> {
         if accused == self.id || self.quarantined(accused) || self.quarantined(self.id) {
             return;
         }
-        if !self.accused.insert((accused, fault, view)) {
+        if !self.reports.accused.insert((accused, fault, view)) {
             return;
         }
-        if self.accused.len() > EVIDENCE_MEMORY
-            && let Some(first) = self.accused.iter().next().copied()
+        if self.reports.accused.len() > EVIDENCE_MEMORY
+            && let Some(first) = self.reports.accused.iter().next().copied()
         {
-            self.accused.remove(&first);
+            self.reports.accused.remove(&first);
         }
         let report = Report::Accusation { epoch: self.epoch.number, accused, fault };
         self.submit_own(report.operation());
@@ -51,7 +65,7 @@ impl<A: Application> Replica<A> {
 
     pub(super) fn report(&mut self, ev: Evidence) {
         let key = ev.slot_key();
-        if !self.evidence_seen.insert(key) {
+        if !self.reports.evidence_seen.insert(key) {
             return;
         }
         // Submitted for ordering: once committed, every replica verifies it and quarantines the

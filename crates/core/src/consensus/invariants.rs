@@ -39,6 +39,6 @@ impl<A: Application> Replica<A> {
                 "member {from}'s early messages outgrew their bound"
             );
         }
-        debug_assert!(self.accused.len() <= EVIDENCE_MEMORY + 1, "accusations outgrew their bound");
+        debug_assert!(self.reports.accused.len() <= EVIDENCE_MEMORY + 1, "accusations outgrew their bound");
     }
 }

@@ -30,6 +30,7 @@ pub use crate::membership::{Epoch, Member, worst_new_view_bytes};
 pub use crate::new_view::{NewViewPlan, Proposal, plan_new_view};
 pub use ignored::Ignored;
 pub use journal::Journal;
+pub use recovery::RecoverError;
 pub use replica::{Replica, ReplicaStatus};
 pub use view_change::ViewChangeCause;
 
@@ -116,26 +117,22 @@ impl<A: Application> Config<A> {
     }
 
     /// Refuses configurations a replica cannot run safely.
-    pub fn validate(&self) -> Result<(), String> {
-        self.epoch.quorum().map_err(|e| e.to_string())?;
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.epoch.quorum()?;
         let p = &self.params;
         if p.checkpoint_interval == 0 || p.batch_size == 0 || p.max_inflight == 0 {
-            return Err(
-                "checkpoint interval, batch size and max in-flight instances must be at least 1".into()
-            );
+            return Err(ConfigError::Zero);
         }
         if p.log_window < p.checkpoint_interval || p.max_inflight > p.log_window {
-            return Err(format!(
-                "the log window ({}) must cover the checkpoint interval ({}) and the in-flight instances ({})",
-                p.log_window, p.checkpoint_interval, p.max_inflight
-            ));
+            return Err(ConfigError::WindowTooSmall {
+                log_window: p.log_window,
+                checkpoint_interval: p.checkpoint_interval,
+                max_inflight: p.max_inflight,
+            });
         }
-        if p.log_window > crate::wire::limits::MAX_PREPARED_CERTS as u64 {
-            return Err(format!(
-                "the log window ({}) may be at most {} slots (a VIEW-CHANGE carries one certificate per slot)",
-                p.log_window,
-                crate::wire::limits::MAX_PREPARED_CERTS
-            ));
+        let max = crate::wire::limits::MAX_PREPARED_CERTS as u64;
+        if p.log_window > max {
+            return Err(ConfigError::WindowTooLarge { log_window: p.log_window, max });
         }
         let voters = self.epoch.voters.len();
         let worst = worst_new_view_bytes(voters, self.epoch.f, p.log_window);
@@ -143,26 +140,58 @@ impl<A: Application> Config<A> {
             let fits = (1..p.log_window).rev().find(|w| {
                 worst_new_view_bytes(voters, self.epoch.f, *w) <= crate::wire::limits::MAX_MESSAGE_BYTES
             });
-            return Err(format!(
-                "with {voters} voters, f = {} and a log window of {}, a NEW-VIEW could reach {} MiB, over the {} MiB frame limit; lower the log window to at most {}",
-                self.epoch.f,
-                p.log_window,
-                worst >> 20,
-                crate::wire::limits::MAX_MESSAGE_BYTES >> 20,
-                fits.unwrap_or(0)
-            ));
+            return Err(ConfigError::NewViewTooLarge {
+                voters,
+                f: self.epoch.f,
+                log_window: p.log_window,
+                worst_mib: worst >> 20,
+                limit_mib: crate::wire::limits::MAX_MESSAGE_BYTES >> 20,
+                fits: fits.unwrap_or(0),
+            });
         }
         let mut names = std::collections::BTreeSet::new();
         if !self.epoch.members.iter().all(|m| names.insert(&m.name)) {
-            return Err("member names must be unique".into());
+            return Err(ConfigError::DuplicateNames);
         }
         let n = self.epoch.members.len();
         let sorted = self.epoch.voters.windows(2).all(|w| w[0] < w[1]);
         if !sorted || self.epoch.voters.iter().any(|v| *v as usize >= n) {
-            return Err("voters must be distinct member ids, ascending".into());
+            return Err(ConfigError::BadVoters);
         }
         Ok(())
     }
+}
+
+/// A configuration a replica cannot run safely, and why.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Quorum(#[from] crate::quorum::QuorumError),
+    #[error("checkpoint interval, batch size and max in-flight instances must be at least 1")]
+    Zero,
+    #[error(
+        "the log window ({log_window}) must cover the checkpoint interval ({checkpoint_interval}) and the in-flight instances ({max_inflight})"
+    )]
+    WindowTooSmall { log_window: u64, checkpoint_interval: u64, max_inflight: u64 },
+    #[error(
+        "the log window ({log_window}) may be at most {max} slots (a VIEW-CHANGE carries one certificate per slot)"
+    )]
+    WindowTooLarge { log_window: u64, max: u64 },
+    #[error(
+        "with {voters} voters, f = {f} and a log window of {log_window}, a NEW-VIEW could reach {worst_mib} MiB, over the {limit_mib} MiB frame limit; lower the log window to at most {fits}"
+    )]
+    NewViewTooLarge {
+        voters: usize,
+        f: usize,
+        log_window: u64,
+        worst_mib: usize,
+        limit_mib: usize,
+        fits: u64,
+    },
+    #[error("member names must be unique")]
+    DuplicateNames,
+    #[error("voters must be distinct member ids, ascending")]
+    BadVoters,
 }
 
 /// Timers a replica asks its host for. Setting a timer replaces the pending one of that kind.

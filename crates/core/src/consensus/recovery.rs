@@ -6,9 +6,18 @@ use super::slot::Slot;
 use super::{Config, Record, SignatureVerifier};
 use crate::application::Application;
 use crate::state::State;
-use crate::wire::{Body, Kind, ReplicaId};
+use crate::wire::{Body, Kind, ReplicaId, Seq};
 use phalanx_crypto::Keypair;
 use std::collections::BTreeMap;
+
+/// A journal a replica must not run from: running would risk signing against its own votes.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RecoverError {
+    #[error("stable checkpoint {seq}: the snapshot does not decode ({cause})")]
+    Undecodable { seq: Seq, cause: String },
+    #[error("stable checkpoint {seq}: snapshot does not match its digest")]
+    DigestMismatch { seq: Seq },
+}
 
 impl<A: Application> Replica<A> {
     /// A replica restarted from what it persisted: its stable checkpoint and snapshot, the views
@@ -19,7 +28,7 @@ impl<A: Application> Replica<A> {
         config: Config<A>,
         verifier: Box<dyn SignatureVerifier>,
         records: &[Record],
-    ) -> Result<Self, String> {
+    ) -> Result<Self, RecoverError> {
         let mut r = Replica::new(id, key, config, verifier);
         for rec in records {
             match rec {
@@ -60,18 +69,15 @@ impl<A: Application> Replica<A> {
                     let b = &v.body;
                     r.signed.insert((b.epoch, b.kind(), b.view, b.seq), b.digest);
                 }
-                Record::OwnNonce(n) => r.own_nonce = r.own_nonce.max(*n),
+                Record::OwnNonce(n) => r.reports.own_nonce = r.reports.own_nonce.max(*n),
                 Record::Stable { cert, snapshot } => {
                     if cert.seq > r.stable.seq {
                         // A snapshot that does not decode to its certified digest means the disk
                         // is damaged or from another version: refuse to run rather than diverge.
                         let state = State::<A>::restore(snapshot)
-                            .map_err(|e| format!("stable checkpoint {}: {e}", cert.seq))?;
+                            .map_err(|e| RecoverError::Undecodable { seq: cert.seq, cause: e.to_string() })?;
                         if state.digest() != cert.state {
-                            return Err(format!(
-                                "stable checkpoint {}: snapshot does not match its digest",
-                                cert.seq
-                            ));
+                            return Err(RecoverError::DigestMismatch { seq: cert.seq });
                         }
                         r.state = state;
                         r.last_executed = cert.seq;
@@ -83,7 +89,7 @@ impl<A: Application> Replica<A> {
         }
         // The committed state knows our last executed report, should a record be missing.
         let own = r.key.public();
-        r.own_nonce = r.own_nonce.max(r.state.last_nonce(&own).unwrap_or(0));
+        r.reports.own_nonce = r.reports.own_nonce.max(r.state.last_nonce(&own).unwrap_or(0));
         // The stable state says which epoch we are in (we may have switched before the crash).
         r.sync_epoch();
         if r.vc_target > r.view {

@@ -1,5 +1,6 @@
 //! The replica: its state, input dispatch and the normal case of PBFT.
 
+use super::accusations::Reports;
 use super::certs::{CertContext, all_valid};
 use super::checkpoint::Checkpoints;
 use super::ignored::Ignored;
@@ -11,14 +12,13 @@ use super::{Config, Effect, Epoch, Input, Params, Record, SignatureVerifier, Tim
 use crate::application::Application;
 use crate::evidence::{Accusation, Evidence};
 use crate::quorum::Quorum;
-use crate::recent::RecentSet;
 use crate::state::State;
 use crate::wire::{
     Batch, Body, CheckpointCert, EpochNo, Kind, Message, Phase, PrePrepare, ReplicaId, Seq, Signed, View,
     Vote,
 };
 use phalanx_crypto::{Digest, Keypair};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 /// Where the replica stands, for hosts and dashboards.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,16 +99,11 @@ pub struct Replica<A: Application> {
     /// When each member was last sent commit certificates it fetched (`Fetch`).
     pub(super) fetches_served_at: BTreeMap<ReplicaId, u64>,
 
-    /// Slots already reported (bounded, oldest forgotten first): one report per culprit and slot.
-    pub(super) evidence_seen: RecentSet<Digest, EVIDENCE_MEMORY>,
-
     // Accountability.
     /// The member whose authenticated link carried the message being handled.
     pub(super) link: Option<ReplicaId>,
-    /// Accusations already made: (accused, fault, view), bounded.
-    pub(super) accused: BTreeSet<(ReplicaId, Accusation, View)>,
-    /// Nonce of the last report this replica signed as a client of the state.
-    pub(super) own_nonce: u64,
+    /// Evidence reported and accusations made (owned by `accusations.rs`).
+    pub(super) reports: Reports,
     /// What this replica observed of each member.
     pub(super) peers: Vec<PeerStats>,
     /// Why the current (or last) view change started.
@@ -184,10 +179,8 @@ impl<A: Application> Replica<A> {
             served_at: BTreeMap::new(),
             batches_served_at: BTreeMap::new(),
             fetches_served_at: BTreeMap::new(),
-            evidence_seen: RecentSet::default(),
+            reports: Reports::default(),
             link: None,
-            accused: BTreeSet::new(),
-            own_nonce: 0,
             peers: vec![PeerStats::default(); n],
             vc_cause: ViewChangeCause::Startup,
             clock_refusals: 0,
