@@ -8,7 +8,7 @@ use crate::transport::{FairInbound, Outbox};
 use bytes::Bytes;
 use phalanx_app::{MemoryEntry, Replica};
 use phalanx_core::consensus::reputation::Reputation;
-use phalanx_core::consensus::{Effect, Input, Record, ReplicaStatus, Timer};
+use phalanx_core::consensus::{Effect, Input, Record, ReplicaStatus, Timer, Timers};
 use phalanx_core::state::Accountability;
 use phalanx_core::wire::{
     self, ClientRequest, CommitCert, EpochProof, Message, Operation, OperatorAction, Outcome, ReplicaId,
@@ -135,7 +135,7 @@ pub struct Runtime {
     pub commands: mpsc::Sender<Command>,
     connector: Connector,
     directory: SharedDirectory,
-    generations: [u64; Timer::COUNT],
+    timers: Timers,
     /// Indexed by (client, nonce), each waiter and reply kept with its request's operation
     /// digest and matched on it: a reply to another request under the same nonce (a rejected
     /// payload anyone could have made up) must not answer or shadow the honest client's.
@@ -165,7 +165,7 @@ impl Runtime {
             commands,
             connector,
             directory,
-            generations: [0; Timer::COUNT],
+            timers: Timers::default(),
             waiters: HashMap::new(),
             recent: HashMap::new(),
             recent_order: VecDeque::new(),
@@ -269,7 +269,7 @@ impl Runtime {
                 effects
             }
             Command::Timer(t, generation) => {
-                if self.generations[t.index()] != generation {
+                if !self.timers.is_current(t, generation) {
                     return Vec::new();
                 }
                 self.replica.handle(now_ms(), Input::Timeout(t))
@@ -507,16 +507,14 @@ impl Runtime {
                     self.inject(fault, probability_permille)
                 }
                 Effect::SetTimer { timer, after_ms } => {
-                    let i = timer.index();
-                    self.generations[i] += 1;
-                    let generation = self.generations[i];
+                    let generation = self.timers.arm(timer);
                     let tx = self.commands.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(Duration::from_millis(after_ms)).await;
                         let _ = tx.send(Command::Timer(timer, generation)).await;
                     });
                 }
-                Effect::CancelTimer(t) => self.generations[t.index()] += 1,
+                Effect::CancelTimer(t) => self.timers.cancel(t),
                 Effect::Persist(_) => {}
                 Effect::Executed { .. } => {}
                 Effect::Checkpoint { seq, state } => tracing::debug!(seq, %state, "checkpoint"),

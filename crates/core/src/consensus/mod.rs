@@ -225,6 +225,40 @@ impl Timer {
     }
 }
 
+/// A host's bookkeeping for the replica's timers: setting a timer replaces the pending one of
+/// its kind, and cancelling voids it. Every host keeps one (the node, the simulator, a twin), so
+/// none can fire a replaced timer another would have voided.
+#[derive(Clone, Debug, Default)]
+pub struct Timers {
+    generations: [u64; Timer::COUNT],
+}
+
+impl Timers {
+    /// Arms `timer`, voiding the pending one of its kind; the host fires it with this generation.
+    pub fn arm(&mut self, timer: Timer) -> u64 {
+        let g = &mut self.generations[timer.index()];
+        *g += 1;
+        *g
+    }
+
+    /// Voids the pending `timer`.
+    pub fn cancel(&mut self, timer: Timer) {
+        self.generations[timer.index()] += 1;
+    }
+
+    /// Voids every pending timer (the replica crashed).
+    pub fn cancel_all(&mut self) {
+        for g in &mut self.generations {
+            *g += 1;
+        }
+    }
+
+    /// Whether a timer armed as `generation` is still the pending one (not replaced or cancelled).
+    pub fn is_current(&self, timer: Timer, generation: u64) -> bool {
+        self.generations[timer.index()] == generation
+    }
+}
+
 /// What the host feeds the replica.
 #[derive(Clone, Debug)]
 pub enum Input {

@@ -36,13 +36,12 @@ impl World {
                 }
                 Effect::SetTimer { timer, after_ms } => {
                     let Some(t) = self.nodes[node as usize].twin.as_mut() else { continue };
-                    t.generations[timer.index()] += 1;
-                    let generation = t.generations[timer.index()];
+                    let generation = t.timers.arm(timer);
                     self.push(after_ms, Event::Timer { node, timer, generation, twin: true });
                 }
                 Effect::CancelTimer(timer) => {
                     if let Some(t) = self.nodes[node as usize].twin.as_mut() {
-                        t.generations[timer.index()] += 1;
+                        t.timers.cancel(timer);
                     }
                 }
                 _ => {}
@@ -97,12 +96,10 @@ impl World {
                     }
                 }
                 Effect::SetTimer { timer, after_ms } => {
-                    let g = &mut self.nodes[i].generations[timer.index()];
-                    *g += 1;
-                    let generation = *g;
+                    let generation = self.nodes[i].timers.arm(timer);
                     self.push(after_ms, Event::Timer { node, timer, generation, twin: false });
                 }
-                Effect::CancelTimer(timer) => self.nodes[i].generations[timer.index()] += 1,
+                Effect::CancelTimer(timer) => self.nodes[i].timers.cancel(timer),
                 Effect::EpochEntered { epoch } => {
                     self.log(format!("replica {node} enters epoch {}", epoch.number))
                 }

@@ -8,7 +8,7 @@ use crate::disk::Disk;
 use crate::invariants::Checker;
 use phalanx_app::{Config, GenesisAccount, Replica};
 use phalanx_core::consensus::{
-    CachedVerifier, Effect, Epoch, Input, Member, Params, SignatureVerifier, Timer,
+    CachedVerifier, Effect, Epoch, Input, Member, Params, SignatureVerifier, Timer, Timers,
 };
 use phalanx_core::evidence::Culprit;
 use phalanx_core::quorum::Quorum;
@@ -38,7 +38,7 @@ struct Node {
     replica: Option<Replica>,
     strategy: Option<Strategy>,
     disk: Disk,
-    generations: [u64; Timer::COUNT],
+    timers: Timers,
     last_executed: u64,
     /// A faulty member run as two replicas with one key (Twins, Bano et al.).
     twin: Option<Twin>,
@@ -49,7 +49,7 @@ struct Node {
 /// differs the way a real equivocator's would, along paths the protocol itself takes.
 struct Twin {
     replica: Replica,
-    generations: [u64; Timer::COUNT],
+    timers: Timers,
     peers: BTreeSet<ReplicaId>,
     /// Whether each replica also sends only to its own side (two consistent identities, one
     /// per side) rather than to everyone.
@@ -172,7 +172,7 @@ impl World {
                     let peers = (0..n as ReplicaId).filter(|p| *p != id && rng.random_bool(0.5)).collect();
                     Twin {
                         replica: Replica::new(id, key.clone(), config.clone(), verifier),
-                        generations: [0; Timer::COUNT],
+                        timers: Timers::default(),
                         peers,
                         confined: rng.random_bool(0.5),
                     }
@@ -182,7 +182,7 @@ impl World {
                 replica: Some(replica),
                 strategy,
                 disk: Disk::default(),
-                generations: [0; Timer::COUNT],
+                timers: Timers::default(),
                 last_executed: 0,
                 twin,
             });
@@ -339,14 +339,14 @@ impl World {
                 if self.nodes[node as usize]
                     .twin
                     .as_ref()
-                    .is_some_and(|t| t.generations[timer.index()] == generation)
+                    .is_some_and(|t| t.timers.is_current(timer, generation))
                     && !self.nodes[node as usize].strategy.as_ref().is_some_and(|s| s.crashed(self.now))
                 {
                     self.input_twin(node, Input::Timeout(timer));
                 }
             }
             Event::Timer { node, timer, generation, twin: false } => {
-                if self.nodes[node as usize].generations[timer.index()] == generation {
+                if self.nodes[node as usize].timers.is_current(timer, generation) {
                     if self.nodes[node as usize].strategy.as_ref().is_some_and(|s| s.crashed(self.now)) {
                         return;
                     }
@@ -393,9 +393,7 @@ impl World {
                 self.log(format!("crash replica {node}"));
                 let n = &mut self.nodes[node as usize];
                 n.replica = None;
-                for g in n.generations.iter_mut() {
-                    *g += 1;
-                }
+                n.timers.cancel_all();
             }
             Event::Restart { node } => {
                 self.log(format!("restart replica {node} from disk"));
