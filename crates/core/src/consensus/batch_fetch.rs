@@ -54,11 +54,11 @@ impl<A: Application> Replica<A> {
         if !self.verify_signed(&r) {
             return self.ignore(Ignored::BadSignature);
         }
-        let last = self.batches_served_at.get(&r.from).copied();
+        let last = self.catch_up.batches_served_at.get(&r.from).copied();
         if last.is_some_and(|t| self.now < t.saturating_add(self.params.resend_interval_ms / 2)) {
             return self.ignore(Ignored::RateLimited);
         }
-        self.batches_served_at.insert(r.from, self.now);
+        self.catch_up.batches_served_at.insert(r.from, self.now);
         for (seq, d) in &r.body.wanted {
             if let Some(batch) = self.log.get(seq).and_then(|s| s.known_batch(*d)).cloned() {
                 self.out.push(Effect::Send { to: r.from, msg: Message::Batch(*seq, batch) });

@@ -25,6 +25,21 @@ pub(super) struct Checkpoints {
     pub(super) transfer_attempt: u64,
 }
 
+/// Catching up, and answering others who do (each answer rate-limited per member).
+#[derive(Default)]
+pub(super) struct CatchUp {
+    /// Execution at the last resend tick: no progress since means asking a peer.
+    pub(super) executed_at_last_tick: Seq,
+    /// Which peer to ask next (rotating, so a faulty one cannot stall us).
+    pub(super) fetch_round: u64,
+    /// When each peer last got a heavy catch-up answer (snapshot or NEW-VIEW) from us.
+    pub(super) served_at: BTreeMap<ReplicaId, u64>,
+    /// When each member was last sent batches it asked for (`BatchRequest`).
+    pub(super) batches_served_at: BTreeMap<ReplicaId, u64>,
+    /// When each member was last sent commit certificates it fetched (`Fetch`).
+    pub(super) fetches_served_at: BTreeMap<ReplicaId, u64>,
+}
+
 impl<A: Application> Replica<A> {
     /// After executing a multiple of K: snapshot, sign CHECKPOINT, broadcast.
     pub(super) fn take_checkpoint(&mut self, seq: Seq) {
@@ -184,11 +199,11 @@ impl<A: Application> Replica<A> {
     /// A snapshot or a NEW-VIEW is the largest thing we send: at most one per peer per resend
     /// interval, so a peer cannot turn requests into an amplification attack.
     pub(super) fn may_serve_heavy(&mut self, to: ReplicaId) -> bool {
-        let last = self.served_at.get(&to).copied();
+        let last = self.catch_up.served_at.get(&to).copied();
         if last.is_some_and(|t| self.now < t.saturating_add(self.params.resend_interval_ms)) {
             return false;
         }
-        self.served_at.insert(to, self.now);
+        self.catch_up.served_at.insert(to, self.now);
         true
     }
 
@@ -285,10 +300,10 @@ impl<A: Application> Replica<A> {
         // An idle replica probes one peer per tick (rotating): a peer that is ahead answers
         // with commit certificates, its NEW-VIEW or its state, so a replica that restarted or
         // missed the last messages of a burst catches up even when no new traffic arrives.
-        if self.last_executed == self.executed_at_last_tick {
+        if self.last_executed == self.catch_up.executed_at_last_tick {
             self.send_fetch();
         }
-        self.executed_at_last_tick = self.last_executed;
+        self.catch_up.executed_at_last_tick = self.last_executed;
     }
 
     fn send_fetch(&mut self) {
@@ -296,8 +311,8 @@ impl<A: Application> Replica<A> {
         if others.is_empty() || !self.is_voter() {
             return;
         }
-        self.fetch_round += 1;
-        let to = others[(self.id as u64 + self.fetch_round) as usize % others.len()];
+        self.catch_up.fetch_round += 1;
+        let to = others[(self.id as u64 + self.catch_up.fetch_round) as usize % others.len()];
         let f = self.sign(Fetch { epoch: self.epoch.number, after: self.last_executed, view: self.view });
         self.out.push(Effect::Send { to, msg: Message::Fetch(f) });
     }
@@ -314,10 +329,10 @@ impl<A: Application> Replica<A> {
         let after = f.body.after;
         // The heavy answers (a NEW-VIEW, a snapshot) go to each peer at most once per resend
         // interval, so a peer cannot turn fetches into an amplification attack.
-        let last = self.served_at.get(&f.from).copied();
+        let last = self.catch_up.served_at.get(&f.from).copied();
         let heavy_ok = last.is_none_or(|t| self.now >= t.saturating_add(self.params.resend_interval_ms));
         if heavy_ok && (f.body.view < self.view || after < self.stable.seq) {
-            self.served_at.insert(f.from, self.now);
+            self.catch_up.served_at.insert(f.from, self.now);
             if f.body.view < self.view
                 && let Some(nv) = self.vc.last_new_view.clone()
             {
@@ -335,11 +350,11 @@ impl<A: Application> Replica<A> {
         // Up to 32 certificates (with their batches) per answer: an honest replica fetches once
         // per resend interval from one peer in turn, so a member is answered at most twice per
         // interval and a FETCH loop buys no more.
-        let last = self.fetches_served_at.get(&f.from).copied();
+        let last = self.catch_up.fetches_served_at.get(&f.from).copied();
         if last.is_some_and(|t| self.now < t.saturating_add(self.params.resend_interval_ms / 2)) {
             return self.ignore(Ignored::RateLimited);
         }
-        self.fetches_served_at.insert(f.from, self.now);
+        self.catch_up.fetches_served_at.insert(f.from, self.now);
         let certs: Vec<CommitCert> =
             self.log.range(from..=to).filter_map(|(_, s)| s.decided.clone()).collect();
         for c in certs {

@@ -2,7 +2,7 @@
 
 use super::accusations::Reports;
 use super::certs::{CertContext, all_valid};
-use super::checkpoint::Checkpoints;
+use super::checkpoint::{CatchUp, Checkpoints};
 use super::ignored::Ignored;
 use super::pool::{Pool, RequestDigests};
 use super::reputation::{PeerStats, Reputation};
@@ -89,15 +89,8 @@ pub struct Replica<A: Application> {
     pub(super) last_proposal_ms: u64,
     pub(super) batch_timer_armed: bool,
 
-    // Catch-up.
-    pub(super) executed_at_last_tick: Seq,
-    pub(super) fetch_round: u64,
-    /// When each peer last got a heavy catch-up answer (snapshot or NEW-VIEW) from us.
-    pub(super) served_at: BTreeMap<ReplicaId, u64>,
-    /// When each member was last sent batches it asked for (`BatchRequest`).
-    pub(super) batches_served_at: BTreeMap<ReplicaId, u64>,
-    /// When each member was last sent commit certificates it fetched (`Fetch`).
-    pub(super) fetches_served_at: BTreeMap<ReplicaId, u64>,
+    /// Catching up and helping others catch up (owned by `checkpoint.rs`).
+    pub(super) catch_up: CatchUp,
 
     // Accountability.
     /// The member whose authenticated link carried the message being handled.
@@ -167,6 +160,7 @@ impl<A: Application> Replica<A> {
             stable: CheckpointCert { seq: 0, state: genesis_state, proofs: Vec::new() },
             snapshots,
             checkpoints: Checkpoints::default(),
+            catch_up: CatchUp::default(),
             boundary: None,
             resend_ticks: 0,
             pool: Pool::default(),
@@ -174,11 +168,6 @@ impl<A: Application> Replica<A> {
             last_progress_ms: 0,
             last_proposal_ms: 0,
             batch_timer_armed: false,
-            executed_at_last_tick: 0,
-            fetch_round: 0,
-            served_at: BTreeMap::new(),
-            batches_served_at: BTreeMap::new(),
-            fetches_served_at: BTreeMap::new(),
             reports: Reports::default(),
             link: None,
             peers: vec![PeerStats::default(); n],
