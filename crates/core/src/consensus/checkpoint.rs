@@ -259,7 +259,8 @@ impl<A: Application> Replica<A> {
         // advances, old undecided slots are only queued behind an overloaded pipeline:
         // resending their votes (and the primary its whole batches) then would multiply the
         // load that delays them.
-        let stalled = self.now.saturating_sub(self.last_progress_ms) >= self.params.resend_interval_ms / 2;
+        let stalled =
+            self.now.saturating_sub(self.watch.last_progress_ms) >= self.params.resend_interval_ms / 2;
         if self.active && stalled {
             let mut msgs = Vec::new();
             let recent = self.now.saturating_sub(self.params.resend_interval_ms);

@@ -41,7 +41,7 @@ impl<A: Application> Replica<A> {
 
     /// Executes `batch`; `ops` are its requests' operation digests, or empty if not known.
     pub(super) fn execute(&mut self, seq: Seq, batch: Batch, ops: Vec<Digest>) {
-        self.last_progress_ms = self.now;
+        self.watch.last_progress_ms = self.now;
         let mut entries = Vec::new();
         let mut clients = Vec::new();
         self.state.begin_batch(seq, batch.timestamp_ms);
@@ -107,8 +107,8 @@ impl<A: Application> Replica<A> {
         if self.sync_epoch() {
             return;
         }
-        if self.pool.len() == 0 && self.request_timer_armed {
-            self.request_timer_armed = false;
+        if self.pool.len() == 0 && self.watch.request_timer_armed {
+            self.watch.request_timer_armed = false;
             self.out.push(Effect::CancelTimer(Timer::Request));
         }
         self.propose(false);

@@ -6,6 +6,7 @@ use super::checkpoint::{CatchUp, Checkpoints};
 use super::ignored::Ignored;
 use super::pool::{Pool, RequestDigests};
 use super::reputation::{PeerStats, Reputation};
+use super::requests::PrimaryWatch;
 use super::slot::Slot;
 use super::view_change::ViewChanges;
 use super::{Config, Effect, Epoch, Input, Params, Record, SignatureVerifier, Timer, ViewChangeCause};
@@ -80,13 +81,8 @@ pub struct Replica<A: Application> {
 
     // Clients.
     pub(super) pool: Pool,
-    pub(super) request_timer_armed: bool,
-    /// Last signs of the primary's progress: an execution, and a proposal accepted from it
-    /// (both also restart on entering the view, or with the first request after an idle
-    /// spell). Either missing for a full timeout while requests wait: suspect it. Proposals stop
-    /// the moment a primary dies; executions also stop when its proposals cannot commit.
-    pub(super) last_progress_ms: u64,
-    pub(super) last_proposal_ms: u64,
+    /// Watching the primary for progress (owned by `requests.rs`).
+    pub(super) watch: PrimaryWatch,
     pub(super) batch_timer_armed: bool,
 
     /// Catching up and helping others catch up (owned by `checkpoint.rs`).
@@ -161,12 +157,10 @@ impl<A: Application> Replica<A> {
             snapshots,
             checkpoints: Checkpoints::default(),
             catch_up: CatchUp::default(),
+            watch: PrimaryWatch::default(),
             boundary: None,
             resend_ticks: 0,
             pool: Pool::default(),
-            request_timer_armed: false,
-            last_progress_ms: 0,
-            last_proposal_ms: 0,
             batch_timer_armed: false,
             reports: Reports::default(),
             link: None,
@@ -532,7 +526,7 @@ impl<A: Application> Replica<A> {
 
     /// Proposes `batch`, whose requests have `digests`, at `seq`.
     pub(super) fn send_pre_prepare(&mut self, seq: Seq, batch: Batch, digests: RequestDigests) {
-        self.last_proposal_ms = self.now;
+        self.watch.last_proposal_ms = self.now;
         let d = Batch::digest_over(batch.timestamp_ms, &digests.requests);
         if !self.may_sign(Kind::PrePrepare, self.view, seq, d) {
             return;
@@ -647,7 +641,7 @@ impl<A: Application> Replica<A> {
     /// `accept_pre_prepare` with a batch already checked against the pre-prepare's digest, and
     /// its request digests.
     fn accept_with_digests(&mut self, pp: Signed<PrePrepare>, batch: Option<(Batch, RequestDigests)>) {
-        self.last_proposal_ms = self.now;
+        self.watch.last_proposal_ms = self.now;
         let seq = pp.body.seq;
         if let Some(p) = self.peers.get_mut(pp.from as usize) {
             p.proposals_made += 1;

@@ -16,6 +16,19 @@ use crate::wire::{ClientRequest, Message, Reply, ReplyEntry};
 /// transfer, while 8 keeps it at 0.2 to 0.4 with the same recovery from a dead primary.
 const RELAY_BUDGET: usize = 8;
 
+/// Watching the primary: a backup suspects it when requests wait and it makes no progress.
+#[derive(Default)]
+pub(super) struct PrimaryWatch {
+    /// The request timer is set.
+    pub(super) request_timer_armed: bool,
+    /// Last signs of the primary's progress: an execution, and a proposal accepted from it
+    /// (both also restart on entering the view, or with the first request after an idle
+    /// spell). Either missing for a full timeout while requests wait: suspect it. Proposals stop
+    /// the moment a primary dies; executions also stop when its proposals cannot commit.
+    pub(super) last_progress_ms: u64,
+    pub(super) last_proposal_ms: u64,
+}
+
 impl<A: Application> Replica<A> {
     pub(super) fn on_request(&mut self, r: ClientRequest) {
         // A standby joiner or a removed member orders nothing: it keeps no requests.
@@ -82,7 +95,7 @@ impl<A: Application> Replica<A> {
             }
             Added::New => {}
         }
-        if !self.request_timer_armed {
+        if !self.watch.request_timer_armed {
             // The first request after an idle spell: the primary's clock starts now.
             self.arm_request_timer();
         }
@@ -91,9 +104,9 @@ impl<A: Application> Replica<A> {
 
     /// (Re)starts the wait for the primary, from now.
     pub(super) fn arm_request_timer(&mut self) {
-        self.last_progress_ms = self.last_progress_ms.max(self.now);
-        self.last_proposal_ms = self.last_proposal_ms.max(self.now);
-        self.request_timer_armed = true;
+        self.watch.last_progress_ms = self.watch.last_progress_ms.max(self.now);
+        self.watch.last_proposal_ms = self.watch.last_proposal_ms.max(self.now);
+        self.watch.request_timer_armed = true;
         self.set_timer(Timer::Request, (self.params.view_change_timeout_ms / 2).max(1));
     }
 
@@ -117,7 +130,7 @@ impl<A: Application> Replica<A> {
     /// unproposed after a whole timeout goes to the primary alone, which may never have had it
     /// (a client that reached only some backups) while other traffic keeps execution going.
     pub(super) fn on_request_timer(&mut self) {
-        self.request_timer_armed = false;
+        self.watch.request_timer_armed = false;
         if !self.active || self.pool.len() == 0 {
             return;
         }
@@ -125,7 +138,7 @@ impl<A: Application> Replica<A> {
         let half = (timeout / 2).max(1);
         // Quiet: neither an execution nor a proposal lately (the suspicion rule's measure, so a
         // dead primary's last instances completing without it do not postpone the relay).
-        let quiet_since = self.last_progress_ms.min(self.last_proposal_ms);
+        let quiet_since = self.watch.last_progress_ms.min(self.watch.last_proposal_ms);
         let stalled = self.now >= quiet_since.saturating_add(half);
         let mut cutoff = self.now.saturating_sub(half);
         if !stalled {
@@ -165,7 +178,7 @@ impl<A: Application> Replica<A> {
             .map(|a| (a + timeout).max(self.now + (timeout / 20).max(1)));
         let due =
             [relay_at, suspect_at, forward_at].into_iter().flatten().min().unwrap_or(self.now + timeout);
-        self.request_timer_armed = true;
+        self.watch.request_timer_armed = true;
         self.set_timer(Timer::Request, due.saturating_sub(self.now).max(1));
     }
 }

@@ -107,7 +107,7 @@ impl<A: Application> Replica<A> {
         for t in [Timer::Request, Timer::Batch, Timer::ViewChange] {
             self.out.push(Effect::CancelTimer(t));
         }
-        self.request_timer_armed = false;
+        self.watch.request_timer_armed = false;
         self.batch_timer_armed = false;
         // The timer starts only once a quorum asks for this view (check_view_change_quorum), so
         // a replica that suspects the primary alone waits for the others instead of running
