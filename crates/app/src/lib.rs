@@ -129,8 +129,10 @@ impl AppState {
         let (seq, clock, signer) = (cx.seq, cx.clock_ms, cx.signer);
         match op {
             FederatedOp::Open(spec) => {
-                let admitted =
-                    spec.participants.iter().all(|k| self.admits(k) || cx.accountability.may_submit(k));
+                let admitted = spec
+                    .participants
+                    .iter()
+                    .all(|k| phalanx_core::state::is_client(self, cx.accountability, k));
                 self.federated.open(seq, clock, spec, operator, admitted)
             }
             FederatedOp::Submit { model, round, offset, values } => {

@@ -40,6 +40,10 @@ mod with_strategies {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
+    fn outgoing(out: Vec<phalanx_faults::Outgoing>) -> Vec<Outgoing> {
+        out.into_iter().map(|o| Outgoing { to: o.to, msg: o.msg, extra_delay_ms: o.extra_delay_ms }).collect()
+    }
+
     pub struct Fault {
         pub name: String,
         strategy: Strategy,
@@ -67,20 +71,14 @@ mod with_strategies {
 
         /// Rewrites what the replica sends to `to`.
         pub fn rewrite(&mut self, msg: Message, to: &[ReplicaId]) -> Vec<Outgoing> {
-            let out = self.strategy.rewrite(msg, to, &mut self.rng, &mut self.board);
-            out.into_iter()
-                .map(|o| Outgoing { to: o.to, msg: o.msg, extra_delay_ms: o.extra_delay_ms })
-                .collect()
+            outgoing(self.strategy.rewrite(msg, to, &mut self.rng, &mut self.board))
         }
 
         /// The fault's own periodic actions (double spends, replays). `min_nonce` keeps its
         /// requests above the nonces the replica gives its own reports.
         pub fn tick(&mut self, view: u64, stable: CheckpointCert, min_nonce: u64) -> Vec<Outgoing> {
             self.strategy.nonce = self.strategy.nonce.max(min_nonce);
-            let out = self.strategy.tick(view, stable, &mut self.rng, &self.board);
-            out.into_iter()
-                .map(|o| Outgoing { to: o.to, msg: o.msg, extra_delay_ms: o.extra_delay_ms })
-                .collect()
+            outgoing(self.strategy.tick(view, stable, &mut self.rng, &self.board))
         }
 
         /// A silent fault sends clients no replies either.

@@ -76,6 +76,12 @@ pub struct State<A> {
     events: Vec<StateEvent>,
 }
 
+/// The one admission rule ([`State::is_client`]), for an application that must apply it while
+/// it executes (a federated round's participants, say).
+pub fn is_client<A: Application>(app: &A, accountability: &Accountability, key: &PublicKey) -> bool {
+    app.admits(key) || accountability.may_submit(key)
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("corrupt snapshot: {0}")]
 pub struct SnapshotError(pub String);
@@ -122,7 +128,7 @@ impl<A: Application> State<A> {
     /// grow the client table (and every snapshot) with throwaway keys. (Replicas also stop
     /// admitting a quarantined member's requests; what was already ordered still executes.)
     pub fn is_client(&self, key: &PublicKey) -> bool {
-        self.app.admits(key) || self.accountability.may_submit(key)
+        is_client(&self.app, &self.accountability, key)
     }
 
     /// Whether unsigned opaque payloads are ordered: only in a testing cluster.
