@@ -8,7 +8,7 @@ use crate::transport::{FairInbound, Outbox};
 use bytes::Bytes;
 use phalanx_app::{MemoryEntry, Replica};
 use phalanx_core::consensus::reputation::Reputation;
-use phalanx_core::consensus::{Effect, Input, Record, ReplicaStatus, Timer, Timers};
+use phalanx_core::consensus::{Effect, Host, Input, Record, ReplicaStatus, Timer, Timers, perform};
 use phalanx_core::state::Accountability;
 use phalanx_core::wire::{
     self, ClientRequest, CommitCert, EpochProof, Message, Operation, OperatorAction, Outcome, ReplicaId,
@@ -362,7 +362,7 @@ impl Runtime {
     }
 
     /// Queues `bytes`, a message of kind `kind` (`Message::name_index`), for member `to`.
-    fn send(&self, to: ReplicaId, kind: usize, bytes: Bytes) {
+    fn send_frame(&self, to: ReplicaId, kind: usize, bytes: Bytes) {
         if let Some(Some(tx)) = self.peers.get(to as usize) {
             self.traffic.messages_sent.fetch_add(1, Ordering::Relaxed);
             self.traffic.sent_by_kind[kind].fetch_add(1, Ordering::Relaxed);
@@ -380,7 +380,7 @@ impl Runtime {
         let Some(f) = self.fault.as_mut() else {
             let bytes = Bytes::from(wire::encode(&msg));
             for t in to {
-                self.send(t, msg.name_index(), bytes.clone());
+                self.send_frame(t, msg.name_index(), bytes.clone());
             }
             return;
         };
@@ -395,7 +395,7 @@ impl Runtime {
             }
             let bytes = Bytes::from(wire::encode(&o.msg));
             if o.extra_delay_ms == 0 {
-                self.send(o.to, o.msg.name_index(), bytes);
+                self.send_frame(o.to, o.msg.name_index(), bytes);
             } else if let Some(Some(tx)) = self.peers.get(o.to as usize) {
                 let tx = tx.clone();
                 tokio::spawn(async move {
@@ -461,75 +461,11 @@ impl Runtime {
         }
     }
 
+    /// Carries out a round's effects by the rules every host shares (`consensus::perform`).
     fn apply(&mut self, effects: Vec<Effect>) {
-        // Everything the replica asked to persist is written (one fsync) before anything leaves.
-        let records: Vec<Record> = effects
-            .iter()
-            .filter_map(|e| match e {
-                Effect::Persist(r) => Some(r.clone()),
-                _ => None,
-            })
-            .collect();
-        if !records.is_empty() {
-            self.traffic.fsyncs.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Err(e) = self.store.append(records) {
-            tracing::error!("cannot persist, stopping rather than risk equivocation: {e}");
-            std::process::exit(3);
-        }
         self.keep_epoch_proofs(&effects);
-        // A new epoch first: messages of this round go to its voters, joiners included.
-        for e in &effects {
-            if let Effect::EpochEntered { epoch } = e {
-                self.epoch_entered(epoch);
-            }
-        }
-        for e in &effects {
-            if let Effect::Persist(Record::ViewChange(_)) = e
-                && self.left_view.is_none()
-            {
-                self.left_view = Some((now_ms(), self.replica.primary()));
-            }
-        }
-        for e in effects {
-            match e {
-                Effect::Send { to, msg } => self.emit(msg, vec![to]),
-                Effect::Broadcast(msg) => {
-                    let to = self.replica.broadcast_targets();
-                    self.emit(msg, to)
-                }
-                Effect::Reply { reply, .. } => {
-                    if self.fault.as_ref().is_none_or(|f| !f.silent()) {
-                        self.deliver_reply(reply)
-                    }
-                }
-                Effect::InjectFault { fault, probability_permille } => {
-                    self.inject(fault, probability_permille)
-                }
-                Effect::SetTimer { timer, after_ms } => {
-                    let generation = self.timers.arm(timer);
-                    let tx = self.commands.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_millis(after_ms)).await;
-                        let _ = tx.send(Command::Timer(timer, generation)).await;
-                    });
-                }
-                Effect::CancelTimer(t) => self.timers.cancel(t),
-                Effect::Persist(_) => {}
-                Effect::Executed { .. } => {}
-                Effect::Checkpoint { seq, state } => tracing::debug!(seq, %state, "checkpoint"),
-                Effect::Stable { seq, state } => tracing::info!(seq, %state, "stable checkpoint"),
-                Effect::StateInstalled { seq, state } => tracing::info!(seq, %state, "state transferred"),
-                Effect::ViewEntered { view, primary, cause } => {
-                    self.view_entered(view, primary, cause.as_str())
-                }
-                // Handled before anything was sent (below).
-                Effect::EpochEntered { .. } => {}
-                Effect::Evidence(ev) => {
-                    tracing::warn!(fault = ev.fault_type(), culprit = ?ev.culprit(), "evidence")
-                }
-            }
-        }
+        let targets = self.replica.broadcast_targets();
+        perform(self, &targets, effects);
     }
 
     /// Keeps, durably, the proof of every reconfiguration executed here: clients learn the next
@@ -588,6 +524,56 @@ impl Runtime {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Host for Runtime {
+    fn persist(&mut self, records: Vec<Record>) {
+        if self.left_view.is_none() && records.iter().any(|r| matches!(r, Record::ViewChange(_))) {
+            self.left_view = Some((now_ms(), self.replica.primary()));
+        }
+        self.traffic.fsyncs.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.store.append(records) {
+            tracing::error!("cannot persist, stopping rather than risk equivocation: {e}");
+            std::process::exit(3);
+        }
+    }
+
+    fn send(&mut self, to: Vec<ReplicaId>, msg: Message) {
+        self.emit(msg, to)
+    }
+
+    fn reply(&mut self, _clients: Vec<PublicKey>, reply: Signed<Reply>) {
+        if self.fault.as_ref().is_none_or(|f| !f.silent()) {
+            self.deliver_reply(reply)
+        }
+    }
+
+    fn timers(&mut self) -> &mut Timers {
+        &mut self.timers
+    }
+
+    fn schedule(&mut self, timer: Timer, generation: u64, after_ms: u64) {
+        let tx = self.commands.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(after_ms)).await;
+            let _ = tx.send(Command::Timer(timer, generation)).await;
+        });
+    }
+
+    fn observe(&mut self, event: Effect) {
+        match event {
+            Effect::EpochEntered { epoch } => self.epoch_entered(&epoch),
+            Effect::InjectFault { fault, probability_permille } => self.inject(fault, probability_permille),
+            Effect::Checkpoint { seq, state } => tracing::debug!(seq, %state, "checkpoint"),
+            Effect::Stable { seq, state } => tracing::info!(seq, %state, "stable checkpoint"),
+            Effect::StateInstalled { seq, state } => tracing::info!(seq, %state, "state transferred"),
+            Effect::ViewEntered { view, primary, cause } => self.view_entered(view, primary, cause.as_str()),
+            Effect::Evidence(ev) => {
+                tracing::warn!(fault = ev.fault_type(), culprit = ?ev.culprit(), "evidence")
+            }
+            _ => {}
         }
     }
 }

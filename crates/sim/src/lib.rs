@@ -7,12 +7,17 @@
 //! agreement, validity (against an independent reference ledger), no double spend, balance
 //! conservation, equal honest checkpoint digests, exactly-once execution, bounded memory and
 //! that evidence only ever names a faulty party. Any failure replays from its seed.
+//!
+//! - `world`: virtual time and its scheduler, the faulty network, and the hosts of the
+//!   replicas (the node's effect rules, `consensus::perform`).
+//! - [`workload`]: what clients do: transfers and federated-learning rounds.
+//! - [`invariants`]: one checker per safety invariant.
+//! - [`config`]: what a run is made of; [`disk`]: what survives a crash.
 
-pub mod clients;
 pub mod config;
 pub mod disk;
-pub mod federated;
 pub mod invariants;
+pub mod workload;
 mod world;
 
 pub use config::{Behaviour, NetProfile, SimConfig};

@@ -8,12 +8,14 @@
 //! - [`certs`]: verification of certificates carried inside messages.
 //! - [`pool`]: client requests waiting to be ordered, bounded per client.
 //! - [`slot`]: what a replica knows about one sequence number.
+//! - [`host`]: the one interpreter of effects that the node and the simulator share.
 
 mod accusations;
 mod batch_fetch;
 pub mod certs;
 mod checkpoint;
 mod execution;
+mod host;
 mod ignored;
 mod invariants;
 mod journal;
@@ -28,6 +30,7 @@ mod view_change;
 
 pub use crate::membership::{Epoch, Member, worst_new_view_bytes};
 pub use crate::new_view::{NewViewPlan, Proposal, plan_new_view};
+pub use host::{Host, Timers, perform};
 pub use ignored::Ignored;
 pub use journal::Journal;
 pub use recovery::RecoverError;
@@ -222,40 +225,6 @@ impl Timer {
             Timer::Resend => 3,
             Timer::StateTransfer => 4,
         }
-    }
-}
-
-/// A host's bookkeeping for the replica's timers: setting a timer replaces the pending one of
-/// its kind, and cancelling voids it. Every host keeps one (the node, the simulator, a twin), so
-/// none can fire a replaced timer another would have voided.
-#[derive(Clone, Debug, Default)]
-pub struct Timers {
-    generations: [u64; Timer::COUNT],
-}
-
-impl Timers {
-    /// Arms `timer`, voiding the pending one of its kind; the host fires it with this generation.
-    pub fn arm(&mut self, timer: Timer) -> u64 {
-        let g = &mut self.generations[timer.index()];
-        *g += 1;
-        *g
-    }
-
-    /// Voids the pending `timer`.
-    pub fn cancel(&mut self, timer: Timer) {
-        self.generations[timer.index()] += 1;
-    }
-
-    /// Voids every pending timer (the replica crashed).
-    pub fn cancel_all(&mut self) {
-        for g in &mut self.generations {
-            *g += 1;
-        }
-    }
-
-    /// Whether a timer armed as `generation` is still the pending one (not replaced or cancelled).
-    pub fn is_current(&self, timer: Timer, generation: u64) -> bool {
-        self.generations[timer.index()] == generation
     }
 }
 

@@ -2,15 +2,14 @@
 //! replicas (honest and Byzantine), the clients, and the checker run after every step.
 
 use crate::Report;
-use crate::clients::{CLIENT_BALANCE, Clients};
 use crate::config::{Behaviour, NetProfile, SimConfig};
 use crate::disk::Disk;
-use crate::invariants::Checker;
+use crate::invariants::{Bounds, Checker, Run};
+use crate::workload::clients::{CLIENT_BALANCE, Clients};
 use phalanx_app::{Config, GenesisAccount, Replica};
 use phalanx_core::consensus::{
     CachedVerifier, Effect, Epoch, Input, Member, Params, SignatureVerifier, Timer, Timers,
 };
-use phalanx_core::evidence::Culprit;
 use phalanx_core::quorum::Quorum;
 use phalanx_core::state::Genesis;
 use phalanx_core::wire::{Message, ReplicaId, Reply, Signed};
@@ -39,7 +38,6 @@ struct Node {
     strategy: Option<Strategy>,
     disk: Disk,
     timers: Timers,
-    last_executed: u64,
     /// A faulty member run as two replicas with one key (Twins, Bano et al.).
     twin: Option<Twin>,
 }
@@ -68,11 +66,10 @@ pub struct World {
     client_verifier: CachedVerifier,
     clients: Clients,
     /// The federated-learning workload, when the run has one.
-    trainer: Option<crate::federated::Trainer>,
+    trainer: Option<crate::workload::federated::Trainer>,
     checker: Checker,
     board: Blackboard,
     faulty: BTreeSet<ReplicaId>,
-    byzantine_keys: BTreeSet<PublicKey>,
     partition: Option<Vec<bool>>,
     messages: u64,
     evidence: u64,
@@ -128,8 +125,8 @@ impl World {
         // Only runs with federated rounds have an operator (the others keep their old genesis).
         let operator_key = (cfg.federated_rounds > 0).then(|| operator.public());
         let genesis = Genesis { operator: operator_key, ..Genesis::default() };
-        let checker =
-            Checker::new(&accounts.iter().map(|a| (a.name.clone(), a.owner, a.balance)).collect::<Vec<_>>());
+        let genesis_accounts: Vec<(String, PublicKey, u64)> =
+            accounts.iter().map(|a| (a.name.clone(), a.owner, a.balance)).collect();
         let app = phalanx_app::Genesis { accounts };
         let config = Config { cluster_id: cluster, epoch: Epoch::genesis(members, f), params, genesis, app };
         if let Err(e) = config.validate() {
@@ -183,16 +180,29 @@ impl World {
                 strategy,
                 disk: Disk::default(),
                 timers: Timers::default(),
-                last_executed: 0,
                 twin,
             });
         }
-        let byzantine_keys = faulty.iter().map(|i| nodes[*i as usize].key.public()).collect();
+        let byzantine_keys: BTreeSet<PublicKey> =
+            faulty.iter().map(|i| nodes[*i as usize].key.public()).collect();
+        let checker = Checker::new(Run {
+            genesis: genesis_accounts,
+            faulty: faulty.clone(),
+            byzantine_keys,
+            cluster,
+            members: config.epoch.members.iter().map(|m| m.key).collect(),
+            testing: config.genesis.testing,
+            max_clock_skew_ms: config.params.max_clock_skew_ms,
+            bounds: Bounds {
+                log_slots: 2 * config.params.log_window as usize + 64,
+                buffered: n * config.params.max_buffered_per_sender,
+            },
+        });
         let mut clients = Clients::new(client_keys, cfg.txs, f, cluster);
         let trainer = (cfg.federated_rounds > 0)
             .then(|| {
                 let op = clients.add_scripted(operator);
-                crate::federated::Trainer::new(cfg.federated_rounds, op, &clients, cfg.seed)
+                crate::workload::federated::Trainer::new(cfg.federated_rounds, op, &clients, cfg.seed)
             })
             .flatten();
         let client_verifier = CachedVerifier::new(cache.clone(), seed32(cfg.seed, u64::MAX));
@@ -211,7 +221,6 @@ impl World {
             checker,
             board: Blackboard { colluders: faulty.iter().copied().collect(), ..Blackboard::default() },
             faulty,
-            byzantine_keys,
             partition: None,
             messages: 0,
             evidence: 0,
@@ -275,7 +284,7 @@ impl World {
         }
         let federated_rounds = self.check_federated(liveness.is_none());
         let (quarantined, detections, detection_failure) = self.detection();
-        self.checker.finish();
+        let safety_violations = self.checker.finish();
         let mut lat = self.clients.latencies.clone();
         lat.sort_unstable();
         Report {
@@ -285,7 +294,7 @@ impl World {
             messages: self.messages,
             virtual_ms: self.now,
             latency_p50_ms: lat.get(lat.len() / 2).copied().unwrap_or(0),
-            safety_violations: std::mem::take(&mut self.checker.violations),
+            safety_violations,
             liveness_failure: liveness,
             detection_failure,
             evidence: self.evidence,
@@ -404,9 +413,8 @@ impl World {
                     Replica::recover(node, n.key.clone(), self.config.clone(), verifier, n.disk.records())
                         .expect("a simulated disk is never corrupt");
                 let effects = r.start(self.now);
-                let n = &mut self.nodes[node as usize];
-                n.last_executed = r.last_executed();
-                n.replica = Some(r);
+                self.checker.recovered(node as usize, r.last_executed());
+                self.nodes[node as usize].replica = Some(r);
                 self.apply_effects(node, effects);
             }
             Event::Partition { side } => {

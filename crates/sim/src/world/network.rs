@@ -96,7 +96,7 @@ impl World {
         if let Some(mut s) = self.nodes[i].strategy.take() {
             let forged_before = s.forged_requests.len();
             let out: Vec<Outgoing> = s.rewrite(msg, &to, &mut self.rng, &mut self.board);
-            self.checker.forged.extend(s.forged_requests[forged_before..].iter().copied());
+            self.checker.forged(s.forged_requests[forged_before..].iter().copied());
             self.nodes[i].strategy = Some(s);
             for o in out {
                 self.send(node, o.to, o.msg, o.extra_delay_ms);

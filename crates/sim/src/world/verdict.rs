@@ -33,7 +33,7 @@ impl World {
         }
         failures.extend(trainer.check(&reference, finished));
         for f in failures {
-            self.checker.violations.push(format!("t={}ms: {f}", self.now));
+            self.checker.violation(self.now, f);
         }
         reference.last().map_or(0, |r| r.round)
     }

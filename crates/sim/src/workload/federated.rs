@@ -5,7 +5,7 @@
 //! honest replica must hold the same results, every round must have closed with an aggregate,
 //! and no selecting rule may have kept the poisoned update.
 
-use crate::clients::Clients;
+use super::clients::Clients;
 use phalanx_app::federated::{CloseCause, HISTORY, RoundOutcome, RoundResult};
 use phalanx_core::wire::federated::encode_values;
 use phalanx_core::wire::{FederatedOp, Operation, RoundSpec};
