@@ -9,7 +9,7 @@ use crate::wire::{
     Checkpoint, CheckpointCert, CommitCert, Fetch, Message, ReplicaId, Seq, Signed, StateRequest,
     StateResponse, limits,
 };
-use phalanx_crypto::digest;
+use phalanx_crypto::{Digest, digest};
 use std::collections::BTreeMap;
 
 /// Checkpoint votes kept per sender above our low water mark (bounds a Byzantine flood).
@@ -23,6 +23,8 @@ pub(super) struct Checkpoints {
     /// A certified checkpoint above our execution that we are fetching.
     pub(super) transfer: Option<CheckpointCert>,
     pub(super) transfer_attempt: u64,
+    /// Own checkpoints (digest, snapshot) not yet garbage-collected, including the stable one.
+    pub(super) snapshots: BTreeMap<Seq, (Digest, Vec<u8>)>,
 }
 
 /// Catching up, and answering others who do (each answer rate-limited per member).
@@ -45,7 +47,7 @@ impl<A: Application> Replica<A> {
     pub(super) fn take_checkpoint(&mut self, seq: Seq) {
         let snapshot = self.state.snapshot();
         let d = digest(&snapshot);
-        self.snapshots.insert(seq, (d, snapshot));
+        self.checkpoints.snapshots.insert(seq, (d, snapshot));
         self.out.push(Effect::Checkpoint { seq, state: d });
         if self.is_voter() {
             let c = self.sign(Checkpoint { epoch: self.epoch.number, seq, state: d });
@@ -123,7 +125,7 @@ impl<A: Application> Replica<A> {
         if cert.seq <= self.stable.seq {
             return false;
         }
-        if self.snapshots.get(&cert.seq).is_some_and(|(d, _)| *d == cert.state) {
+        if self.checkpoints.snapshots.get(&cert.seq).is_some_and(|(d, _)| *d == cert.state) {
             self.make_stable(cert);
             return true;
         } else if self.checkpoints.transfer.as_ref().is_none_or(|t| t.seq < cert.seq) {
@@ -148,14 +150,14 @@ impl<A: Application> Replica<A> {
     /// Stable: persist, advance the low water mark, garbage-collect below it.
     fn make_stable(&mut self, cert: CheckpointCert) {
         let seq = cert.seq;
-        let snapshot = self.snapshots.get(&seq).map(|(_, s)| s.clone()).unwrap_or_default();
+        let snapshot = self.checkpoints.snapshots.get(&seq).map(|(_, s)| s.clone()).unwrap_or_default();
         self.out.push(Effect::Persist(Record::Stable { cert: cert.clone(), snapshot: snapshot.clone() }));
         self.out.push(Effect::Stable { seq, state: cert.state });
         self.boundary_stable(&cert, &snapshot);
         self.stable = cert;
         self.log.retain(|s, _| *s > seq);
         self.checkpoints.votes.retain(|s, _| *s > seq);
-        self.snapshots.retain(|s, _| *s >= seq);
+        self.checkpoints.snapshots.retain(|s, _| *s >= seq);
         self.signed.retain(|(_, _, _, s), _| *s > seq);
         if self.checkpoints.transfer.as_ref().is_some_and(|t| t.seq <= seq) {
             self.checkpoints.transfer = None;
@@ -208,7 +210,7 @@ impl<A: Application> Replica<A> {
     }
 
     fn send_state(&mut self, to: ReplicaId) {
-        let Some((_, snapshot)) = self.snapshots.get(&self.stable.seq) else { return };
+        let Some((_, snapshot)) = self.checkpoints.snapshots.get(&self.stable.seq) else { return };
         if self.stable.seq == 0 || snapshot.len() > limits::MAX_MESSAGE_BYTES / 2 {
             return;
         }
@@ -242,7 +244,7 @@ impl<A: Application> Replica<A> {
         let StateResponse { cert, snapshot, .. } = r.body;
         self.state = state;
         self.last_executed = cert.seq;
-        self.snapshots.insert(cert.seq, (cert.state, snapshot));
+        self.checkpoints.snapshots.insert(cert.seq, (cert.state, snapshot));
         self.out.push(Effect::StateInstalled { seq: cert.seq, state: cert.state });
         self.prune_pool();
         // The installed state may be in a later epoch (a joiner learns its id here).
@@ -288,7 +290,8 @@ impl<A: Application> Replica<A> {
             self.rebroadcast_lower_view_changes();
             self.broadcast_view_change();
         }
-        if let Some((seq, (d, _))) = self.snapshots.iter().next_back().map(|(s, v)| (*s, v.clone()))
+        if let Some((seq, (d, _))) =
+            self.checkpoints.snapshots.iter().next_back().map(|(s, v)| (*s, v.clone()))
             && seq > 0
         {
             let epoch = self.epoch_for(seq);

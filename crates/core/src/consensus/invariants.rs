@@ -19,7 +19,7 @@ impl<A: Application> Replica<A> {
             self.last_executed
         );
         debug_assert!(
-            self.snapshots.get(&h).is_some_and(|(d, _)| *d == self.stable.state),
+            self.checkpoints.snapshots.get(&h).is_some_and(|(d, _)| *d == self.stable.state),
             "no snapshot of the stable checkpoint {h} under its certified digest"
         );
         debug_assert!(

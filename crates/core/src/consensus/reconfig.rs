@@ -18,6 +18,15 @@ use crate::wire::{CheckpointCert, Fetch, Message, ReplicaId, Seq, Signed, StateR
 /// Resend ticks between two pushes of the boundary state to a joiner not heard from yet.
 const PUSH_EVERY_TICKS: u64 = 4;
 
+/// The checkpoint the current epoch started from, with its snapshot: what joiners and replicas
+/// still in the previous epoch install.
+#[derive(Default)]
+pub(super) struct Handover {
+    pub(super) state: Option<(CheckpointCert, Vec<u8>)>,
+    /// Resend ticks seen, to push the state to silent joiners every few.
+    pub(super) ticks: u64,
+}
+
 impl<A: Application> Replica<A> {
     /// Enters the epoch the committed state says orders our next seq, if it is newer than
     /// ours. Returns whether the epoch changed.
@@ -90,7 +99,7 @@ impl<A: Application> Replica<A> {
         if self.epoch.number == 0 || cert.seq != self.epoch.start {
             return;
         }
-        self.boundary = Some((cert.clone(), snapshot.to_vec()));
+        self.handover.state = Some((cert.clone(), snapshot.to_vec()));
         for j in self.joiners() {
             self.send_boundary(j);
         }
@@ -100,7 +109,7 @@ impl<A: Application> Replica<A> {
         if !self.is_voter() {
             return;
         }
-        let Some((cert, snapshot)) = self.boundary.clone() else { return };
+        let Some((cert, snapshot)) = self.handover.state.clone() else { return };
         if snapshot.len() > limits::MAX_MESSAGE_BYTES / 2 {
             return;
         }
@@ -111,8 +120,8 @@ impl<A: Application> Replica<A> {
     /// Every few resend ticks, joiners never heard from get the boundary again (they may have
     /// started late or restarted).
     pub(super) fn push_boundary_to_silent_joiners(&mut self) {
-        self.resend_ticks += 1;
-        if self.boundary.is_none() || !self.resend_ticks.is_multiple_of(PUSH_EVERY_TICKS) {
+        self.handover.ticks += 1;
+        if self.handover.state.is_none() || !self.handover.ticks.is_multiple_of(PUSH_EVERY_TICKS) {
             return;
         }
         for j in self.joiners() {

@@ -81,7 +81,8 @@ impl<A: Application> Replica<A> {
                         }
                         r.state = state;
                         r.last_executed = cert.seq;
-                        r.snapshots = BTreeMap::from([(cert.seq, (cert.state, snapshot.clone()))]);
+                        r.checkpoints.snapshots =
+                            BTreeMap::from([(cert.seq, (cert.state, snapshot.clone()))]);
                         r.stable = cert.clone();
                     }
                 }

@@ -5,6 +5,7 @@ use super::certs::{CertContext, all_valid};
 use super::checkpoint::{CatchUp, Checkpoints};
 use super::ignored::Ignored;
 use super::pool::{Pool, RequestDigests};
+use super::reconfig::Handover;
 use super::reputation::{PeerStats, Reputation};
 use super::requests::PrimaryWatch;
 use super::slot::Slot;
@@ -70,14 +71,10 @@ pub struct Replica<A: Application> {
     // Checkpoints and state.
     pub(super) state: State<A>,
     pub(super) stable: CheckpointCert,
-    /// Own checkpoints (digest, snapshot) not yet garbage-collected, including the stable one.
-    pub(super) snapshots: BTreeMap<Seq, (Digest, Vec<u8>)>,
     /// Checkpoint votes and state transfer (owned by `checkpoint.rs`).
     pub(super) checkpoints: Checkpoints,
-    /// The checkpoint the current epoch started from, with its snapshot: what joiners and
-    /// replicas still in the previous epoch install (see `reconfig`).
-    pub(super) boundary: Option<(CheckpointCert, Vec<u8>)>,
-    pub(super) resend_ticks: u64,
+    /// Handing the epoch's boundary state to joiners (owned by `reconfig.rs`).
+    pub(super) handover: Handover,
 
     // Clients.
     pub(super) pool: Pool,
@@ -95,8 +92,6 @@ pub struct Replica<A: Application> {
     pub(super) reports: Reports,
     /// What this replica observed of each member.
     pub(super) peers: Vec<PeerStats>,
-    /// Why the current (or last) view change started.
-    pub(super) vc_cause: ViewChangeCause,
     /// Proposals refused for a timestamp outside the clock skew bound.
     pub(super) clock_refusals: u64,
     /// Messages dropped without effect, by reason.
@@ -130,8 +125,7 @@ impl<A: Application> Replica<A> {
         let state = config.genesis_state();
         let n = config.epoch.members.len();
         let genesis_state = state.digest();
-        let mut snapshots = BTreeMap::new();
-        snapshots.insert(0, (genesis_state, state.snapshot()));
+        let snapshots = BTreeMap::from([(0, (genesis_state, state.snapshot()))]);
         Replica {
             id,
             key,
@@ -154,18 +148,15 @@ impl<A: Application> Replica<A> {
             future: BTreeMap::new(),
             state,
             stable: CheckpointCert { seq: 0, state: genesis_state, proofs: Vec::new() },
-            snapshots,
-            checkpoints: Checkpoints::default(),
+            checkpoints: Checkpoints { snapshots, ..Checkpoints::default() },
             catch_up: CatchUp::default(),
             watch: PrimaryWatch::default(),
-            boundary: None,
-            resend_ticks: 0,
+            handover: Handover::default(),
             pool: Pool::default(),
             batch_timer_armed: false,
             reports: Reports::default(),
             link: None,
             peers: vec![PeerStats::default(); n],
-            vc_cause: ViewChangeCause::Startup,
             clock_refusals: 0,
             ignored: BTreeMap::new(),
             digest_cache: std::cell::Cell::new(None),

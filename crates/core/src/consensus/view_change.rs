@@ -17,9 +17,10 @@ const VIEW_CHANGES_PER_SENDER: usize = 4;
 pub(super) const MAX_VIEW_GAP: View = 1 << 20;
 
 /// Why a replica left its view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ViewChangeCause {
     /// No view was left yet (the replica started in its view).
+    #[default]
     Startup,
     /// Requests waited a full timeout without the primary making progress.
     RequestTimeout,
@@ -79,6 +80,8 @@ pub(super) struct ViewChanges {
     pub(super) received: BTreeMap<ReplicaId, BTreeMap<View, Signed<ViewChange>>>,
     /// The NEW-VIEW that started our current view, for peers that missed it.
     pub(super) last_new_view: Option<Signed<NewView>>,
+    /// Why the current (or last) view change started.
+    pub(super) cause: ViewChangeCause,
 }
 
 impl<A: Application> Replica<A> {
@@ -99,7 +102,7 @@ impl<A: Application> Replica<A> {
             return;
         }
         if self.active {
-            self.vc_cause = cause;
+            self.vc.cause = cause;
         }
         self.active = false;
         self.vc_target = target;
@@ -408,7 +411,7 @@ impl<A: Application> Replica<A> {
         ask.dedup();
         self.request_batches(&ask);
         self.next_seq = (max_seq + 1).max(self.stable.seq + 1).max(self.epoch.start + 1);
-        self.out.push(Effect::ViewEntered { view: w, primary: self.primary(), cause: self.vc_cause });
+        self.out.push(Effect::ViewEntered { view: w, primary: self.primary(), cause: self.vc.cause });
         if self.pool.len() > 0 {
             self.arm_request_timer();
         }
