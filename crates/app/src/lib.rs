@@ -4,6 +4,8 @@
 //!   table in `phalanx-core`, which answers each nonce once).
 //! - [`memory`]: the shared memory, a namespaced key-value store with owners, quotas and expiry.
 //! - [`federated`]: federated learning rounds aggregated with Byzantine-robust rules.
+//! - [`decisions`]: questions the agents vote on, closed by a rule, with the dissent kept and
+//!   double votes caught.
 //!
 //! A new application is a new module here (its operations join `phalanx_core::wire::Operation`),
 //! not an edit of the replica.
@@ -12,16 +14,19 @@
 // (as Malachite's core crates do). Tests may unwrap.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod decisions;
 pub mod federated;
 pub mod ledger;
 pub mod memory;
 
+pub use decisions::Decisions;
 pub use federated::Federated;
 pub use ledger::{Account, Genesis, GenesisAccount};
 pub use memory::MemoryEntry;
 
 use phalanx_core::application::{Application, Context};
-use phalanx_core::wire::{FederatedOp, Operation, OperatorAction, RejectReason, Seq};
+use phalanx_core::evidence::Evidence;
+use phalanx_core::wire::{DecisionOp, FederatedOp, Operation, OperatorAction, RejectReason, Seq};
 use phalanx_crypto::PublicKey;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,6 +50,8 @@ pub struct AppState {
     pub shared_namespaces: BTreeSet<String>,
     /// Federated learning rounds: open rounds' uploads, results, how each agent's updates fared.
     pub federated: Federated,
+    /// Decisions the agents vote on.
+    pub decisions: Decisions,
     /// Keys that own an account (derived from `accounts`, not part of the encoding).
     #[serde(skip)]
     owners: BTreeSet<PublicKey>,
@@ -68,6 +75,7 @@ impl Application for AppState {
             memory_bytes: 0,
             shared_namespaces: BTreeSet::new(),
             federated: Federated::default(),
+            decisions: Decisions::default(),
             owners: BTreeSet::new(),
             memory_usage: BTreeMap::new(),
         };
@@ -87,6 +95,11 @@ impl Application for AppState {
     fn advance_clock(&mut self, seq: Seq, clock_ms: u64) {
         self.expire_memory(clock_ms);
         self.federated.close_expired(seq, clock_ms);
+        self.decisions.close_expired(seq, clock_ms);
+    }
+
+    fn take_evidence(&mut self) -> Vec<Evidence> {
+        std::mem::take(&mut self.decisions.found)
     }
 
     fn execute(&mut self, cx: &Context<'_>, op: &Operation) -> Result<(), RejectReason> {
@@ -107,6 +120,22 @@ impl Application for AppState {
                 self.share_namespace(cx.by_operator(), namespace)
             }
             Operation::Federated(op) => self.apply_federated(cx, op),
+            Operation::Decision(op) => {
+                let call = decisions::Call {
+                    seq: cx.seq,
+                    clock_ms: cx.clock_ms,
+                    request: cx.request,
+                    accountability: cx.accountability,
+                };
+                let (app, acc) = (&*self, cx.accountability);
+                let admitted: Vec<bool> = match op {
+                    DecisionOp::Open(spec) => {
+                        spec.voters.iter().map(|k| phalanx_core::state::is_client(app, acc, k)).collect()
+                    }
+                    DecisionOp::Vote(_) => Vec::new(),
+                };
+                self.decisions.execute(&call, op, admitted.iter().all(|a| *a))
+            }
             Operation::Report(_) | Operation::Operator(_) | Operation::Opaque(_) => {
                 Err(RejectReason::Unauthorized)
             }

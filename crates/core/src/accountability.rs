@@ -17,6 +17,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 pub const DEFAULT_QUARANTINE_MS: u64 = 60 * 60 * 1000;
 /// Detection log entries kept in the state (older ones are counted, not kept).
 const LOG_CAPACITY: usize = 1024;
+/// The detection log's `reported_by` for evidence the replicated state found itself.
+pub const FOUND_BY_EXECUTION: &str = "execution";
+
 /// Evidence identities remembered for deduplication.
 const EVIDENCE_MEMORY: usize = 4096;
 
@@ -235,7 +238,7 @@ impl Accountability {
             return Err(RejectReason::InvalidEvidence);
         }
         let result = match Report::decode(bytes) {
-            Ok(Report::Evidence(ev)) => self.evidence(cx, &reporter, &ev, events),
+            Ok(Report::Evidence(ev)) => self.evidence(cx, Some(&reporter), &ev, events),
             Ok(Report::Accusation { epoch, accused, fault }) => {
                 self.accusation(cx, &reporter, epoch, accused, fault, events)
             }
@@ -251,13 +254,23 @@ impl Accountability {
         result
     }
 
+    /// Commits evidence the application found while executing the request in `cx` (a voter's
+    /// two ballots, say): every replica found it in the same batch, so no member reports it.
+    pub fn commit_found(&mut self, cx: &Context, ev: &Evidence, events: &mut Vec<StateEvent>) {
+        // A duplicate (the same voter caught again) changes nothing.
+        let _ = self.evidence(cx, None, ev, events);
+    }
+
+    /// `reporter`: the member whose report carried the evidence (`None`: found by execution).
     fn evidence(
         &mut self,
         cx: &Context,
-        reporter: &str,
+        reporter: Option<&str>,
         ev: &Evidence,
         events: &mut Vec<StateEvent>,
     ) -> Result<(), RejectReason> {
+        let credit = reporter.is_some();
+        let reporter = reporter.unwrap_or(FOUND_BY_EXECUTION);
         let key = ev.slot_key();
         if self.evidence_seen.contains(&key) {
             self.evidence_duplicates += 1;
@@ -290,7 +303,9 @@ impl Accountability {
         };
         self.evidence_seen.insert(key);
         self.evidence_accepted += 1;
-        self.credit_reporter(cx);
+        if credit {
+            self.credit_reporter(cx);
+        }
         let name = match self.member(&culprit) {
             Some((_, m)) => m.name.clone(),
             // A client (not a member) double-spent: logged, nothing to quarantine.
@@ -300,7 +315,11 @@ impl Accountability {
                 self.push_log(DetectionEntry {
                     evidence: ev.id().to_hex(),
                     reported_by: reporter.into(),
-                    action: "transaction-rejected".into(),
+                    action: match ev {
+                        Evidence::DoubleVote(..) => "ballots-voided",
+                        _ => "transaction-rejected",
+                    }
+                    .into(),
                     ..entry
                 });
                 return Ok(());

@@ -15,7 +15,8 @@
 //! and federated rounds.
 
 use crate::accountability::Accountability;
-use crate::wire::{Operation, RejectReason, Seq};
+use crate::evidence::Evidence;
+use crate::wire::{ClientRequest, Operation, RejectReason, Seq};
 use phalanx_crypto::PublicKey;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -29,6 +30,8 @@ pub struct Context<'a> {
     pub clock_ms: u64,
     /// The key that signed the request.
     pub signer: PublicKey,
+    /// The signed request itself (an application may keep it as proof of what was signed).
+    pub request: &'a ClientRequest,
     /// Members, quarantine and the operator key, as committed so far.
     pub accountability: &'a Accountability,
 }
@@ -67,4 +70,11 @@ pub trait Application:
     /// An operation the application does not know is refused with
     /// [`RejectReason::Unauthorized`].
     fn execute(&mut self, cx: &Context<'_>, op: &Operation) -> Result<(), RejectReason>;
+
+    /// Evidence of misbehaviour the last `execute` found (two conflicting ballots of one voter,
+    /// say): self-contained proofs that consensus commits to the detection log in the same
+    /// batch, quarantining a member that is proven faulty.
+    fn take_evidence(&mut self) -> Vec<Evidence> {
+        Vec::new()
+    }
 }

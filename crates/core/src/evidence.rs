@@ -25,6 +25,8 @@ pub enum Evidence {
     InvalidNewView(Signed<NewView>),
     /// Two requests signed by one client with the same nonce and different content.
     DoubleSpend(ClientRequest, ClientRequest),
+    /// Two ballots signed by one voter for one decision, choosing differently.
+    DoubleVote(ClientRequest, ClientRequest),
 }
 
 /// Who the evidence accuses.
@@ -67,6 +69,7 @@ impl Evidence {
             Evidence::InvalidProposal(p, _) => Culprit::Member(p.from),
             Evidence::InvalidNewView(nv) => Culprit::Member(nv.from),
             Evidence::DoubleSpend(a, _) => Culprit::Client(a.body.client),
+            Evidence::DoubleVote(a, _) => Culprit::Client(a.body.client),
         }
     }
 
@@ -78,6 +81,7 @@ impl Evidence {
             Evidence::InvalidProposal(..) => "invalid-proposal",
             Evidence::InvalidNewView(..) => "invalid-new-view",
             Evidence::DoubleSpend(..) => "double-spend",
+            Evidence::DoubleVote(..) => "double-vote",
         }
     }
 
@@ -89,7 +93,7 @@ impl Evidence {
             Evidence::CheckpointEquivocation(a, _) => Some(a.body.epoch),
             Evidence::InvalidProposal(p, _) => Some(p.body.epoch),
             Evidence::InvalidNewView(nv) => Some(nv.body.epoch),
-            Evidence::DoubleSpend(..) => None,
+            Evidence::DoubleSpend(..) | Evidence::DoubleVote(..) => None,
         }
     }
 
@@ -98,7 +102,7 @@ impl Evidence {
         match self {
             Evidence::InvalidProposal(_, batch) => check_batch(batch),
             Evidence::InvalidNewView(nv) => crate::wire::check_limits(&Message::NewView(nv.clone())),
-            Evidence::DoubleSpend(a, b) => {
+            Evidence::DoubleSpend(a, b) | Evidence::DoubleVote(a, b) => {
                 crate::wire::check_limits(&crate::wire::Message::Request(a.clone()))?;
                 crate::wire::check_limits(&crate::wire::Message::Request(b.clone()))
             }
@@ -122,6 +126,12 @@ impl Evidence {
             Evidence::InvalidProposal(p, _) => (p.body.epoch, p.body.view, p.body.seq),
             Evidence::InvalidNewView(nv) => (nv.body.epoch, nv.body.view, 0),
             Evidence::DoubleSpend(a, _) => (0, 0, a.body.nonce),
+            // One fault per decision: the first 8 bytes of its id's digest name the slot.
+            Evidence::DoubleVote(a, _) => {
+                let id = ballot_of(a).map_or("", |(id, _)| id);
+                let d = digest(id.as_bytes());
+                (0, 0, u64::from_le_bytes(d.as_bytes()[..8].try_into().unwrap_or([0; 8])))
+            }
         };
         let culprit = match self.culprit() {
             Culprit::Member(m) => to_bytes(&(0u8, m)),
@@ -204,6 +214,22 @@ impl Evidence {
                     return Err(EvidenceError::NoConflict);
                 }
                 // Only signed operations can prove a double spend.
+                check(a.verify_item(cluster).ok_or(EvidenceError::BadSignature)?)?;
+                check(b.verify_item(cluster).ok_or(EvidenceError::BadSignature)?)
+            }
+            Evidence::DoubleVote(a, b) => {
+                if a.body.client != b.body.client {
+                    return Err(EvidenceError::DifferentSigners);
+                }
+                let (Some((x, p)), Some((y, q))) = (ballot_of(a), ballot_of(b)) else {
+                    return Err(EvidenceError::NoConflict);
+                };
+                if x != y {
+                    return Err(EvidenceError::DifferentSlots);
+                }
+                if p.choice() == q.choice() {
+                    return Err(EvidenceError::NoConflict);
+                }
                 check(a.verify_item(cluster).ok_or(EvidenceError::BadSignature)?)?;
                 check(b.verify_item(cluster).ok_or(EvidenceError::BadSignature)?)
             }
@@ -313,5 +339,13 @@ impl Accusation {
             Accusation::Censorship => "censorship",
             Accusation::Silence => "silence",
         }
+    }
+}
+
+/// The decision id and ballot of a vote request.
+fn ballot_of(r: &ClientRequest) -> Option<(&str, &crate::wire::Ballot)> {
+    match &r.body.op {
+        crate::wire::Operation::Decision(crate::wire::DecisionOp::Vote(v)) => Some((&v.id, &v.ballot)),
+        _ => None,
     }
 }

@@ -47,9 +47,23 @@ pub mod limits {
     pub const MAX_FEDERATED_BYTES: u64 = 2 << 20;
     /// Models with rounds, ever (each keeps its latest aggregate and recent results).
     pub const MAX_MODELS: usize = 16;
+    pub const MAX_DECISION_ID: usize = 64;
+    pub const MAX_DECISION_QUESTION: usize = 1024;
+    pub const MAX_DECISION_OPTIONS: usize = 16;
+    pub const MAX_DECISION_OPTION: usize = 128;
+    pub const MAX_DECISION_VOTERS: usize = 128;
+    pub const MAX_DECISION_REASON: usize = 256;
+    /// Where a voter stored its full result (a shared-memory `namespace/key`, say).
+    pub const MAX_DECISION_LOCATION: usize = 128;
+    /// Decisions' share of the state (open ones reserve what they could grow to). With the
+    /// shared memory's 4 MiB and federated rounds' 2 MiB, snapshots stay under the 8 MiB a
+    /// state transfer carries.
+    pub const MAX_DECISION_BYTES: u64 = 1 << 20;
 }
 
+pub mod decision;
 pub mod federated;
+pub use decision::{Ballot, CastBallot, DecisionOp, DecisionRule, DecisionSpec};
 pub use federated::{FederatedOp, RoundSpec};
 
 mod client;

@@ -205,13 +205,18 @@ impl<A: Application> State<A> {
             // Never reaches here: `execute_op` acknowledges opaque payloads without applying them.
             Operation::Opaque(_) => Ok(()),
             op => {
-                let cx = Context {
+                let app_cx = Context {
                     seq,
                     clock_ms: self.clock_ms,
                     signer: req.body.client,
+                    request: req,
                     accountability: &self.accountability,
                 };
-                self.app.execute(&cx, op)
+                let result = self.app.execute(&app_cx, op);
+                for ev in self.app.take_evidence() {
+                    self.accountability.commit_found(&cx, &ev, &mut self.events);
+                }
+                result
             }
         }
     }

@@ -31,6 +31,8 @@ pub enum Operation {
     Opaque(#[serde(with = "serde_bytes")] Vec<u8>),
     /// Federated learning rounds: open, upload updates, close (see [`federated`]).
     Federated(FederatedOp),
+    /// Decisions agents vote on: open one, cast a ballot (see [`super::decision`]).
+    Decision(super::DecisionOp),
 }
 
 impl Operation {
@@ -246,6 +248,21 @@ pub enum RejectReason {
     NotOwner,
     /// The client's share of the shared memory is used up.
     MemoryQuota,
+    /// A decision that cannot run: no voters, duplicate voters or options, a voter who is no
+    /// client, options that do not fit the rule, a deadline of zero or over 30 days.
+    InvalidDecision,
+    /// No decision with that id is held (never opened, or forgotten long after it closed).
+    UnknownDecision,
+    /// The signer is not an eligible voter of the decision.
+    NotVoter,
+    /// A ballot for an option the decision does not have, or a result where options are asked.
+    InvalidBallot,
+    /// The decision closed before the ballot arrived (the ballot is kept as late).
+    DecisionClosed,
+    /// The voter cast a different ballot before: both ballots are void, and evidence.
+    DoubleVote,
+    /// Decisions' share of the state is used up by open decisions.
+    DecisionsFull,
 }
 
 impl RejectReason {
@@ -269,6 +286,13 @@ impl RejectReason {
             RejectReason::UnknownModel => "unknown-model",
             RejectReason::NotOwner => "not-owner",
             RejectReason::MemoryQuota => "memory-quota",
+            RejectReason::InvalidDecision => "invalid-decision",
+            RejectReason::UnknownDecision => "unknown-decision",
+            RejectReason::NotVoter => "not-voter",
+            RejectReason::InvalidBallot => "invalid-ballot",
+            RejectReason::DecisionClosed => "decision-closed",
+            RejectReason::DoubleVote => "double-vote",
+            RejectReason::DecisionsFull => "decisions-full",
         }
     }
 }

@@ -99,6 +99,7 @@ pub fn check_request(r: &ClientRequest) -> Result<(), WireError> {
         }
         Operation::Operator(_) => {}
         Operation::Federated(op) => op.check_limits()?,
+        Operation::Decision(op) => op.check_limits()?,
     }
     Ok(())
 }

@@ -3,9 +3,10 @@
 
 use crate::runtime::SharedReply;
 use phalanx_core::wire::{
-    self, ClientRequest, FederatedOp, Operation, OperatorAction, Outcome, RequestBody, RoundSpec,
+    self, Ballot, ClientRequest, DecisionOp, DecisionRule, DecisionSpec, FederatedOp, Operation,
+    OperatorAction, Outcome, RequestBody, RoundSpec,
 };
-use phalanx_crypto::{PublicKey, Signature};
+use phalanx_crypto::{Digest, PublicKey, Signature};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -86,6 +87,59 @@ pub enum OpJson {
     FederatedDelete {
         model: String,
     },
+    /// Open a decision (voters' public keys in hex; no options for free-form results).
+    DecisionOpen {
+        id: String,
+        question: String,
+        options: Vec<String>,
+        voters: Vec<String>,
+        /// `majority`, `two-thirds`, `unanimous` or `f+1-matching` (which needs `f`).
+        rule: String,
+        f: Option<u32>,
+        weighted: bool,
+        deadline_ms: u64,
+    },
+    /// A ballot: `{"option": "a"}`, `{"result": {"digest": "<hex>", "location": "…"}}` or
+    /// `"abstain"`.
+    DecisionVote {
+        id: String,
+        ballot: BallotJson,
+        reason: String,
+    },
+}
+
+/// A ballot as JSON.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum BallotJson {
+    Option(String),
+    Result { digest: String, location: String },
+    Abstain,
+}
+
+impl BallotJson {
+    pub fn from_ballot(b: &Ballot) -> Self {
+        match b {
+            Ballot::Option(o) => BallotJson::Option(o.clone()),
+            Ballot::Result { digest, location } => {
+                BallotJson::Result { digest: digest.to_hex(), location: location.clone() }
+            }
+            Ballot::Abstain => BallotJson::Abstain,
+        }
+    }
+
+    pub fn to_ballot(&self) -> Result<Ballot, String> {
+        Ok(match self {
+            BallotJson::Option(o) => Ballot::Option(o.clone()),
+            BallotJson::Result { digest, location } => {
+                let d: [u8; 32] = unhex(digest)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or("ballot.result.digest: expected 64 hex characters (a BLAKE3 digest)")?;
+                Ballot::Result { digest: Digest(d), location: location.clone() }
+            }
+            BallotJson::Abstain => Ballot::Abstain,
+        })
+    }
 }
 
 /// An agent to admit, with its public key (hex) and where it listens.
@@ -150,6 +204,21 @@ impl OpJson {
                 OpJson::FederatedClose { model, round }
             }
             Operation::Federated(FederatedOp::Delete { model }) => OpJson::FederatedDelete { model },
+            Operation::Decision(DecisionOp::Open(s)) => OpJson::DecisionOpen {
+                id: s.id,
+                question: s.question,
+                options: s.options,
+                voters: s.voters.iter().map(PublicKey::to_hex).collect(),
+                rule: s.rule.name().into(),
+                f: s.rule.f(),
+                weighted: s.weighted,
+                deadline_ms: s.deadline_ms,
+            },
+            Operation::Decision(DecisionOp::Vote(v)) => OpJson::DecisionVote {
+                id: v.id,
+                ballot: BallotJson::from_ballot(&v.ballot),
+                reason: v.reason,
+            },
         }
     }
 
@@ -228,6 +297,18 @@ impl OpJson {
                 Operation::Federated(FederatedOp::Close { model, round })
             }
             OpJson::FederatedDelete { model } => Operation::Federated(FederatedOp::Delete { model }),
+            OpJson::DecisionOpen { id, question, options, voters, rule, f, weighted, deadline_ms } => {
+                let voters = (voters.iter().enumerate())
+                    .map(|(i, k)| PublicKey::from_hex(k).map_err(|e| format!("op.voters.{i}: {e}")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let rule = DecisionRule::parse(&rule, f).map_err(|e| format!("op.rule: {e}"))?;
+                let spec = DecisionSpec { id, question, options, voters, rule, weighted, deadline_ms };
+                Operation::Decision(DecisionOp::Open(Box::new(spec)))
+            }
+            OpJson::DecisionVote { id, ballot, reason } => {
+                let ballot = ballot.to_ballot().map_err(|e| format!("op.{e}"))?;
+                Operation::Decision(DecisionOp::vote(id, ballot, reason))
+            }
         })
     }
 }

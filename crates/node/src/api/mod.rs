@@ -11,7 +11,7 @@ mod json;
 mod read;
 mod submit;
 
-pub use json::{JoinerJson, OpJson, RequestJson, outcome_str, unhex};
+pub use json::{BallotJson, JoinerJson, OpJson, RequestJson, outcome_str, unhex};
 pub use submit::{BatchAnswer, MAX_BATCH_BODY, MAX_SUBMIT_BATCH};
 
 use crate::runtime::{Command, Query};
