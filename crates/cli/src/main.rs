@@ -6,6 +6,7 @@ mod bench;
 #[cfg(feature = "testing")]
 mod chaos;
 #[cfg(feature = "testing")]
+mod decision;
 mod demo;
 mod federated;
 mod init;
@@ -54,6 +55,9 @@ enum Command {
     /// Store and retrieve values in the replicated shared memory.
     #[command(subcommand)]
     Memory(memory::MemoryCommand),
+    /// Decisions the agents vote on: open, vote, show (checked by f+1 agents and a proof), list.
+    #[command(subcommand)]
+    Decision(decision::DecisionCommand),
     #[cfg(feature = "testing")]
     /// Run the reference scenario on real processes and check every claim.
     Demo(demo::DemoArgs),
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
         Command::Status(a) => ops::status(a),
         Command::Health(a) => ops::health(a),
         Command::Memory(c) => memory::run(c),
+        Command::Decision(c) => decision::run(c),
         #[cfg(feature = "testing")]
         Command::Sim(a) => sim::run(a),
         #[cfg(feature = "testing")]

@@ -457,3 +457,140 @@ fn federated_rounds_end_with_the_same_aggregate_digest_on_every_honest_agent() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A decision's outcome line (`--json`) whatever the exit code.
+fn decision_outcome(args: &[&str]) -> String {
+    let out = phalanx(args);
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("phalanx {args:?}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(out.status.success(), v["outcome"] == "applied", "{v}");
+    v["outcome"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn agents_decide_by_signed_ballots_and_a_double_voter_is_caught() {
+    let c = TestCluster::new("decide", 7);
+    let d = c.d();
+    let agents: Vec<String> = (1..=7).map(|i| format!("bft-agent-{i}")).collect();
+    let voters = agents.join(",");
+    let open = ["decision", "open", "--dir", d, "--id", "release-1.2", "--question", "Ship release 1.2?"];
+    let rest =
+        ["--option", "ship", "--option", "wait", "--voters", &voters, "--rule", "two-thirds", "--json"];
+    assert_eq!(decision_outcome(&[&open[..], &rest[..]].concat()), "applied");
+    assert_eq!(decision_outcome(&[&open[..], &rest[..]].concat()), "rejected:duplicate");
+    let vote = |agent: &str, ballot: &[&str], reason: &str| {
+        let mut args =
+            vec!["decision", "vote", "--dir", d, "--id", "release-1.2", "--as", agent, "--reason", reason];
+        args.extend_from_slice(ballot);
+        args.push("--json");
+        decision_outcome(&args)
+    };
+    for a in &agents[..4] {
+        assert_eq!(vote(a, &["--option", "ship"], "tests pass"), "applied");
+    }
+    assert_eq!(vote("bft-agent-5", &["--option", "wait"], "the changelog is missing"), "applied");
+    assert_eq!(vote("bft-agent-6", &["--option", "wait"], "not sure"), "applied");
+    // A second, different ballot: both are void, and they are evidence.
+    assert_eq!(vote("bft-agent-6", &["--option", "ship"], "changed my mind"), "rejected:double-vote");
+    assert_eq!(vote("bft-agent-7", &["--option", "maybe"], "?"), "rejected:invalid-ballot");
+    // 4 of 7 for ship is not two thirds; the seventh ballot makes it 5.
+    assert_eq!(vote("bft-agent-7", &["--option", "ship"], "looks good"), "applied");
+
+    let r = json(&["decision", "show", "--dir", d, "--id", "release-1.2", "--json"]);
+    assert_eq!((r["status"].as_str(), r["winner"].as_str()), (Some("decided"), Some("ship")), "{r}");
+    assert_eq!(r["dissent"][0]["voter"], "bft-agent-5");
+    assert_eq!(r["dissent"][0]["reason"], "the changelog is missing");
+    assert_eq!(r["double_votes"][0]["voter"], "bft-agent-6");
+    assert_eq!(
+        (r["double_votes"][0]["first"].as_str(), r["double_votes"][0]["second"].as_str()),
+        (Some("wait"), Some("ship"))
+    );
+    assert_eq!(r["outcome"]["closed_by"]["voter"], "bft-agent-7");
+    assert_eq!(r["proof_checked"]["closed_by"], "ballot", "{r}");
+    assert!(r["proof_checked"]["commit_signers"].as_u64().unwrap() >= 5, "2f+1 commits: {r}");
+    assert!(r["confirmed_by"].as_array().unwrap().len() >= 3, "f+1 agents: {r}");
+    let text = ok(&["decision", "show", "--dir", d, "--id", "release-1.2"]);
+    assert!(text.contains("decided: ship") && text.contains("bft-agent-6 voted twice"), "{text}");
+    // The double vote is committed evidence: the detection log names the voter, who is quarantined.
+    let log = json(&["detection-log", "--dir", d, "--json"]);
+    let entries = log["entries"].as_array().unwrap();
+    let caught = entries.iter().find(|e| e["fault_type"] == "double-vote").expect("logged");
+    assert_eq!(
+        (caught["detected_agent"].as_str(), caught["action"].as_str()),
+        (Some("bft-agent-6"), Some("quarantined"))
+    );
+    assert!(entries.iter().all(|e| e["detected_agent"] == "bft-agent-6"), "nobody else accused: {entries:?}");
+
+    // Free-form results, f+1 = 2 matching, and a deadline that passes first.
+    let open = ["decision", "open", "--dir", d, "--id", "task-7", "--question", "What is 6 x 7?", "--voters"];
+    let rest = [
+        "bft-agent-1,bft-agent-2,bft-agent-3",
+        "--rule",
+        "f+1-matching",
+        "--f",
+        "1",
+        "--deadline",
+        "2s",
+        "--json",
+    ];
+    assert_eq!(decision_outcome(&[&open[..], &rest[..]].concat()), "applied");
+    let result = |agent: &str, text: &str| {
+        decision_outcome(&[
+            "decision",
+            "vote",
+            "--dir",
+            d,
+            "--id",
+            "task-7",
+            "--as",
+            agent,
+            "--result",
+            text,
+            "--location",
+            "results/7",
+            "--json",
+        ])
+    };
+    assert_eq!(result("bft-agent-1", "42"), "applied");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(result("bft-agent-2", "42"), "rejected:decision-closed");
+    assert_eq!(result("bft-agent-4", "42"), "rejected:not-voter");
+    let r = json(&["decision", "show", "--dir", d, "--id", "task-7", "--json"]);
+    assert_eq!(
+        (r["status"].as_str(), r["outcome"]["reason"].as_str()),
+        (Some("no-decision"), Some("deadline passed")),
+        "{r}"
+    );
+    assert_eq!(r["late"][0]["voter"], "bft-agent-2");
+    assert_eq!(r["proof_checked"]["closed_by"], "deadline", "{r}");
+
+    // Bad input: a clear error, nothing else changes.
+    let unknown =
+        phalanx(&["decision", "vote", "--dir", d, "--id", "nope", "--as", "bft-agent-1", "--abstain"]);
+    assert!(
+        !unknown.status.success()
+            && String::from_utf8_lossy(&unknown.stderr).contains("no decision with this id")
+    );
+    let stranger = phalanx(&[
+        "decision",
+        "open",
+        "--dir",
+        d,
+        "--id",
+        "x",
+        "--question",
+        "q",
+        "--option",
+        "a",
+        "--voters",
+        "mallory",
+    ]);
+    assert!(String::from_utf8_lossy(&stranger.stderr).contains("no key for \"mallory\""));
+    let missing = phalanx(&["decision", "show", "--dir", d, "--id", "nope", "--timeout", "1s"]);
+    assert!(!missing.status.success() && String::from_utf8_lossy(&missing.stderr).contains("no decision"));
+    let addr = genesis(&c.dir)["members"][0]["http_addr"].as_str().unwrap().to_string();
+    let bad = http(&addr, "GET /v1/decisions/has%20space HTTP/1.0\r\n\r\n");
+    assert!(bad.contains("400") && bad.contains("decision id"), "{bad}");
+    let list = json(&["decision", "list", "--dir", d, "--json"]);
+    assert_eq!(list["decisions"].as_array().unwrap().len(), 2, "{list}");
+}

@@ -4,6 +4,7 @@
 //! proofs it checks itself (`membership`). It never trusts a single node. The CLI, the benchmark
 //! and agents' tools share it, so its rules are written once.
 
+pub mod decision;
 pub mod membership;
 
 pub use membership::Membership;

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod config;
+pub mod decisions;
 pub mod directory;
 pub mod federated;
 mod injected;

@@ -46,6 +46,10 @@ pub enum Query {
     /// What a view of federated rounds needs, copied from committed state (`None`: no such
     /// model, or no aggregate yet).
     Federated(crate::federated::View, oneshot::Sender<Option<Box<crate::federated::Snapshot>>>),
+    /// One line per decision held.
+    Decisions(oneshot::Sender<Vec<serde_json::Value>>),
+    /// A decision with the names it mentions and the proof of its closing batch.
+    Decision(String, oneshot::Sender<Option<Box<crate::decisions::Copy>>>),
 }
 
 /// One view change as this node saw it (field names as in docs/operations.md, "View-change events").
@@ -99,6 +103,10 @@ pub struct Traffic {
 
 /// Inputs handled in one round at most, so queries and timers are never starved.
 const ROUND_INPUTS: usize = 1024;
+
+/// A closing batch larger than this is not kept as a decision's proof (the outcome is still
+/// confirmed by f+1 agents).
+const MAX_DECISION_PROOF_BYTES: usize = 1 << 20;
 
 /// Replies kept to answer status queries and retransmissions.
 const RECENT_REPLIES: usize = 100_000;
@@ -333,6 +341,20 @@ impl Runtime {
                 let snapshot = crate::federated::snapshot(state, self.replica.last_executed(), &view);
                 let _ = tx.send(snapshot.map(Box::new));
             }
+            Query::Decisions(tx) => {
+                let _ = tx.send(crate::decisions::summaries(self.replica.state()));
+            }
+            Query::Decision(id, tx) => {
+                let copy = crate::decisions::copy(self.replica.state(), &id, self.replica.last_executed());
+                let copy = copy.map(|mut c| {
+                    c.proof = self.store.decision_proof(&id).unwrap_or_else(|e| {
+                        tracing::error!("{e}");
+                        None
+                    });
+                    Box::new(c)
+                });
+                let _ = tx.send(copy);
+            }
             Query::Accountability(tx) => {
                 let acc = Box::new(self.replica.state().accountability.clone());
                 let _ = tx.send((
@@ -464,6 +486,7 @@ impl Runtime {
     /// Carries out a round's effects by the rules every host shares (`consensus::perform`).
     fn apply(&mut self, effects: Vec<Effect>) {
         self.keep_epoch_proofs(&effects);
+        self.keep_decision_proofs(&effects);
         let targets = self.replica.broadcast_targets();
         perform(self, &targets, effects);
     }
@@ -491,6 +514,29 @@ impl Runtime {
             let proof = EpochProof { request: request.clone(), cert, reply };
             if let Err(e) = self.store.save_epoch_proof(epoch, &proof) {
                 tracing::error!("cannot keep the proof of epoch {epoch}: {e}");
+            }
+        }
+    }
+
+    /// Keeps, durably, the commit certificate of every batch that closed a decision: with it,
+    /// a client checks the outcome without trusting one node.
+    fn keep_decision_proofs(&mut self, effects: &[Effect]) {
+        for e in effects {
+            let Effect::Executed { seq, .. } = e else { continue };
+            let decisions = &self.replica.state().app.decisions;
+            let closed: Vec<String> = (decisions.by_id.iter())
+                .filter(|(_, d)| d.outcome.as_ref().is_some_and(|o| o.seq == *seq))
+                .map(|(id, _)| id.clone())
+                .collect();
+            let Some(cert) = self.replica.commit_cert(*seq).cloned() else { continue };
+            if closed.is_empty() || wire::to_bytes(&cert).len() > MAX_DECISION_PROOF_BYTES {
+                continue;
+            }
+            for id in closed {
+                let held = |id: &str| self.replica.state().app.decisions.by_id.contains_key(id);
+                if let Err(e) = self.store.save_decision_proof(&id, &cert, &held) {
+                    tracing::error!("cannot keep the proof of decision {id}: {e}");
+                }
             }
         }
     }

@@ -11,7 +11,7 @@
 //! (before redb's repair touched it) is kept beside it as `phalanx.redb.as-found-<ms>`.
 
 use phalanx_core::consensus::{Journal, Record};
-use phalanx_core::wire::{EpochProof, decode_value, to_bytes};
+use phalanx_core::wire::{CommitCert, EpochProof, decode_value, to_bytes};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 const JOURNAL: TableDefinition<u64, &[u8]> = TableDefinition::new("journal");
 /// Proofs of the reconfigurations this replica executed, by the epoch each created.
 const EPOCH_PROOFS: TableDefinition<u64, &[u8]> = TableDefinition::new("epoch_proofs");
+/// Commit certificates of the batches that closed decisions, by decision id (the decisions the
+/// state still holds).
+const DECISION_PROOFS: TableDefinition<&str, &[u8]> = TableDefinition::new("decision_proofs");
 /// `commits`: how many journal and epoch-proof transactions were committed.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
@@ -161,6 +164,7 @@ impl Store {
             let tx = db.begin_write().map_err(err)?;
             tx.open_table(JOURNAL).map_err(err)?;
             tx.open_table(EPOCH_PROOFS).map_err(err)?;
+            tx.open_table(DECISION_PROOFS).map_err(err)?;
             tx.open_table(META).map_err(err)?;
             tx.commit().map_err(err)?;
         }
@@ -259,6 +263,45 @@ impl Store {
     }
 
     /// The proof of the reconfiguration that created `epoch`, if this replica executed it.
+    /// Keeps the certificate of the batch that closed decision `id`, and forgets those of
+    /// decisions no longer held (`held`).
+    pub fn save_decision_proof(
+        &mut self,
+        id: &str,
+        cert: &CommitCert,
+        held: &dyn Fn(&str) -> bool,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().map_err(err)?;
+        tx.set_durability(Durability::Immediate).map_err(err)?;
+        self.count(&tx)?;
+        {
+            let mut table = tx.open_table(DECISION_PROOFS).map_err(err)?;
+            let mut gone = Vec::new();
+            for row in table.iter().map_err(err)? {
+                let (k, _) = row.map_err(err)?;
+                if !held(k.value()) {
+                    gone.push(k.value().to_string());
+                }
+            }
+            for k in gone {
+                table.remove(k.as_str()).map_err(err)?;
+            }
+            table.insert(id, to_bytes(cert).as_slice()).map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        self.counted()
+    }
+
+    /// The certificate of the batch that closed decision `id`, if this node executed it.
+    pub fn decision_proof(&self, id: &str) -> Result<Option<CommitCert>, StoreError> {
+        let tx = self.db.begin_read().map_err(err)?;
+        let table = tx.open_table(DECISION_PROOFS).map_err(err)?;
+        let Some(v) = table.get(id).map_err(err)? else { return Ok(None) };
+        decode_value(v.value())
+            .map(Some)
+            .map_err(|e| StoreError::Db(format!("the proof of decision {id} is corrupt: {e}")))
+    }
+
     pub fn epoch_proof(&self, epoch: u64) -> Result<Option<EpochProof>, StoreError> {
         let tx = self.db.begin_read().map_err(err)?;
         let table = tx.open_table(EPOCH_PROOFS).map_err(err)?;

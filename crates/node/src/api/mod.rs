@@ -104,6 +104,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/detection-log", get(read::detection_log))
         .route("/v1/view-changes", get(read::view_changes))
         .route("/v1/epochs/{n}", get(read::epoch_proof))
+        .route("/v1/decisions", get(read::decisions))
+        .route("/v1/decisions/{id}", get(read::decision))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

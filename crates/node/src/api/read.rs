@@ -259,6 +259,33 @@ pub(super) async fn view_changes(State(s): State<ApiState>) -> Response {
     }
 }
 
+/// Every decision the state holds, open ones first.
+pub(super) async fn decisions(State(s): State<ApiState>) -> Response {
+    match ask(&s, Query::Decisions).await {
+        Ok(list) => axum::Json(json!({ "replica": s.id(), "decisions": list })).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// One decision in full, with the commit certificate of the batch that closed it.
+pub(super) async fn decision(State(s): State<ApiState>, Path(id): Path<String>) -> Response {
+    if let Err(e) = wire::decision::check_id(&id) {
+        return error(StatusCode::BAD_REQUEST, e.to_string());
+    }
+    match ask(&s, |tx| Query::Decision(id.clone(), tx)).await {
+        Ok(Some(copy)) => {
+            let mut v = crate::decisions::render(&copy);
+            v["replica"] = json!(s.id());
+            axum::Json(v).into_response()
+        }
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("no decision {id:?} is held here (never opened, or forgotten long after it closed)"),
+        ),
+        Err(r) => r,
+    }
+}
+
 /// The proof of the reconfiguration that created epoch `n` (hex of its canonical encoding):
 /// clients check it themselves.
 pub(super) async fn epoch_proof(State(s): State<ApiState>, Path(n): Path<u64>) -> Response {
