@@ -133,7 +133,7 @@ fn submit(cluster: &Cluster, signer: &str, op: Operation, id: &str, json: bool) 
     Ok(if acc.outcome == "applied" { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn hint(outcome: &str) -> Option<&'static str> {
+pub fn hint(outcome: &str) -> Option<&'static str> {
     Some(match outcome.strip_prefix("rejected:")? {
         "invalid-decision" => {
             "a decision needs voters (distinct, each an agent or client of the cluster), distinct options (none only with f+1-matching, whose f must be below the number of voters) and a deadline of at most 30 days"

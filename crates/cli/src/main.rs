@@ -11,6 +11,7 @@ mod demo;
 mod federated;
 mod init;
 mod keygen;
+mod mcp;
 mod memory;
 mod operator;
 mod ops;
@@ -58,6 +59,9 @@ enum Command {
     /// Decisions the agents vote on: open, vote, show (checked by f+1 agents and a proof), list.
     #[command(subcommand)]
     Decision(decision::DecisionCommand),
+    /// A Model Context Protocol server on stdio: the cluster as tools for an agent runtime,
+    /// signing with one agent's key.
+    Mcp(mcp::McpArgs),
     #[cfg(feature = "testing")]
     /// Run the reference scenario on real processes and check every claim.
     Demo(demo::DemoArgs),
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
         Command::Health(a) => ops::health(a),
         Command::Memory(c) => memory::run(c),
         Command::Decision(c) => decision::run(c),
+        Command::Mcp(a) => mcp::run(a),
         #[cfg(feature = "testing")]
         Command::Sim(a) => sim::run(a),
         #[cfg(feature = "testing")]

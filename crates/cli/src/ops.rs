@@ -73,6 +73,35 @@ pub struct ReadArgs {
 
 pub fn agents(a: ReadArgs) -> Result<ExitCode, String> {
     let cluster = Cluster::load(&a.dir)?;
+    let list = agents_json(&cluster);
+    if a.json {
+        println!("{}", json!({ "agents": list }));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<16} {:<8} {:<12} {:>6} {:>6} {:>8} {:<66} last seen",
+        "NAME", "ROLE", "STATUS", "SCORE", "ACCUSE", "RESP p50", "PUBLIC KEY"
+    );
+    for v in &list {
+        let rep = &v["reputation"];
+        println!(
+            "{:<16} {:<8} {:<12} {:>6} {:>6} {:>8} {:<66} {}",
+            v["name"].as_str().unwrap_or(""),
+            v["role"].as_str().unwrap_or(""),
+            v["status"].as_str().unwrap_or(""),
+            rep["score"].as_f64().map(|x| format!("{x:.2}")).unwrap_or("-".into()),
+            rep["accusations_against"].as_u64().map(|x| x.to_string()).unwrap_or("-".into()),
+            rep["response_ms_p50"].as_u64().map(|x| format!("{x} ms")).unwrap_or("-".into()),
+            v["public_key"].as_str().unwrap_or(""),
+            v["last_seen_ms_ago"].as_u64().map(|m| format!("{m} ms ago")).unwrap_or("-".into())
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every agent as the first reachable node sees it, marked `down` when its own API does not
+/// answer.
+pub fn agents_json(cluster: &Cluster) -> Vec<Value> {
     // Ask every node; report each agent as the first reachable node sees it, and mark agents
     // whose own API does not answer.
     let statuses = cluster.get_all("/v1/status");
@@ -95,29 +124,7 @@ pub fn agents(a: ReadArgs) -> Result<ExitCode, String> {
             "http_addr": m.http_addr,
         }));
     }
-    if a.json {
-        println!("{}", json!({ "agents": list }));
-    } else {
-        println!(
-            "{:<16} {:<8} {:<12} {:>6} {:>6} {:>8} {:<66} last seen",
-            "NAME", "ROLE", "STATUS", "SCORE", "ACCUSE", "RESP p50", "PUBLIC KEY"
-        );
-        for v in &list {
-            let rep = &v["reputation"];
-            println!(
-                "{:<16} {:<8} {:<12} {:>6} {:>6} {:>8} {:<66} {}",
-                v["name"].as_str().unwrap_or(""),
-                v["role"].as_str().unwrap_or(""),
-                v["status"].as_str().unwrap_or(""),
-                rep["score"].as_f64().map(|x| format!("{x:.2}")).unwrap_or("-".into()),
-                rep["accusations_against"].as_u64().map(|x| x.to_string()).unwrap_or("-".into()),
-                rep["response_ms_p50"].as_u64().map(|x| format!("{x} ms")).unwrap_or("-".into()),
-                v["public_key"].as_str().unwrap_or(""),
-                v["last_seen_ms_ago"].as_u64().map(|m| format!("{m} ms ago")).unwrap_or("-".into())
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    list
 }
 
 pub fn status(a: ReadArgs) -> Result<ExitCode, String> {
@@ -174,6 +181,31 @@ pub fn status(a: ReadArgs) -> Result<ExitCode, String> {
 /// node that executed the same number of batches.
 pub fn health(a: ReadArgs) -> Result<ExitCode, String> {
     let cluster = Cluster::load(&a.dir)?;
+    let (result, healthy) = health_json(&cluster);
+    if a.json {
+        println!("{result}");
+    } else {
+        for k in [
+            "status",
+            "total_agents",
+            "healthy_agents",
+            "quorum_met",
+            "quorum_threshold",
+            "transactions_committed",
+            "transactions_rejected",
+            "malicious_detected",
+            "false_positive_rate",
+            "system_integrity",
+        ] {
+            println!("{k:<24} {}", result[k]);
+        }
+    }
+    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// The health report, and whether the cluster is healthy (a quorum of voters up and not
+/// quarantined, one state digest per height).
+pub fn health_json(cluster: &Cluster) -> (Value, bool) {
     let all = cluster.get_all("/v1/health");
     let up: Vec<&Value> = all.iter().filter_map(|r| r.as_ref().ok()).collect();
     let best = up
@@ -223,23 +255,5 @@ pub fn health(a: ReadArgs) -> Result<ExitCode, String> {
         "last_executed": best["last_executed"],
         "state_digests": by_height.iter().map(|(h, d)| json!({"last_executed": h, "digests": d, "agents": up.iter().filter(|v| v["last_executed"].as_u64() == Some(*h)).count()})).collect::<Vec<_>>(),
     });
-    if a.json {
-        println!("{result}");
-    } else {
-        for k in [
-            "status",
-            "total_agents",
-            "healthy_agents",
-            "quorum_met",
-            "quorum_threshold",
-            "transactions_committed",
-            "transactions_rejected",
-            "malicious_detected",
-            "false_positive_rate",
-            "system_integrity",
-        ] {
-            println!("{k:<24} {}", result[k]);
-        }
-    }
-    Ok(if healthy >= quorum && consistent { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    (result, healthy >= quorum && consistent)
 }

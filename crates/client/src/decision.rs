@@ -170,3 +170,53 @@ impl Cluster {
         Ok(Proof { seq, epoch: epoch_no, signers: cert.commits.len(), closed_by })
     }
 }
+
+/// A read confirmed by f+1 voters of the current epoch.
+#[derive(Debug)]
+pub struct Confirmed {
+    /// One of the matching answers, as that agent sent it.
+    pub answer: Value,
+    pub confirmed_by: Vec<String>,
+}
+
+impl Cluster {
+    /// GETs `path` from every agent and returns once f+1 voters of the current epoch sent
+    /// answers with the same `key` (what must match: the answer minus fields that differ from
+    /// agent to agent, like its own id). Answers with an `error` match each other too, so a
+    /// confirmed absence is an answer. Asks again until `timeout`, as agents converge.
+    pub fn read_confirmed(
+        &self,
+        path: &str,
+        key: impl Fn(&Value) -> Value,
+        timeout: Duration,
+    ) -> Result<Confirmed, String> {
+        let give_up = Instant::now() + timeout;
+        loop {
+            let (voters, f) = self.current_voters();
+            let mut groups: BTreeMap<String, Vec<(usize, Value)>> = BTreeMap::new();
+            let mut errors = Vec::new();
+            for (i, r) in self.get_all(path).into_iter().enumerate() {
+                if !voters.contains(&i) {
+                    continue;
+                }
+                match r {
+                    Ok(v) => {
+                        let k = if v.get("error").is_some() { v["error"].clone() } else { key(&v) };
+                        groups.entry(k.to_string()).or_default().push((i, v));
+                    }
+                    Err(e) => errors.push(format!("{}: {e}", self.agents[i].name)),
+                }
+            }
+            if let Some((_, answers)) = groups.into_iter().find(|(_, a)| a.len() > f) {
+                let confirmed_by = answers.iter().map(|(i, _)| self.agents[*i].name.clone()).collect();
+                return Ok(Confirmed { answer: answers[0].1.clone(), confirmed_by });
+            }
+            if Instant::now() >= give_up {
+                let detail =
+                    if errors.is_empty() { String::new() } else { format!(": {}", errors.join("; ")) };
+                return Err(format!("fewer than f+1 = {} agents agree on {path}{detail}", f + 1));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}

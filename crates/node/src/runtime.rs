@@ -46,6 +46,8 @@ pub enum Query {
     /// What a view of federated rounds needs, copied from committed state (`None`: no such
     /// model, or no aggregate yet).
     Federated(crate::federated::View, oneshot::Sender<Option<Box<crate::federated::Snapshot>>>),
+    /// The live keys of a memory namespace (key, stored seq, expiry), at most `MEMORY_LIST`.
+    MemoryList(String, oneshot::Sender<Vec<(String, u64, Option<u64>)>>),
     /// One line per decision held.
     Decisions(oneshot::Sender<Vec<serde_json::Value>>),
     /// A decision with the names it mentions and the proof of its closing batch.
@@ -103,6 +105,9 @@ pub struct Traffic {
 
 /// Inputs handled in one round at most, so queries and timers are never starved.
 const ROUND_INPUTS: usize = 1024;
+
+/// Keys listed per memory namespace, at most.
+pub const MEMORY_LIST: usize = 1000;
 
 /// A closing batch larger than this is not kept as a decision's proof (the outcome is still
 /// confirmed by f+1 agents).
@@ -340,6 +345,16 @@ impl Runtime {
                 let state = self.replica.state();
                 let snapshot = crate::federated::snapshot(state, self.replica.last_executed(), &view);
                 let _ = tx.send(snapshot.map(Box::new));
+            }
+            Query::MemoryList(ns, tx) => {
+                let st = self.replica.state();
+                let live = (st.app.memory.range((ns.clone(), String::new())..))
+                    .take_while(|((n, _), _)| *n == ns)
+                    .filter(|(_, e)| e.expires_at_ms.is_none_or(|t| t > st.clock_ms))
+                    .take(MEMORY_LIST)
+                    .map(|((_, k), e)| (k.clone(), e.stored_seq, e.expires_at_ms))
+                    .collect();
+                let _ = tx.send(live);
             }
             Query::Decisions(tx) => {
                 let _ = tx.send(crate::decisions::summaries(self.replica.state()));

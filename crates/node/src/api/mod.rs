@@ -97,6 +97,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/agents", get(read::agents))
         .route("/v1/health", get(read::health))
         .route("/v1/accounts", get(read::accounts))
+        .route("/v1/memory/{namespace}", get(read::memory_keys))
         .route("/v1/memory/{namespace}/{key}", get(read::memory))
         .route("/v1/federated", get(read::federated_summary))
         .route("/v1/federated/{model}", get(read::federated_model))

@@ -172,6 +172,26 @@ pub(super) async fn accounts(State(s): State<ApiState>) -> Response {
     }
 }
 
+/// The live keys of a namespace, in key order (at most `MEMORY_LIST`).
+pub(super) async fn memory_keys(State(s): State<ApiState>, Path(namespace): Path<String>) -> Response {
+    if namespace.is_empty() || namespace.len() > wire::limits::MAX_MEMORY_NAMESPACE {
+        return error(StatusCode::BAD_REQUEST, "a namespace is 1 to 64 bytes");
+    }
+    match ask(&s, |tx| Query::MemoryList(namespace.clone(), tx)).await {
+        Ok(keys) => {
+            let truncated = keys.len() >= crate::runtime::MEMORY_LIST;
+            let keys: Vec<Value> = (keys.into_iter())
+                .map(|(k, seq, exp)| json!({"key": k, "stored_seq": seq, "expires_at_ms": exp}))
+                .collect();
+            axum::Json(
+                json!({"replica": s.id(), "namespace": namespace, "keys": keys, "truncated": truncated}),
+            )
+            .into_response()
+        }
+        Err(r) => r,
+    }
+}
+
 pub(super) async fn memory(
     State(s): State<ApiState>,
     Path((namespace, key)): Path<(String, String)>,
