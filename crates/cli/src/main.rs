@@ -9,6 +9,7 @@ mod chaos;
 mod decision;
 mod demo;
 mod federated;
+mod hooks;
 mod init;
 mod keygen;
 mod mcp;
@@ -62,6 +63,9 @@ enum Command {
     /// A Model Context Protocol server on stdio: the cluster as tools for an agent runtime,
     /// signing with one agent's key.
     Mcp(mcp::McpArgs),
+    /// Run hooks (commands or webhooks, from hooks.toml) on committed events: malicious-detected,
+    /// quarantined, reconfiguration, decision-opened, decision-decided, and view changes.
+    Hooks(hooks::HooksArgs),
     #[cfg(feature = "testing")]
     /// Run the reference scenario on real processes and check every claim.
     Demo(demo::DemoArgs),
@@ -107,6 +111,7 @@ fn main() -> ExitCode {
         Command::Memory(c) => memory::run(c),
         Command::Decision(c) => decision::run(c),
         Command::Mcp(a) => mcp::run(a),
+        Command::Hooks(a) => hooks::run(a),
         #[cfg(feature = "testing")]
         Command::Sim(a) => sim::run(a),
         #[cfg(feature = "testing")]

@@ -594,3 +594,221 @@ fn agents_decide_by_signed_ballots_and_a_double_voter_is_caught() {
     let list = json(&["decision", "list", "--dir", d, "--json"]);
     assert_eq!(list["decisions"].as_array().unwrap().len(), 2, "{list}");
 }
+
+/// A webhook receiver: answers 500 to its first request and 200 after, keeping the bodies.
+fn webhook_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        let mut requests = 0;
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let n = s.read(&mut chunk).unwrap_or(0);
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        break Some(body[..len].to_string());
+                    }
+                }
+            };
+            requests += 1;
+            let code = if requests == 1 { "500 Internal Server Error" } else { "200 OK" };
+            if requests > 1
+                && let Some(b) = body
+            {
+                seen.lock().unwrap().push(serde_json::from_str(&b).unwrap());
+            }
+            let _ = s.write_all(
+                format!("HTTP/1.1 {code}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes(),
+            );
+        }
+    });
+    (url, got)
+}
+
+/// A child process killed when dropped, even when a test fails.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn hooks_get_committed_events_in_order_at_least_once_through_failures_and_restarts() {
+    // Seven agents (f = 2): one quarantined for a double vote and one restarted at once.
+    let c = TestCluster::new("hooks", 7);
+    let d = c.d();
+    let out = c.dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let (url, web) = webhook_receiver();
+    let o = out.to_str().unwrap();
+    let hooks = format!(
+        r#"
+[[hook]]
+name = "record"
+on = ["*"]
+command = ["sh", "-c", "cat >> {o}/all.jsonl && echo >> {o}/all.jsonl"]
+
+[[hook]]
+name = "flaky"
+on = ["onMaliciousDetected", "decision-decided"]
+command = ["sh", "-c", "n=$(cat {o}/tries 2>/dev/null || echo 0); echo $((n+1)) > {o}/tries; [ $n -ge 2 ] && cat >> {o}/flaky.jsonl && echo >> {o}/flaky.jsonl"]
+
+[[hook]]
+name = "hangs"
+on = ["decision-opened"]
+timeout = "500ms"
+command = ["sh", "-c", "if [ ! -e {o}/hung ]; then touch {o}/hung; sleep 30; fi; cat >> {o}/hangs.jsonl && echo >> {o}/hangs.jsonl"]
+
+[[hook]]
+name = "web"
+on = ["quarantined", "onViewChange"]
+webhook = "{url}"
+"#
+    );
+    std::fs::write(c.dir.join("hooks.toml"), hooks).unwrap();
+    let start_hooks = || {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(out.join("hooks.log")).unwrap();
+        Killed(
+            Command::new(env!("CARGO_BIN_EXE_phalanx"))
+                .args(["hooks", "--dir", d, "--poll", "100ms"])
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let mut hooks_process = start_hooks();
+
+    let decide = |id: &str| {
+        ok(&[
+            "decision",
+            "open",
+            "--dir",
+            d,
+            "--id",
+            id,
+            "--question",
+            "q",
+            "--option",
+            "a",
+            "--option",
+            "b",
+            "--voters",
+            "bft-agent-1,bft-agent-2,bft-agent-3,bft-agent-4",
+        ]);
+    };
+    let vote = |id: &str, agent: &str, option: &str| {
+        let _ = phalanx(&["decision", "vote", "--dir", d, "--id", id, "--as", agent, "--option", option]);
+    };
+    decide("first");
+    vote("first", "bft-agent-1", "a");
+    vote("first", "bft-agent-2", "b");
+    vote("first", "bft-agent-2", "a"); // a double vote: evidence, quarantine
+    vote("first", "bft-agent-3", "a");
+    vote("first", "bft-agent-4", "a");
+    ok(&["view-change", "--dir", d, "--force"]);
+    let all = out.join("all.jsonl");
+    wait_for("the first events", Duration::from_secs(30), || {
+        let names: Vec<String> =
+            lines(&all).iter().map(|e| e["event"].as_str().unwrap().to_string()).collect();
+        ["decision-opened", "malicious-detected", "quarantined", "decision-decided", "view-change"]
+            .iter()
+            .all(|n| names.iter().any(|x| x == n))
+    });
+
+    // The followed agent goes down mid-stream, and the hooks process is killed and restarted.
+    ok(&["down", "--dir", d, "--only", "bft-agent-1", "--kill"]);
+    decide("second");
+    drop(hooks_process);
+    vote("second", "bft-agent-3", "b");
+    vote("second", "bft-agent-4", "b");
+    hooks_process = start_hooks();
+    ok(&["up", "--dir", d, "--only", "bft-agent-1"]);
+    // bft-agent-2 is quarantined (it cannot vote): the third ballot for b is bft-agent-1's.
+    vote("second", "bft-agent-1", "b");
+    wait_for("the events after the restarts", Duration::from_secs(40), || {
+        lines(&all).iter().filter(|e| e["event"] == "decision-decided").count() >= 2
+            && lines(&out.join("hangs.jsonl")).len() >= 2
+            && lines(&out.join("flaky.jsonl")).iter().filter(|e| e["event"] == "decision-decided").count()
+                >= 2
+            && !web.lock().unwrap().is_empty()
+    });
+    drop(hooks_process);
+
+    // Commit order, and nothing committed is missing (a redelivery after the kill is allowed).
+    let events = lines(&all);
+    let committed: Vec<(u64, String, String)> = events
+        .iter()
+        .filter(|e| e["event"] != "view-change")
+        .map(|e| {
+            (e["seq"].as_u64().unwrap(), e["event"].as_str().unwrap().to_string(), e["data"].to_string())
+        })
+        .collect();
+    assert!(committed.windows(2).all(|w| w[0].0 <= w[1].0), "out of commit order: {committed:?}");
+    let mut distinct = committed.clone();
+    distinct.dedup();
+    let kinds = |k: &str| distinct.iter().filter(|e| e.1 == k).count();
+    assert_eq!((kinds("decision-opened"), kinds("decision-decided")), (2, 2), "{distinct:?}");
+    assert_eq!((kinds("malicious-detected"), kinds("quarantined")), (1, 1), "{distinct:?}");
+    assert!(committed.len() <= distinct.len() + 1, "more than the one event in flight redelivered");
+    let caught = events.iter().find(|e| e["event"] == "quarantined").unwrap();
+    assert_eq!(caught["data"]["detected_agent"], "bft-agent-2");
+    assert_eq!(caught["data"]["fault_type"], "double-vote");
+    // The flaky hook failed twice, then got its events in order; the hanging one was killed
+    // after its timeout and retried; the webhook got its events after an HTTP 500.
+    let flaky: Vec<String> =
+        lines(&out.join("flaky.jsonl")).iter().map(|e| e["event"].as_str().unwrap().into()).collect();
+    assert_eq!(flaky[..3], ["malicious-detected", "decision-decided", "decision-decided"], "{flaky:?}");
+    assert!(std::fs::read_to_string(out.join("tries")).unwrap().trim().parse::<u32>().unwrap() >= 5);
+    assert_eq!(lines(&out.join("hangs.jsonl"))[0]["data"]["id"], "first");
+    let web = web.lock().unwrap();
+    assert!(web.iter().any(|e| e["event"] == "quarantined" || e["event"] == "view-change"), "{web:?}");
+    // Bad configuration is refused with a reason.
+    std::fs::write(
+        c.dir.join("bad.toml"),
+        "[[hook]]\nname = \"x\"\non = [\"onSomething\"]\ncommand = [\"true\"]\n",
+    )
+    .unwrap();
+    let bad = phalanx(&["hooks", "--dir", d, "--config", c.dir.join("bad.toml").to_str().unwrap()]);
+    assert!(
+        !bad.status.success()
+            && String::from_utf8_lossy(&bad.stderr).contains("unknown event \"onSomething\"")
+    );
+}

@@ -66,6 +66,7 @@ pub fn summaries(state: &State) -> Vec<Value> {
                 "ballots": d.votes.len(),
                 "voters": d.spec.voters.len(),
                 "opened_seq": d.opened_seq,
+                "closed_seq": d.outcome.as_ref().map(|o| o.seq),
                 "closes_ms": d.closes_ms,
             })
         })
