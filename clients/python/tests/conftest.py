@@ -1,5 +1,5 @@
 """A real Phalanx cluster for the Python tests: `phalanx init` and `phalanx up` in a temporary
-folder, torn down after the session. The binary is $PHALANX_BIN, else target/release/phalanx
+folder, torn down after each test file. The binary is $PHALANX_BIN, else target/release/phalanx
 of this repository (build it first: `cargo build --release`)."""
 
 import os
@@ -57,9 +57,9 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster():
-    """A seven-agent cluster (f = 2), shared by the tests of a session."""
+    """A seven-agent cluster (f = 2), shared by the tests of one file (they quarantine agents)."""
     c = Cluster(7)
     yield c
     c.down()

@@ -311,6 +311,13 @@ impl Cluster {
                 Err(e) => errors.push(format!("{}: {e}", self.agents[i].name)),
             }
         }
+        if errors.is_empty() {
+            return Err(format!(
+                "no f+1 = {weak} matching signed replies in {} s: no agent executed the request (is the signer \
+                 quarantined, or no client of this cluster?)",
+                timeout.as_secs()
+            ));
+        }
         Err(format!("no f+1 = {weak} matching signed replies; {}", errors.join("; ")))
     }
 }
