@@ -261,6 +261,15 @@ fn oversized_or_malformed_operations_never_reach_a_replica() {
     assert!(sign(vote("", 1)).is_err());
     assert!(sign(vote("has space", 1)).unwrap_err().to_string().contains("decision id"));
     assert!(sign(vote(&"x".repeat(65), 1)).is_err());
+    let far = |n: usize| Ballot::Result { digest: digest(b"r"), location: "l".repeat(n) };
+    assert!(sign(DecisionOp::vote("ok", far(128), "")).is_ok());
+    assert!(
+        sign(DecisionOp::vote("ok", far(129), ""))
+            .unwrap_err()
+            .to_string()
+            .contains("location longer than 128")
+    );
+    assert!(sign(DecisionOp::vote("ok", Ballot::Option("o".repeat(129)), "")).is_err());
     let spec = |question: usize, voters: usize| {
         DecisionOp::Open(Box::new(DecisionSpec {
             id: "d".into(),
