@@ -5,8 +5,8 @@ mod aggregate;
 mod bench;
 #[cfg(feature = "testing")]
 mod chaos;
-#[cfg(feature = "testing")]
 mod decision;
+#[cfg(feature = "testing")]
 mod demo;
 mod federated;
 mod hooks;
