@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from . import wire
+from .membership import Epoch, Membership
 
 
 class PhalanxError(Exception):
@@ -76,13 +77,61 @@ class Cluster:
         genesis = tomllib.loads((self.dir / "genesis.toml").read_text())
         self.cluster_id = bytes.fromhex(genesis["cluster_id"])
         self.f = int(genesis["max_failures"])
+        # Whom to ask: genesis members, then agents spawned to join (nodes/*.toml beyond genesis).
         self.members = [
             {"name": m["name"], "key": bytes.fromhex(m["public_key"]), "http": m["http_addr"]}
             for m in genesis["members"]
         ]
+        self.members += self._spawned({m["name"] for m in self.members})
+        operator = genesis.get("operator_key")
+        params = genesis.get("params", {})
+        genesis_epoch = Epoch(0, [(m["name"], m["key"]) for m in self.members[:len(genesis["members"])]],
+                              list(range(len(genesis["members"]))), self.f)
+        self.membership = Membership(self.cluster_id, bytes.fromhex(operator) if operator else None,
+                                     (params.get("checkpoint_interval", 100), params.get("log_window", 200)),
+                                     [(genesis_epoch, 0)])
         self.timeout = timeout
         self._pool = ThreadPoolExecutor(max_workers=max(4, len(self.members)))
         self._last_nonce = 0
+
+    def _spawned(self, known):
+        out = []
+        for path in sorted((self.dir / "nodes").glob("*.toml")):
+            node = tomllib.loads(path.read_text())
+            if node.get("name") in known or not node.get("http_addr"):
+                continue
+            key = load_key(path.parent / node["key"])
+            out.append({"name": node["name"], "key": public_bytes(key), "http": node["http_addr"]})
+        return out
+
+    # Epochs.
+
+    def learn_epochs(self, target: int) -> None:
+        """Learns every epoch up to `target` from the agents' proofs; stops quietly at the first
+        nobody proves (it does not exist yet)."""
+        while len(self.membership.epochs) <= target:
+            n = len(self.membership.epochs)
+            proofs = []
+            for r in self.get_all(f"/v1/epochs/{n}"):
+                if isinstance(r, Exception) or r[0] != 200 or not isinstance(r[1], dict):
+                    continue
+                try:
+                    proofs.append(wire.decode_epoch_proof(bytes.fromhex(r[1].get("proof", ""))))
+                except (ValueError, wire.WireError):
+                    continue
+            if not proofs:
+                return
+            self.membership.learn(n, proofs)
+
+    def current_voters(self):
+        """Indices into `members` of the latest verified epoch's voters, and its f."""
+        try:
+            self.learn_epochs(1 << 62)
+        except ValueError:
+            pass
+        e = self.membership.latest()
+        keys = {e.members[i][1] for i in e.voters}
+        return [i for i, m in enumerate(self.members) if m["key"] in keys], e.f
 
     # Keys.
 
@@ -137,25 +186,26 @@ class Cluster:
         return self._last_nonce
 
     def check_reply(self, client: bytes, nonce: int, op_digest: bytes, signed_hex: str):
-        """A signed reply that answers this request, from a voter, with a valid signature:
-        returns (voter, outcome, seq, epoch); raises PhalanxError otherwise."""
+        """A signed reply that answers this request, from a voter of the epoch it names (learnt
+        from proofs if new), with a valid signature: returns (voter, outcome, seq, epoch, that
+        epoch's f); raises PhalanxError otherwise."""
         try:
             reply = wire.decode_signed_reply(bytes.fromhex(signed_hex))
         except (ValueError, wire.WireError) as e:
             raise PhalanxError(f"bad signed reply: {e}") from e
-        if reply.epoch != 0:
-            # Later epochs are proven by reconfiguration proofs, which this client does not
-            # check yet: it refuses rather than trusts them.
-            raise PhalanxError(f"reply from epoch {reply.epoch}, which this client cannot verify")
-        if reply.sender >= len(self.members):
-            raise PhalanxError(f"agent {reply.sender} is not a voter of epoch 0")
-        message = wire.signing_bytes(self.cluster_id, reply.epoch, wire.KIND_REPLY, reply.body)
-        if not verify(self.members[reply.sender]["key"], reply.signature, message):
-            raise PhalanxError(f"the reply of agent {reply.sender} does not verify")
+        if reply.epoch >= len(self.membership.epochs):
+            try:
+                self.learn_epochs(reply.epoch)
+            except ValueError as e:
+                raise PhalanxError(str(e)) from e
+        try:
+            f = self.membership.reply_f(reply)
+        except ValueError as e:
+            raise PhalanxError(str(e)) from e
         entry = next((e for e in reply.entries if (e.client, e.nonce, e.op) == (client, nonce, op_digest)), None)
         if entry is None:
             raise PhalanxError("the reply does not answer this request")
-        return reply.sender, entry.outcome, reply.seq, reply.epoch
+        return reply.sender, entry.outcome, reply.seq, reply.epoch, f
 
     def submit(self, key: Ed25519PrivateKey, op, timeout: float | None = None) -> Accepted:
         """Signs `op` (a pair from `phalanx_client.wire`), sends it to every agent and waits for
@@ -166,6 +216,7 @@ class Cluster:
         signature = key.sign(wire.signing_bytes(self.cluster_id, 0, wire.KIND_REQUEST, body))
         op_digest = blake3.blake3(body).digest()
         request = json.dumps({"client": client.hex(), "nonce": nonce, "op": op_json, "signature": signature.hex()}).encode()
+        created_ms = time.time_ns() // 1_000_000
         deadline = time.monotonic() + (timeout or self.timeout)
         status_path = f"/v1/transactions/{client.hex()}/{nonce}"
 
@@ -188,13 +239,13 @@ class Cluster:
             name = self.members[i]["name"]
             if code == 200 and isinstance(v, dict) and v.get("signed_reply"):
                 try:
-                    sender, outcome, seq, epoch = self.check_reply(client, nonce, op_digest, v["signed_reply"])
+                    sender, outcome, seq, epoch, f = self.check_reply(client, nonce, op_digest, v["signed_reply"])
                 except PhalanxError as e:
                     errors.append(f"{name}: reply not counted: {e}")
                     continue
                 agreeing = votes.setdefault((outcome, seq, epoch), set())
                 agreeing.add(sender)
-                if len(agreeing) > self.f:
+                if len(agreeing) > f and self._executable_in(epoch, created_ms):
                     return Accepted(outcome, seq, epoch, tuple(sorted(agreeing)))
             elif code is None:
                 errors.append(f"{name}: {v}")
@@ -204,6 +255,17 @@ class Cluster:
                 if code == 400:
                     raise PhalanxError(f"refused: {message}")
         raise PhalanxError(f"no f+1 = {self.f + 1} matching signed replies; " + "; ".join(errors))
+
+    def _executable_in(self, n: int, created_ms: int) -> bool:
+        """Whether a request created at `created_ms` can have executed in epoch n, after asking
+        whether a newer epoch exists: replies of an epoch that ended before the request existed
+        come from members that no longer speak for the cluster."""
+        if n == len(self.membership.epochs) - 1:
+            try:
+                self.learn_epochs(n + 1)
+            except ValueError:
+                pass
+        return self.membership.may_have_executed_in(n, created_ms)
 
     def transfer(self, key, from_: str, to: str, amount: int) -> Accepted:
         return self.submit(key, wire.transfer(from_, to, amount))
@@ -229,9 +291,10 @@ class Cluster:
         `key(answer)` (an error counts as an answer: a confirmed absence)."""
         deadline = time.monotonic() + (timeout or 10.0)
         while True:
+            voters, f = self.current_voters()
             groups: dict = {}
             for i, r in enumerate(self.get_all(path)):
-                if isinstance(r, Exception):
+                if isinstance(r, Exception) or i not in voters:
                     continue
                 code, v = r
                 if not isinstance(v, dict):
@@ -239,10 +302,10 @@ class Cluster:
                 k = json.dumps(v["error"] if "error" in v else key(v), sort_keys=True)
                 groups.setdefault(k, []).append((i, v))
             for answers in groups.values():
-                if len(answers) > self.f:
+                if len(answers) > f:
                     return Confirmed(answers[0][1], tuple(self.members[i]["name"] for i, _ in answers))
             if time.monotonic() >= deadline:
-                raise PhalanxError(f"fewer than f+1 = {self.f + 1} agents agree on {path}")
+                raise PhalanxError(f"fewer than f+1 = {f + 1} agents agree on {path}")
             time.sleep(0.2)
 
     def memory_retrieve(self, namespace: str, name: str):

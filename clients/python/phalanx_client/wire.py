@@ -169,12 +169,160 @@ class SignedReply:
 
 def decode_signed_reply(data: bytes) -> SignedReply:
     r = Reader(data)
+    reply = read_signed_reply(r)
+    if r.pos != len(data):
+        raise WireError("trailing bytes")
+    return reply
+
+
+# Decoding reconfiguration proofs (`GET /v1/epochs/{n}`): the operator-signed request, the commit
+# certificate of the batch that ordered it, and one agent's signed reply.
+
+def read_string(r: Reader) -> str:
+    n = r.varint()
+    try:
+        return r.take(n).decode()
+    except UnicodeDecodeError as e:
+        raise WireError("a string that is not UTF-8") from e
+
+
+def read_bytes(r: Reader) -> bytes:
+    return r.take(r.varint())
+
+
+def read_option(r: Reader, read):
+    tag = r.byte()
+    if tag == 0:
+        return None
+    if tag == 1:
+        return read(r)
+    raise WireError(f"bad option tag {tag}")
+
+
+def read_seq(r: Reader, read, limit: int = 1 << 20):
+    n = r.varint()
+    if n > limit or n > len(r.data) - r.pos:
+        raise WireError("a sequence longer than its bytes")
+    return [read(r) for _ in range(n)]
+
+
+@dataclass(frozen=True)
+class Reconfiguration:
+    remove: tuple
+    add: tuple  # (name, key) pairs
+    f: int | None
+
+
+def read_operation(r: Reader):
+    """Walks one operation; returns a Reconfiguration for `update_quorum`, else None."""
+    s, u = read_string, Reader.varint
+    tag = r.varint()
+    if tag == 0:  # transfer
+        s(r), s(r), u(r)
+    elif tag == 1:  # memory_store
+        s(r), s(r), s(r), read_option(r, u)
+    elif tag in (2, 4):  # report, opaque
+        read_bytes(r)
+    elif tag == 3:  # operator actions
+        action = r.varint()
+        if action == 0:
+            u(r)
+        elif action in (1, 4):
+            s(r)
+        elif action == 2:
+            s(r), read_option(r, s), u(r)
+        elif action == 3:
+            remove = read_seq(r, s)
+            add = read_seq(r, lambda r: (s(r), r.bytes32(), s(r), s(r)))
+            f = read_option(r, u)
+            return Reconfiguration(tuple(remove), tuple((a[0], a[1]) for a in add), f)
+        else:
+            raise WireError(f"unknown operator action {action}")
+    elif tag == 5:  # federated
+        op = r.varint()
+        if op == 0:
+            s(r), u(r), s(r), read_seq(r, s), read_seq(r, s), u(r), u(r), read_seq(r, Reader.bytes32), u(r), u(r), u(r)
+        elif op == 1:
+            s(r), u(r), u(r), read_bytes(r)
+        elif op == 2:
+            s(r), u(r)
+        elif op == 3:
+            s(r)
+        else:
+            raise WireError(f"unknown federated operation {op}")
+    elif tag == 6:  # decisions
+        op = r.varint()
+        if op == 0:
+            s(r), s(r), read_seq(r, s), read_seq(r, Reader.bytes32)
+            if r.varint() == 3:
+                u(r)
+            r.byte(), u(r)
+        elif op == 1:
+            s(r)
+            ballot = r.varint()
+            if ballot == 0:
+                s(r)
+            elif ballot == 1:
+                r.bytes32(), s(r)
+            s(r)
+        else:
+            raise WireError(f"unknown decision operation {op}")
+    else:
+        raise WireError(f"unknown operation {tag}")
+    return None
+
+
+@dataclass(frozen=True)
+class Request:
+    client: bytes
+    nonce: int
+    body: bytes          # the canonical body, what the signature covers
+    encoded: bytes       # the whole request (body and signature)
+    signature: bytes
+    reconfiguration: Reconfiguration | None
+
+    def op_digest(self) -> bytes:
+        import blake3
+        return blake3.blake3(self.body).digest()
+
+    def digest(self) -> bytes:
+        import blake3
+        return blake3.blake3(b"phalanx-request" + self.op_digest() + self.signature).digest()
+
+
+def read_request(r: Reader) -> Request:
+    start = r.pos
+    client, nonce = r.bytes32(), r.varint()
+    reconfiguration = read_operation(r)
+    body = r.data[start:r.pos]
+    signature = r.bytes32() + r.bytes32()
+    return Request(client, nonce, body, r.data[start:r.pos], signature, reconfiguration)
+
+
+@dataclass(frozen=True)
+class Commit:
+    phase: int
+    epoch: int
+    view: int
+    seq: int
+    digest: bytes
+    body: bytes
+    sender: int
+    signature: bytes
+
+
+def read_vote(r: Reader) -> Commit:
+    start = r.pos
+    phase, epoch, view, seq_, digest = r.varint(), r.varint(), r.varint(), r.varint(), r.bytes32()
+    body = r.data[start:r.pos]
+    return Commit(phase, epoch, view, seq_, digest, body, r.varint(), r.bytes32() + r.bytes32())
+
+
+def read_signed_reply(r: Reader) -> SignedReply:
+    start = r.pos
     epoch, view, seq_ = r.varint(), r.varint(), r.varint()
-    count = r.varint()
-    if count > 4096:
-        raise WireError("too many reply entries")
     entries = []
-    for _ in range(count):
+    for _ in range(r.varint()):
         client, nonce, op = r.bytes32(), r.varint(), r.bytes32()
         tag = r.varint()
         if tag == 0:
@@ -187,9 +335,33 @@ def decode_signed_reply(data: bytes) -> SignedReply:
         else:
             raise WireError(f"unknown outcome {tag}")
         entries.append(Entry(client, nonce, op, outcome))
-    body = data[:r.pos]
+    body = r.data[start:r.pos]
     sender = r.varint()
-    signature = r.bytes32() + r.bytes32()
+    return SignedReply(epoch, view, seq_, tuple(entries), sender, r.bytes32() + r.bytes32(), body)
+
+
+@dataclass(frozen=True)
+class EpochProof:
+    request: Request
+    commits: tuple
+    batch_timestamp_ms: int
+    batch_requests: tuple
+    reply: SignedReply
+
+    def batch_digest(self) -> bytes:
+        import blake3
+        out = b"phalanx-batch" + self.batch_timestamp_ms.to_bytes(8, "little")
+        out += len(self.batch_requests).to_bytes(8, "little")
+        return blake3.blake3(out + b"".join(q.digest() for q in self.batch_requests)).digest()
+
+
+def decode_epoch_proof(data: bytes) -> EpochProof:
+    r = Reader(data)
+    request = read_request(r)
+    commits = read_seq(r, read_vote, limit=1024)
+    timestamp = r.varint()
+    requests = read_seq(r, read_request, limit=4096)
+    reply = read_signed_reply(r)
     if r.pos != len(data):
         raise WireError("trailing bytes")
-    return SignedReply(epoch, view, seq_, tuple(entries), sender, signature, body)
+    return EpochProof(request, tuple(commits), timestamp, tuple(requests), reply)

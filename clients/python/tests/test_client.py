@@ -105,8 +105,8 @@ def signed_reply_for_a_fresh_transfer(c):
 def test_forged_foreign_and_misdirected_replies_are_refused(cluster):
     c = Cluster(cluster.dir)
     client, nonce, op, signed = signed_reply_for_a_fresh_transfer(c)
-    sender, outcome, seq, epoch = c.check_reply(client, nonce, op, signed)
-    assert outcome == "applied" and epoch == 0
+    sender, outcome, seq, epoch, f = c.check_reply(client, nonce, op, signed)
+    assert outcome == "applied" and epoch == 0 and f == c.f
     raw = bytearray(bytes.fromhex(signed))
     # A flipped signature bit.
     forged = bytes(raw[:-1] + bytes([raw[-1] ^ 1])).hex()
