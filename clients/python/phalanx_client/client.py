@@ -326,7 +326,10 @@ class Cluster:
 
     def decision(self, id: str) -> dict:
         """A decision's record as f+1 agents hold it (compared on its canonical encoding)."""
-        c = self.read_confirmed(f"/v1/decisions/{urllib.parse.quote(id, safe='')}", key=lambda v: v.get("encoded"))
+        def shown(v):  # the whole record must match, not one agent's rendering of it
+            return {k: x for k, x in v.items() if k not in ("replica", "executed_seq", "proof")}
+
+        c = self.read_confirmed(f"/v1/decisions/{urllib.parse.quote(id, safe='')}", key=shown)
         if "error" in c.answer:
             raise PhalanxError(c.answer["error"])
         record = dict(c.answer)

@@ -84,8 +84,15 @@ impl Cluster {
             }
             match r {
                 Ok(v) if v.get("encoded").is_some_and(Value::is_string) => {
-                    let encoded = v["encoded"].as_str().unwrap_or_default().to_string();
-                    same.entry(encoded).or_default().push((i, v));
+                    // The whole record must match, not only its encoding: what is shown (names,
+                    // dissent, tally) is then what f+1 agents said, not one agent's rendering.
+                    let mut shown = v.clone();
+                    if let Some(o) = shown.as_object_mut() {
+                        for own in ["replica", "executed_seq", "proof"] {
+                            o.remove(own);
+                        }
+                    }
+                    same.entry(shown.to_string()).or_default().push((i, v));
                 }
                 Ok(v) if v.get("error").is_some() => missing += 1,
                 _ => {}
@@ -94,10 +101,11 @@ impl Cluster {
         if missing > f {
             return Err(format!("no decision {id:?}: {missing} agents hold none"));
         }
-        let Some((encoded, answers)) = same.into_iter().find(|(_, a)| a.len() > f) else {
+        let Some((_, answers)) = same.into_iter().find(|(_, a)| a.len() > f) else {
             return Err(format!("fewer than f+1 = {} agents agree on decision {id:?} yet", f + 1));
         };
-        let bytes = unhex(&encoded).ok_or("an agent sent a record that is not hex")?;
+        let encoded = answers[0].1["encoded"].as_str().unwrap_or_default();
+        let bytes = unhex(encoded).ok_or("an agent sent a record that is not hex")?;
         let decision: Decision =
             wire::decode_value(&bytes).map_err(|e| format!("undecodable record: {e}"))?;
         let confirmed_by = answers.iter().map(|(i, _)| self.agents[*i].name.clone()).collect();
