@@ -169,20 +169,7 @@ fn open(a: OpenArgs) -> Result<ExitCode, String> {
 
 fn vote(a: VoteArgs) -> Result<ExitCode, String> {
     let cluster = Cluster::load(&a.dir)?;
-    let ballot = match (a.option, a.result, a.result_digest, a.abstain) {
-        (Some(o), None, None, false) => Ballot::Option(o),
-        (None, Some(text), None, false) => {
-            Ballot::Result { digest: digest(text.as_bytes()), location: a.location }
-        }
-        (None, None, Some(hex), false) => {
-            let bytes: [u8; 32] = phalanx_node::api::unhex(&hex)
-                .and_then(|b| b.try_into().ok())
-                .ok_or("--result-digest: expected 64 hex characters")?;
-            Ballot::Result { digest: Digest(bytes), location: a.location }
-        }
-        (None, None, None, true) => Ballot::Abstain,
-        _ => return Err("give one ballot: --option, --result, --result-digest or --abstain".into()),
-    };
+    let ballot = ballot(a.option, a.result, a.result_digest, a.abstain, a.location)?;
     submit(
         &cluster,
         &a.signer,
@@ -190,6 +177,33 @@ fn vote(a: VoteArgs) -> Result<ExitCode, String> {
         &a.id,
         a.json,
     )
+}
+
+/// One ballot from the ways to give it: an option, a result as text (its BLAKE3 digest is the
+/// ballot), a result's digest in hex, or an abstention. Exactly one.
+pub fn ballot(
+    option: Option<String>,
+    result: Option<String>,
+    result_digest: Option<String>,
+    abstain: bool,
+    location: String,
+) -> Result<Ballot, String> {
+    Ok(match (option, result, result_digest, abstain) {
+        (Some(o), None, None, false) => Ballot::Option(o),
+        (None, Some(text), None, false) => Ballot::Result { digest: digest(text.as_bytes()), location },
+        (None, None, Some(hex), false) => {
+            let bytes: [u8; 32] = phalanx_node::api::unhex(&hex)
+                .and_then(|b| b.try_into().ok())
+                .ok_or("the result digest is 64 hex characters (a BLAKE3 digest)")?;
+            Ballot::Result { digest: Digest(bytes), location }
+        }
+        (None, None, None, true) => Ballot::Abstain,
+        _ => {
+            return Err(
+                "give exactly one ballot: an option, a result, a result digest or an abstention".into()
+            );
+        }
+    })
 }
 
 fn show(a: ShowArgs) -> Result<ExitCode, String> {

@@ -5,9 +5,9 @@
 //! stdout carries the protocol; logs go to stderr.
 
 use clap::Args;
-use phalanx_client::Cluster;
-use phalanx_core::wire::{Ballot, DecisionOp, DecisionRule, DecisionSpec, Operation};
-use phalanx_crypto::{Digest, Keypair, digest};
+use phalanx_client::{Cluster, path_segment};
+use phalanx_core::wire::{DecisionOp, DecisionRule, DecisionSpec, Operation};
+use phalanx_crypto::Keypair;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::{Json, Parameters};
 use rmcp::{ServiceExt, tool, tool_handler, tool_router};
@@ -448,20 +448,7 @@ impl Tools {
         &self,
         Parameters(p): Parameters<DecisionVoteInput>,
     ) -> Result<Json<Submitted>, String> {
-        let ballot = match (p.option, p.result, p.result_digest, p.abstain) {
-            (Some(o), None, None, false) => Ballot::Option(o),
-            (None, Some(t), None, false) => {
-                Ballot::Result { digest: digest(t.as_bytes()), location: p.location }
-            }
-            (None, None, Some(hex), false) => {
-                let bytes: [u8; 32] = phalanx_node::api::unhex(&hex)
-                    .and_then(|b| b.try_into().ok())
-                    .ok_or("result_digest: expected 64 hex characters")?;
-                Ballot::Result { digest: Digest(bytes), location: p.location }
-            }
-            (None, None, None, true) => Ballot::Abstain,
-            _ => return Err("give exactly one ballot: option, result, result_digest or abstain=true".into()),
-        };
+        let ballot = crate::decision::ballot(p.option, p.result, p.result_digest, p.abstain, p.location)?;
         self.submit(Operation::Decision(DecisionOp::vote(p.id, ballot, p.reason))).await
     }
 
@@ -539,7 +526,7 @@ impl Tools {
         &self,
         Parameters(p): Parameters<MemoryKeyInput>,
     ) -> Result<Json<MemoryValue>, String> {
-        let path = format!("/v1/memory/{}/{}", encode(&p.namespace), encode(&p.key));
+        let path = format!("/v1/memory/{}/{}", path_segment(&p.namespace), path_segment(&p.key));
         let read = self
             .blocking(move |c, _| {
                 c.read_confirmed(&path, |v| serde_json::json!([v["value"], v["stored_seq"]]), READ_WAIT)
@@ -564,7 +551,7 @@ impl Tools {
         &self,
         Parameters(p): Parameters<NamespaceInput>,
     ) -> Result<Json<MemoryKeys>, String> {
-        let path = format!("/v1/memory/{}", encode(&p.namespace));
+        let path = format!("/v1/memory/{}", path_segment(&p.namespace));
         let read =
             self.blocking(move |c, _| c.read_confirmed(&path, |v| v["keys"].clone(), READ_WAIT)).await?;
         if let Some(e) = read.answer.get("error") {
@@ -700,13 +687,3 @@ impl Tools {
         confirmed by f+1 agents."
 )]
 impl rmcp::ServerHandler for Tools {}
-
-/// Percent-encodes a path segment.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}

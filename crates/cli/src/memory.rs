@@ -2,7 +2,7 @@
 //! A key belongs to the client that first wrote it, unless the operator shared its namespace.
 
 use clap::{Args, Subcommand};
-use phalanx_client::Cluster;
+use phalanx_client::{Cluster, path_segment};
 use phalanx_core::wire::{Operation, OperatorAction};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -63,16 +63,6 @@ pub struct RetrieveArgs {
     json: bool,
 }
 
-/// Percent-encodes a path segment.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 pub fn run(cmd: MemoryCommand) -> Result<ExitCode, String> {
     match cmd {
         MemoryCommand::Store(a) => store(a),
@@ -131,7 +121,7 @@ fn store(a: StoreArgs) -> Result<ExitCode, String> {
 
 fn retrieve(a: RetrieveArgs) -> Result<ExitCode, String> {
     let cluster = Cluster::load(&a.dir)?;
-    let path = format!("/v1/memory/{}/{}", encode(&a.namespace), encode(&a.key));
+    let path = format!("/v1/memory/{}/{}", path_segment(&a.namespace), path_segment(&a.key));
     // Only voters of the latest epoch the client verified count, toward that epoch's f+1: an
     // agent removed by a reconfiguration no longer speaks for the cluster.
     let (voters, f) = cluster.current_voters();

@@ -360,6 +360,16 @@ pub fn spawned_agents(dir: &Path, genesis: &GenesisFile) -> Result<Vec<MemberEnt
     Ok(out)
 }
 
+/// Percent-encodes one segment of an API path (a memory namespace or key, say).
+pub fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 pub fn clock_nonce() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
