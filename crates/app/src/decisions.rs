@@ -29,9 +29,10 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 pub const KEPT_CLOSED: usize = 256;
 /// The longest a decision may stay open, in replicated time (30 days).
 pub const MAX_DEADLINE_MS: u64 = 30 * 24 * 3600 * 1000;
-/// What one voter can cost a decision at most: a counted ballot, a second one (evidence) and a
-/// late one, each a signed request of the largest size.
-const PER_VOTER_BYTES: u64 = 3 * 700;
+/// What one voter can cost a decision at most: two signed ballots of the largest size (about
+/// 620 bytes each, with the seq and time they executed at). A voter holds one counted ballot,
+/// or one late one, or two conflicting ones; never more.
+const PER_VOTER_BYTES: u64 = 2 * 700;
 /// The weight of a voter with a clean record.
 pub const FULL_WEIGHT: u64 = 1000;
 
@@ -344,8 +345,11 @@ impl Decisions {
             return;
         }
         let held = to_bytes(&*d).len() as u64;
-        // Late ballots may still come: they stay within the reservation of their voters.
-        let late_room = d.spec.voters.len() as u64 * PER_VOTER_BYTES / 3;
+        // Late ballots may still come from the voters who never spoke: one each.
+        let silent = (d.spec.voters.iter())
+            .filter(|v| !d.votes.contains_key(*v) && !d.equivocations.contains_key(*v))
+            .count() as u64;
+        let late_room = silent * PER_VOTER_BYTES / 2;
         let charged = (held + late_room).min(d.charged);
         self.bytes = self.bytes - d.charged + charged;
         d.charged = charged;
