@@ -543,8 +543,12 @@ impl Runtime {
                 .filter(|(_, d)| d.outcome.as_ref().is_some_and(|o| o.seq == *seq))
                 .map(|(id, _)| id.clone())
                 .collect();
+            // Most batches close no decision: only then is the certificate looked up and copied.
+            if closed.is_empty() {
+                continue;
+            }
             let Some(cert) = self.replica.commit_cert(*seq).cloned() else { continue };
-            if closed.is_empty() || wire::to_bytes(&cert).len() > MAX_DECISION_PROOF_BYTES {
+            if wire::encoded_len(&cert) > MAX_DECISION_PROOF_BYTES {
                 continue;
             }
             for id in closed {
