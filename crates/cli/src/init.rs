@@ -34,9 +34,13 @@ pub struct InitArgs {
     /// How long a quarantine lasts (judged on committed batch time), e.g. 1h, 90s.
     #[arg(long, default_value = "1h")]
     quarantine: humantime::Duration,
-    /// Host the agents listen on (use real addresses to run across hosts; edit genesis.toml).
-    #[arg(long, default_value = "127.0.0.1")]
+    /// Host the agents listen on, all on one machine (ports base, base+1, …).
+    #[arg(long, default_value = "127.0.0.1", conflicts_with = "hosts")]
     host: String,
+    /// One address per agent, comma-separated, for a cluster across hosts: agent i listens on
+    /// the i-th address at --base-port (replicas) and --base-port + 100 (HTTP).
+    #[arg(long, value_delimiter = ',')]
+    hosts: Option<Vec<String>>,
     /// Replica ports are base, base+1, …; HTTP ports base+100, base+101, …
     #[arg(long, default_value_t = 7100)]
     base_port: u16,
@@ -79,6 +83,11 @@ pub fn run(a: InitArgs) -> Result<ExitCode, String> {
     if genesis_path.exists() {
         return Err(format!("{} already exists; choose another --dir", genesis_path.display()));
     }
+    if let Some(hosts) = &a.hosts
+        && hosts.len() != n
+    {
+        return Err(format!("--hosts lists {} addresses for {n} agents", hosts.len()));
+    }
     if a.base_port as usize + 100 + n > u16::MAX as usize {
         return Err("--base-port is too high for this many agents".into());
     }
@@ -96,8 +105,16 @@ pub fn run(a: InitArgs) -> Result<ExitCode, String> {
             owner: key.public().to_hex(),
             balance: AGENT_BALANCE,
         });
-        let port = a.base_port + i as u16;
-        let addr = |p: u16| format!("{}:{p}", a.host).parse().map_err(|e| format!("--host {}: {e}", a.host));
+        // One machine: a port per agent. Several hosts: the same ports on each.
+        let (host, port) = match &a.hosts {
+            Some(hosts) => (hosts[i].as_str(), a.base_port),
+            None => (a.host.as_str(), a.base_port + i as u16),
+        };
+        let addr = |p: u16| {
+            format!("{host}:{p}")
+                .parse()
+                .map_err(|e| format!("agent {name}'s address {host:?}: {e} (give IP addresses)"))
+        };
         members.push(MemberEntry {
             name: name.clone(),
             public_key: key.public().to_hex(),

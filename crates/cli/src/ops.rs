@@ -12,11 +12,25 @@ pub struct NodeArgs {
     /// The agent's node.toml.
     #[arg(long)]
     config: PathBuf,
+    /// `text` for people, `json` (one object per line) for log collectors.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 pub fn node(a: NodeArgs) -> Result<ExitCode, String> {
     let filter = tracing_subscriber::filter::LevelFilter::INFO;
-    let _ = tracing_subscriber::fmt().with_max_level(filter).with_ansi(false).try_init();
+    let logs = tracing_subscriber::fmt().with_max_level(filter).with_ansi(false);
+    let _ = match a.log_format {
+        LogFormat::Text => logs.try_init(),
+        // Each event one JSON object: its fields (fault, culprit, view, cause, …) at top level.
+        LogFormat::Json => logs.json().flatten_event(true).with_current_span(false).try_init(),
+    };
     let setup = phalanx_node::config::NodeSetup::load(&a.config).map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(phalanx_node::run(setup))?;

@@ -7,6 +7,7 @@ pub mod decisions;
 pub mod directory;
 pub mod federated;
 mod injected;
+pub mod metrics;
 pub mod runtime;
 pub mod storage;
 pub mod transport;
@@ -65,6 +66,7 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
     let seen = Arc::new(Mutex::new(vec![None; setup.genesis.members.len()]));
     let connector = runtime::Connector { identity: identity.clone(), dial: setup.dial.clone() };
 
+    let metrics = Arc::new(metrics::Metrics::default());
     let (cmd_tx, cmd_rx) = mpsc::channel(65_536);
     let (inbound, registrations) = transport::FairInbound::new();
     let mut s = seed;
@@ -76,6 +78,7 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
         cache.clone(),
         seen.clone(),
         s,
+        metrics.clone(),
     ));
 
     let traffic = Arc::new(runtime::Traffic::default());
@@ -87,6 +90,7 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
             s
         },
         traffic: traffic.clone(),
+        metrics: metrics.clone(),
         commands: cmd_tx.clone(),
         directory: directory.clone(),
         seen,
@@ -103,6 +107,15 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
         tracing::info!(name = %setup.name, "standby: waiting for a committed reconfiguration to admit this agent");
     }
     tracing::info!(name = %setup.name, replica = %setup.replica_addr, http = %setup.http_addr, "node started");
+    // The dashboard's charts: one sample a second.
+    let sampled = metrics.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            sampled.sample(runtime::now_ms());
+        }
+    });
     // Injected faults act on their own every 300 ms (as in the simulator); idle otherwise.
     let ticker = cmd_tx.clone();
     tokio::spawn(async move {
@@ -114,6 +127,6 @@ pub async fn run(setup: NodeSetup) -> Result<(), String> {
             }
         }
     });
-    Runtime::new(replica, store, connector, directory, cmd_tx, traffic).run(cmd_rx, inbound).await;
+    Runtime::new(replica, store, connector, directory, cmd_tx, traffic, metrics).run(cmd_rx, inbound).await;
     Ok(())
 }

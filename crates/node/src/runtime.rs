@@ -3,6 +3,7 @@
 
 use crate::directory::SharedDirectory;
 use crate::injected::{self, Fault};
+use crate::metrics::{Metrics, PeerCounters};
 use crate::storage::Store;
 use crate::transport::{FairInbound, Outbox};
 use bytes::Bytes;
@@ -18,7 +19,7 @@ use phalanx_crypto::{Digest, PublicKey};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 
 pub fn now_ms() -> u64 {
@@ -48,6 +49,8 @@ pub enum Query {
     Federated(crate::federated::View, oneshot::Sender<Option<Box<crate::federated::Snapshot>>>),
     /// The live keys of a memory namespace (key, stored seq, expiry), at most `MEMORY_LIST`.
     MemoryList(String, oneshot::Sender<Vec<(String, u64, Option<u64>)>>),
+    /// What `GET /metrics` reads of the replica's state.
+    Metrics(oneshot::Sender<Box<crate::metrics::Snapshot>>),
     /// One line per decision held.
     Decisions(oneshot::Sender<Vec<serde_json::Value>>),
     /// A decision with the names it mentions and the proof of its closing batch.
@@ -122,8 +125,9 @@ const WAITERS_PER_REQUEST: usize = 16;
 
 /// A request as replies name it: client, nonce and operation digest.
 type ReplyKey = (PublicKey, u64, Digest);
-/// An HTTP client waiting for the reply to the request whose operation digest this is.
-type Waiter = (Digest, oneshot::Sender<SharedReply>);
+/// An HTTP client waiting for the reply to the request whose operation digest this is, and
+/// when the request reached this node.
+type Waiter = (Digest, oneshot::Sender<SharedReply>, Instant);
 
 /// Opens the outbound link to a peer (and keeps it open, reconnecting).
 pub struct Connector {
@@ -145,6 +149,11 @@ pub struct Runtime {
     pub store: Store,
     /// Outbound links by member id (None: not connected, or this node).
     pub peers: Vec<Option<Outbox>>,
+    /// What is sent to each peer, counted (indexed like `peers`).
+    outbound: Vec<Option<PeerCounters>>,
+    metrics: Arc<Metrics>,
+    /// Detection-log entries already counted in `metrics`.
+    detections_counted: u64,
     pub commands: mpsc::Sender<Command>,
     connector: Connector,
     directory: SharedDirectory,
@@ -170,11 +179,16 @@ impl Runtime {
         directory: SharedDirectory,
         commands: mpsc::Sender<Command>,
         traffic: Arc<Traffic>,
+        metrics: Arc<Metrics>,
     ) -> Self {
+        let detections_counted = replica.state().accountability.log_total;
         let mut rt = Runtime {
             replica,
             store,
             peers: Vec::new(),
+            outbound: Vec::new(),
+            metrics,
+            detections_counted,
             commands,
             connector,
             directory,
@@ -188,6 +202,9 @@ impl Runtime {
             traffic,
         };
         rt.connect_all();
+        rt.metrics.applied.store(rt.replica.state().counters.applied, Ordering::Relaxed);
+        rt.metrics.rejected.store(rt.replica.state().counters.rejected_total(), Ordering::Relaxed);
+        rt.metrics.height.store(rt.replica.last_executed(), Ordering::Relaxed);
         rt
     }
 
@@ -202,6 +219,7 @@ impl Runtime {
         let agents = self.directory.read().map(|d| d.agents.clone()).unwrap_or_default();
         if self.peers.len() < agents.len() {
             self.peers.resize(agents.len(), None);
+            self.outbound.resize(agents.len(), None);
         }
         for (i, a) in agents.iter().enumerate() {
             if i as ReplicaId == me || self.peers[i].is_some() {
@@ -209,6 +227,7 @@ impl Runtime {
             }
             if let Some(addr) = self.connector.dial.get(&a.name).copied().or(a.replica_addr) {
                 self.peers[i] = Some(self.connector.connect(i as ReplicaId, addr));
+                self.outbound[i] = Some(self.metrics.outbound(&a.name));
             }
         }
     }
@@ -304,13 +323,13 @@ impl Runtime {
         if self.waiters.len() > MAX_WAITING {
             // Forget clients that gave up (their HTTP request timed out).
             for ws in self.waiters.values_mut() {
-                ws.retain(|(_, w)| !w.is_closed());
+                ws.retain(|(_, w, _)| !w.is_closed());
             }
             self.waiters.retain(|_, ws| !ws.is_empty());
         }
         let w = self.waiters.entry(key).or_default();
         if w.len() < WAITERS_PER_REQUEST {
-            w.push((op, tx));
+            w.push((op, tx, Instant::now()));
         }
         self.replica.handle(now_ms(), Input::Message(Message::Request(req)))
     }
@@ -356,6 +375,9 @@ impl Runtime {
                     .collect();
                 let _ = tx.send(live);
             }
+            Query::Metrics(tx) => {
+                let _ = tx.send(Box::new(self.metrics_snapshot()));
+            }
             Query::Decisions(tx) => {
                 let _ = tx.send(crate::decisions::summaries(self.replica.state()));
             }
@@ -398,16 +420,47 @@ impl Runtime {
         }
     }
 
+    fn metrics_snapshot(&self) -> crate::metrics::Snapshot {
+        let state = self.replica.state();
+        let acc = &state.accountability;
+        let epoch = self.replica.epoch();
+        let quorum = epoch.quorum().ok();
+        crate::metrics::Snapshot {
+            status: self.replica.status(),
+            epoch_voters: epoch.voters.len(),
+            quorum: quorum.map(|q| q.quorum()).unwrap_or(0),
+            max_faults: quorum.map(|q| q.f).unwrap_or(0),
+            applied: state.counters.applied,
+            rejected: state.counters.rejected_total(),
+            evidence_accepted: acc.evidence_accepted,
+            evidence_rejected: acc.evidence_rejected,
+            forced_view_changes: acc.forced_view_changes,
+            quarantined: acc.quarantined.values().map(|q| q.name.clone()).collect(),
+            reputations: self.replica.reputations().iter().map(|r| r.score).collect(),
+            digests: self.replica.digest_agreement(),
+        }
+    }
+
     /// Queues `bytes`, a message of kind `kind` (`Message::name_index`), for member `to`.
     fn send_frame(&self, to: ReplicaId, kind: usize, bytes: Bytes) {
         if let Some(Some(tx)) = self.peers.get(to as usize) {
             self.traffic.messages_sent.fetch_add(1, Ordering::Relaxed);
             self.traffic.sent_by_kind[kind].fetch_add(1, Ordering::Relaxed);
             self.traffic.bytes_sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            let counters = self.outbound.get(to as usize).and_then(Option::as_ref);
+            if let Some(c) = counters {
+                c.count(kind, bytes.len());
+            }
+            if Metrics::is_catch_up(kind) {
+                self.metrics.catch_up_requests.inc();
+            }
             // A full queue means the peer is unreachable or stopped reading; retransmission
             // covers what is dropped.
             if !tx.try_send(bytes) {
                 self.traffic.frames_dropped.fetch_add(1, Ordering::Relaxed);
+                if let Some(c) = counters {
+                    c.dropped();
+                }
             }
         }
     }
@@ -491,7 +544,15 @@ impl Runtime {
             quorum_met: true,
             at_ms: now,
         };
-        tracing::info!(view, new_primary = %event.new_primary, duration_ms = event.view_change_duration_ms, cause, "entered view");
+        tracing::info!(
+            view_number = view,
+            old_primary = %event.old_primary,
+            new_primary = %event.new_primary,
+            view_change_duration_ms = event.view_change_duration_ms,
+            triggered_by = %event.triggered_by,
+            "entered view"
+        );
+        self.metrics.view_change(&event.triggered_by);
         self.view_changes.push_back(event);
         if self.view_changes.len() > VIEW_CHANGE_EVENTS {
             self.view_changes.pop_front();
@@ -500,10 +561,47 @@ impl Runtime {
 
     /// Carries out a round's effects by the rules every host shares (`consensus::perform`).
     fn apply(&mut self, effects: Vec<Effect>) {
+        self.count_executed(&effects);
         self.keep_epoch_proofs(&effects);
         self.keep_decision_proofs(&effects);
         let targets = self.replica.broadcast_targets();
         perform(self, &targets, effects);
+    }
+
+    /// Batch sizes, and the detection-log entries the executed batches committed.
+    fn count_executed(&mut self, effects: &[Effect]) {
+        let mut executed = false;
+        for e in effects {
+            if let Effect::Executed { batch, .. } = e {
+                self.metrics.batch_size.observe(batch.requests.len() as f64);
+                executed = true;
+            }
+        }
+        let state = self.replica.state();
+        if executed {
+            self.metrics.applied.store(state.counters.applied, Ordering::Relaxed);
+            self.metrics.rejected.store(state.counters.rejected_total(), Ordering::Relaxed);
+            self.metrics.height.store(self.replica.last_executed(), Ordering::Relaxed);
+        }
+        let acc = &state.accountability;
+        if !executed && acc.log_total == self.detections_counted {
+            return;
+        }
+        let new = (acc.log_total.saturating_sub(self.detections_counted) as usize).min(acc.log.len());
+        for e in acc.log.iter().rev().take(new) {
+            self.metrics.detection(&e.fault_type, &e.detection_method);
+            tracing::warn!(
+                seq = e.seq,
+                detected_agent = %e.detected_agent,
+                fault_type = %e.fault_type,
+                detection_method = %e.detection_method,
+                evidence = %e.evidence,
+                reported_by = %e.reported_by,
+                action = %e.action,
+                "detection committed"
+            );
+        }
+        self.detections_counted = acc.log_total;
     }
 
     /// Keeps, durably, the proof of every reconfiguration executed here: clients learn the next
@@ -566,14 +664,14 @@ impl Runtime {
             let key = (e.client, e.nonce);
             // Only the waiters of this very request: another one under the same (client,
             // nonce) waits for its own reply.
-            if self.waiters.get(&key).is_some_and(|ws| ws.iter().all(|(d, _)| *d == e.op)) {
-                for (_, w) in self.waiters.remove(&key).unwrap_or_default() {
-                    let _ = w.send(reply.clone());
-                }
+            let answer = |(_, w, since): Waiter| {
+                self.metrics.committed_after(since.elapsed().as_secs_f64());
+                let _ = w.send(reply.clone());
+            };
+            if self.waiters.get(&key).is_some_and(|ws| ws.iter().all(|(d, _, _)| *d == e.op)) {
+                self.waiters.remove(&key).unwrap_or_default().into_iter().for_each(answer);
             } else if let Some(ws) = self.waiters.get_mut(&key) {
-                for (_, w) in ws.extract_if(.., |(d, _)| *d == e.op) {
-                    let _ = w.send(reply.clone());
-                }
+                ws.extract_if(.., |(d, _, _)| *d == e.op).for_each(answer);
             }
             let kept = self.recent.entry(key).or_default();
             if !kept.iter().any(|(d, _)| *d == e.op) {
@@ -599,7 +697,10 @@ impl Host for Runtime {
             self.left_view = Some((now_ms(), self.replica.primary()));
         }
         self.traffic.fsyncs.fetch_add(1, Ordering::Relaxed);
-        if let Err(e) = self.store.append(records) {
+        let started = Instant::now();
+        let written = self.store.append(records);
+        self.metrics.fsync.observe(started.elapsed().as_secs_f64());
+        if let Err(e) = written {
             tracing::error!("cannot persist, stopping rather than risk equivocation: {e}");
             std::process::exit(3);
         }
@@ -633,9 +734,13 @@ impl Host for Runtime {
             Effect::InjectFault { fault, probability_permille } => self.inject(fault, probability_permille),
             Effect::Checkpoint { seq, state } => tracing::debug!(seq, %state, "checkpoint"),
             Effect::Stable { seq, state } => tracing::info!(seq, %state, "stable checkpoint"),
-            Effect::StateInstalled { seq, state } => tracing::info!(seq, %state, "state transferred"),
+            Effect::StateInstalled { seq, state } => {
+                self.metrics.state_transfers.inc();
+                tracing::info!(seq, %state, "state transferred")
+            }
             Effect::ViewEntered { view, primary, cause } => self.view_entered(view, primary, cause.as_str()),
             Effect::Evidence(ev) => {
+                self.metrics.evidence(ev.fault_type());
                 tracing::warn!(fault = ev.fault_type(), culprit = ?ev.culprit(), "evidence")
             }
             _ => {}

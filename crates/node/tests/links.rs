@@ -71,7 +71,15 @@ async fn pair() -> Pair {
     let r_addr = listener.local_addr().unwrap();
     let (inbound, registrations) = FairInbound::new();
     let seen = Arc::new(Mutex::new(vec![None; 2]));
-    tokio::spawn(accept_loop(listener, r, registrations, Arc::new(VerdictCache::new(1024)), seen, [9; 32]));
+    tokio::spawn(accept_loop(
+        listener,
+        r,
+        registrations,
+        Arc::new(VerdictCache::new(1024)),
+        seen,
+        [9; 32],
+        Default::default(),
+    ));
     Pair { cluster, kx, x, r_addr, inbound, r_directory }
 }
 

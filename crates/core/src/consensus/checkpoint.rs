@@ -25,6 +25,19 @@ pub(super) struct Checkpoints {
     pub(super) transfer_attempt: u64,
     /// Own checkpoints (digest, snapshot) not yet garbage-collected, including the stable one.
     pub(super) snapshots: BTreeMap<Seq, (Digest, Vec<u8>)>,
+    /// Each member's latest signed CHECKPOINT (seq, state): whether its state agrees with ours
+    /// (observation only; one entry per member who signed one).
+    pub(super) latest: BTreeMap<ReplicaId, (Seq, Digest)>,
+}
+
+/// One member's latest checkpoint held here, beside this replica's own state at that seq.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DigestAgreement {
+    pub member: ReplicaId,
+    pub seq: Seq,
+    /// `None`: this replica holds no state of its own at that seq (not executed yet, or
+    /// garbage-collected).
+    pub agrees: Option<bool>,
 }
 
 /// Catching up, and answering others who do (each answer rate-limited per member).
@@ -43,6 +56,23 @@ pub(super) struct CatchUp {
 }
 
 impl<A: Application> Replica<A> {
+    /// Whether each member's latest signed checkpoint matches this replica's state at its seq:
+    /// a member whose state digest differs from ours (and from the stable checkpoint's) has
+    /// diverged, or this replica has.
+    pub fn digest_agreement(&self) -> Vec<DigestAgreement> {
+        let own = |seq: Seq| {
+            (self.checkpoints.snapshots.get(&seq).map(|(d, _)| *d))
+                .or((self.stable.seq == seq).then_some(self.stable.state))
+        };
+        (self.checkpoints.latest.iter())
+            .map(|(&member, &(seq, state))| DigestAgreement {
+                member,
+                seq,
+                agrees: own(seq).map(|d| d == state),
+            })
+            .collect()
+    }
+
     /// After executing a multiple of K: snapshot, sign CHECKPOINT, broadcast.
     pub(super) fn take_checkpoint(&mut self, seq: Seq) {
         let snapshot = self.state.snapshot();
@@ -88,6 +118,9 @@ impl<A: Application> Replica<A> {
                 self.report(ev);
             }
             return;
+        }
+        if self.checkpoints.latest.get(&from).is_none_or(|(s, _)| *s < seq) {
+            self.checkpoints.latest.insert(from, (seq, c.body.state));
         }
         self.checkpoints.votes.entry(seq).or_default().insert(from, c);
         let mine: Vec<Seq> =

@@ -30,6 +30,7 @@ mod view_change;
 
 pub use crate::membership::{Epoch, Member, worst_new_view_bytes};
 pub use crate::new_view::{NewViewPlan, Proposal, plan_new_view};
+pub use checkpoint::DigestAgreement;
 pub use host::{Host, Timers, perform};
 pub use ignored::Ignored;
 pub use journal::Journal;

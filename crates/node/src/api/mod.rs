@@ -45,6 +45,7 @@ pub struct ApiState {
     /// Secret seed of the batch verifier's coefficients (from the OS, once per process).
     pub rng_seed: [u8; 32],
     pub traffic: std::sync::Arc<crate::runtime::Traffic>,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// A testing cluster: unsigned opaque benchmark payloads are ordered.
     pub testing: bool,
 }
@@ -81,6 +82,18 @@ async fn openapi() -> Response {
         .into_response()
 }
 
+/// The live dashboard: one self-contained page (no outside assets) that polls this API.
+async fn dashboard() -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("dashboard.html"),
+    )
+        .into_response()
+}
+
 async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "no such endpoint; see /openapi.json")
 }
@@ -107,6 +120,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/epochs/{n}", get(read::epoch_proof))
         .route("/v1/decisions", get(read::decisions))
         .route("/v1/decisions/{id}", get(read::decision))
+        .route("/metrics", get(read::metrics))
+        .route("/v1/history", get(read::history))
+        .route("/dashboard", get(dashboard))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

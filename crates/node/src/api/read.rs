@@ -67,6 +67,26 @@ fn reachable(s: &ApiState, d: &crate::directory::Directory) -> Vec<(bool, Option
         .collect()
 }
 
+/// `GET /metrics`: Prometheus (OpenMetrics text) series, see docs/metrics.md.
+pub(super) async fn metrics(State(s): State<ApiState>) -> Response {
+    let snapshot = match ask(&s, Query::Metrics).await {
+        Ok(snap) => snap,
+        Err(r) => return r,
+    };
+    let d = s.directory();
+    let names: Vec<String> = d.agents.iter().map(|a| a.name.clone()).collect();
+    let links_up: Vec<bool> = reachable(&s, &d).iter().map(|(up, _)| *up).collect();
+    let scrape = crate::metrics::Scrape { names: &names, links_up: &links_up };
+    let text = crate::metrics::render(&s.metrics, &snapshot, &scrape);
+    ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+        .into_response()
+}
+
+/// `GET /v1/history`: one sample a second over the last five minutes (the dashboard's charts).
+pub(super) async fn history(State(s): State<ApiState>) -> Response {
+    axum::Json(json!({ "replica": s.id(), "samples": s.metrics.history() })).into_response()
+}
+
 pub(super) async fn agents(State(s): State<ApiState>) -> Response {
     let st = match ask(&s, Query::Status).await {
         Ok(st) => st,

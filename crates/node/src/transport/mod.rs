@@ -189,9 +189,11 @@ pub async fn accept_loop(
     cache: Arc<VerdictCache>,
     seen: LastSeen,
     seed: [u8; 32],
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
     let mut n: u64 = 0;
-    let shared = Inbound { registrations: inbound, cache, meter: Arc::new(meter::Meter::default()), seen };
+    let meter = Arc::new(meter::Meter::default());
+    let shared = Inbound { registrations: inbound, cache, meter, seen, metrics };
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_INBOUND));
     let stranger_slots = Arc::new(tokio::sync::Semaphore::new(MAX_STRANGERS));
     loop {
@@ -233,6 +235,7 @@ struct Inbound {
     cache: Arc<VerdictCache>,
     meter: Arc<meter::Meter>,
     seen: LastSeen,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 async fn serve_peer(
@@ -242,24 +245,28 @@ async fn serve_peer(
     shared: Inbound,
     seed: [u8; 32],
 ) -> Result<(), String> {
-    let Inbound { registrations: inbound, cache, meter, seen } = shared;
+    let Inbound { registrations: inbound, cache, meter, seen, metrics } = shared;
     let mut rng = SeededRng::new(seed);
     let (mut framed, mut session, peer) =
         authenticate(stream, &me, false).await.map_err(|e| format!("refused peer at {addr}: {e}"))?;
     let Some(queue) = fair::member_queue(&inbound, peer).await else { return Ok(()) };
     tracing::info!(%addr, peer, "replica connected");
+    let name = me.directory.read().map(|d| d.name(peer)).unwrap_or_default();
+    let received = metrics.inbound(&name);
     let mut ready: Vec<(Message, usize)> = Vec::new();
     while let Some(frame) = framed.next().await {
         // Everything already received is checked together: one batch verification instead of
         // one per vote, and one verdict pass before anything reaches the replica.
         let (voters, f) = me.other_voters();
         let first = decode_from(frame, &mut session, peer)?;
+        received.count(first.0.name_index(), first.1);
         let mut wait = meter.charge(peer as usize, cost(&first.0, first.1, &me), Instant::now(), &voters, f);
         ready.push(first);
         while ready.len() < READY_MESSAGES && wait.is_zero() {
             match framed.next().now_or_never() {
                 Some(Some(frame)) => {
                     let next = decode_from(frame, &mut session, peer)?;
+                    received.count(next.0.name_index(), next.1);
                     wait =
                         meter.charge(peer as usize, cost(&next.0, next.1, &me), Instant::now(), &voters, f);
                     ready.push(next);
