@@ -5,6 +5,7 @@ mod aggregate;
 mod bench;
 #[cfg(feature = "testing")]
 mod chaos;
+mod dashboard;
 mod decision;
 #[cfg(feature = "testing")]
 mod demo;
@@ -54,6 +55,8 @@ enum Command {
     Status(ops::ReadArgs),
     /// Cluster health, with state digests compared across agents.
     Health(ops::ReadArgs),
+    /// Open the live dashboard of a running cluster (every agent serves one at /dashboard).
+    Dashboard(dashboard::DashboardArgs),
     /// Store and retrieve values in the replicated shared memory.
     #[command(subcommand)]
     Memory(memory::MemoryCommand),
@@ -108,6 +111,7 @@ fn main() -> ExitCode {
         Command::Agents(a) => ops::agents(a),
         Command::Status(a) => ops::status(a),
         Command::Health(a) => ops::health(a),
+        Command::Dashboard(a) => dashboard::run(a),
         Command::Memory(c) => memory::run(c),
         Command::Decision(c) => decision::run(c),
         Command::Mcp(a) => mcp::run(a),

@@ -273,53 +273,53 @@ pub fn render(live: &Metrics, snap: &Snapshot, scrape: &Scrape) -> String {
         gauge(
             r,
             "height",
-            "Highest seq executed here (the committed history's height).",
+            "Highest seq executed here (the committed history's height)",
             st.last_executed as i64,
         );
-        gauge(r, "stable_checkpoint", "Seq of the latest stable checkpoint.", st.stable_checkpoint as i64);
-        gauge(r, "view", "Current view.", st.view as i64);
-        gauge(r, "view_change_in_progress", "1 while changing to a new view.", i64::from(!st.active));
-        gauge(r, "epoch", "Current membership epoch.", st.epoch as i64);
-        gauge(r, "primary_id", "Member id of the current view's primary.", st.primary as i64);
+        gauge(r, "stable_checkpoint", "Seq of the latest stable checkpoint", st.stable_checkpoint as i64);
+        gauge(r, "view", "Current view", st.view as i64);
+        gauge(r, "view_change_in_progress", "1 while changing to a new view", i64::from(!st.active));
+        gauge(r, "epoch", "Current membership epoch", st.epoch as i64);
+        gauge(r, "primary_id", "Member id of the current view's primary", st.primary as i64);
         gauge(
             r,
             "is_primary",
-            "1 if this node is the current view's primary.",
+            "1 if this node is the current view's primary",
             i64::from(st.primary == st.id),
         );
-        gauge(r, "voters", "Voting members of the current epoch.", snap.epoch_voters as i64);
-        gauge(r, "quorum", "Votes a certificate needs (2f+1).", snap.quorum as i64);
-        gauge(r, "max_faults", "Byzantine members tolerated (f).", snap.max_faults as i64);
-        gauge(r, "quarantined_members", "Members quarantined now.", snap.quarantined.len() as i64);
-        gauge(r, "requests_pending", "Client requests waiting in the pool.", st.pending_requests as i64);
+        gauge(r, "voters", "Voting members of the current epoch", snap.epoch_voters as i64);
+        gauge(r, "quorum", "Votes a certificate needs (2f+1)", snap.quorum as i64);
+        gauge(r, "max_faults", "Byzantine members tolerated (f)", snap.max_faults as i64);
+        gauge(r, "quarantined_members", "Members quarantined now", snap.quarantined.len() as i64);
+        gauge(r, "requests_pending", "Client requests waiting in the pool", st.pending_requests as i64);
         counter(
             r,
             "transactions_committed",
-            "Operations applied by executed batches (committed state).",
+            "Operations applied by executed batches (committed state)",
             snap.applied,
         );
         counter(
             r,
             "transactions_rejected",
-            "Operations executed and rejected (committed state).",
+            "Operations executed and rejected (committed state)",
             snap.rejected,
         );
         counter(
             r,
             "evidence_accepted",
-            "Evidence reports committed and verified (committed state).",
+            "Evidence reports committed and verified (committed state)",
             snap.evidence_accepted,
         );
         counter(
             r,
             "evidence_rejected",
-            "Evidence reports that failed verification (committed state).",
+            "Evidence reports that failed verification (committed state)",
             snap.evidence_rejected,
         );
         counter(
             r,
             "forced_view_changes",
-            "View changes forced by the operator (committed state).",
+            "View changes forced by the operator (committed state)",
             snap.forced_view_changes,
         );
 
@@ -332,16 +332,16 @@ pub fn render(live: &Metrics, snap: &Snapshot, scrape: &Scrape) -> String {
         }
         r.register(
             "member_reputation",
-            "Reputation of each member as this node sees it (1 spotless, 0 proven faulty).",
+            "Reputation of each member as this node sees it (1 spotless, 0 proven faulty)",
             reputation,
         );
-        r.register("member_quarantined", "1 if the member is quarantined now.", quarantined);
+        r.register("member_quarantined", "1 if the member is quarantined now", quarantined);
 
         let ignored: Family<ReasonLabel, Counter> = Family::default();
         for (reason, n) in &st.ignored {
             ignored.get_or_create(&ReasonLabel { reason: reason.as_str() }).inc_by(*n);
         }
-        r.register("messages_ignored", "Messages the replica dropped without effect, by reason.", ignored);
+        r.register("messages_ignored", "Messages the replica dropped without effect, by reason", ignored);
 
         let agrees: Family<MemberLabel, Gauge> = Family::default();
         let mut disagreeing = 0;
@@ -353,13 +353,13 @@ pub fn render(live: &Metrics, snap: &Snapshot, scrape: &Scrape) -> String {
         }
         r.register(
             "checkpoint_digest_agrees",
-            "1 if the member's latest signed checkpoint matches this node's state at that seq, 0 if it differs.",
+            "1 if the member's latest signed checkpoint matches this node's state at that seq, 0 if it differs",
             agrees,
         );
         gauge(
             r,
             "checkpoint_digest_disagreements",
-            "Members whose latest signed checkpoint differs from this node's state.",
+            "Members whose latest signed checkpoint differs from this node's state",
             disagreeing,
         );
 
@@ -369,62 +369,62 @@ pub fn render(live: &Metrics, snap: &Snapshot, scrape: &Scrape) -> String {
                 up.get_or_create(&PeerLabel { peer: name(id) }).set(i64::from(*ok));
             }
         }
-        r.register("peer_link_up", "1 if this node heard from the peer in the last 5 s.", up);
+        r.register("peer_link_up", "1 if this node heard from the peer in the last 5 s", up);
 
         r.register(
             "view_changes",
-            "Views entered, by why this node left the previous one.",
+            "Views entered, by why this node left the previous one",
             live.view_changes.clone(),
         );
         r.register(
             "byzantine_detections",
-            "Detection-log entries committed while this node ran, by fault and detection method.",
+            "Detection-log entries committed while this node ran, by fault and detection method",
             live.detections.clone(),
         );
         r.register(
             "evidence_observed",
-            "Misbehaviour this node proved itself, by fault (before it is committed).",
+            "Misbehaviour this node proved itself, by fault (before it is committed)",
             live.evidence_observed.clone(),
         );
         r.register_with_unit(
             "commit_latency",
-            "From a request reaching this node's API to its execution here.",
+            "From a request reaching this node's API to its execution here",
             Unit::Seconds,
             live.commit_latency.clone(),
         );
-        r.register("batch_size", "Requests per executed batch.", live.batch_size.clone());
+        r.register("batch_size", "Requests per executed batch", live.batch_size.clone());
         r.register_with_unit(
             "journal_fsync_duration",
-            "One durable journal write (one fsync).",
+            "One durable journal write (one fsync)",
             Unit::Seconds,
             live.fsync.clone(),
         );
-        r.register("messages_sent", "Messages sent, by kind and peer.", live.sent.clone());
-        r.register_with_unit("sent", "Bytes sent, by kind and peer.", Unit::Bytes, live.sent_bytes.clone());
+        r.register("messages_sent", "Messages sent, by kind and peer", live.sent.clone());
+        r.register_with_unit("sent", "Bytes sent, by kind and peer", Unit::Bytes, live.sent_bytes.clone());
         r.register(
             "messages_received",
-            "Messages received and decoded, by kind and peer.",
+            "Messages received and decoded, by kind and peer",
             live.received.clone(),
         );
         r.register_with_unit(
             "received",
-            "Bytes received, by kind and peer.",
+            "Bytes received, by kind and peer",
             Unit::Bytes,
             live.received_bytes.clone(),
         );
         r.register(
             "frames_dropped",
-            "Frames dropped because the peer's queue was full.",
+            "Frames dropped because the peer's queue was full",
             live.dropped.clone(),
         );
         r.register(
             "state_transfers",
-            "Certified snapshots installed to catch up.",
+            "Certified snapshots installed to catch up",
             live.state_transfers.clone(),
         );
         r.register(
             "catch_up_requests",
-            "Requests this node sent to catch up: commit certificates (fetch) and snapshots (state-request).",
+            "Requests this node sent to catch up: commit certificates (fetch) and snapshots (state-request)",
             live.catch_up_requests.clone(),
         );
     }
@@ -447,16 +447,16 @@ fn process(r: &mut Registry) {
     let ticks = field(14) + field(15);
     let cpu: Counter<f64, AtomicU64> = Counter::default();
     cpu.inc_by(ticks as f64 / 100.0);
-    r.register_with_unit("process_cpu", "User and system CPU time spent.", Unit::Seconds, cpu);
+    r.register_with_unit("process_cpu", "User and system CPU time spent", Unit::Seconds, cpu);
     let rss_kib = std::fs::read_to_string("/proc/self/status").ok().and_then(|s| {
         s.lines()
             .find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse::<i64>().ok())
     });
     if let Some(kib) = rss_kib {
-        gauge(r, "process_resident_memory_bytes", "Resident memory size.", kib * 1024);
+        gauge(r, "process_resident_memory_bytes", "Resident memory size", kib * 1024);
     }
     if let Ok(dir) = std::fs::read_dir("/proc/self/fd") {
-        gauge(r, "process_open_fds", "Open file descriptors.", dir.count() as i64);
+        gauge(r, "process_open_fds", "Open file descriptors", dir.count() as i64);
     }
     let boot = std::fs::read_to_string("/proc/stat")
         .ok()
@@ -467,7 +467,7 @@ fn process(r: &mut Registry) {
         g.set(start);
         r.register_with_unit(
             "process_start_time",
-            "Start time of the process since the Unix epoch.",
+            "Start time of the process since the Unix epoch",
             Unit::Seconds,
             g,
         );
