@@ -39,14 +39,10 @@ pub fn run(a: DashboardArgs) -> Result<ExitCode, String> {
     println!("(every agent serves its own; metrics for Prometheus are at {})", cluster.url(i, "/metrics"));
     if !a.no_open {
         // $BROWSER first (the usual override), then the desktop's opener.
-        let opener = std::env::var("BROWSER").ok().into_iter().chain(["xdg-open".to_string(), "open".to_string()]);
+        let opener =
+            std::env::var("BROWSER").ok().into_iter().chain(["xdg-open".to_string(), "open".to_string()]);
         let opened = opener.into_iter().any(|cmd| {
-            Command::new(&cmd)
-                .arg(&url)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .is_ok()
+            Command::new(&cmd).arg(&url).stdout(Stdio::null()).stderr(Stdio::null()).spawn().is_ok()
         });
         if !opened {
             println!("no browser to start here; open the address above in one");

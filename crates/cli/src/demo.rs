@@ -138,6 +138,11 @@ pub fn run(a: DemoArgs) -> Result<ExitCode, String> {
     if !ok {
         return Err(format!("up failed: {out}"));
     }
+    demo.say(&format!(
+        "watch it live: http://127.0.0.1:{}/dashboard (the first agent's dashboard{})",
+        a.base_port as u32 + 100,
+        if a.keep { "" } else { "; --keep leaves the cluster running afterwards" }
+    ));
     let result = scenario(&demo);
     if !a.keep {
         let _ = demo.run(&["down", "--dir", demo.dir()]);

@@ -61,15 +61,23 @@ impl Drop for Running {
 fn query(prom: &str, q: &str) -> Vec<(Value, f64)> {
     let url = format!("http://{prom}/api/v1/query");
     let Ok(mut resp) = ureq::get(&url).query("query", q).call() else { return Vec::new() };
-    let body: Value = serde_json::from_str(&resp.body_mut().read_to_string().unwrap_or_default()).unwrap_or_default();
+    let body: Value =
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap_or_default()).unwrap_or_default();
     assert_eq!(body["status"], "success", "query {q}: {body}");
     (body["data"]["result"].as_array().cloned().unwrap_or_default().into_iter())
-        .map(|r| (r["metric"].clone(), r["value"][1].as_str().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)))
+        .map(|r| {
+            (r["metric"].clone(), r["value"][1].as_str().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN))
+        })
         .collect()
 }
 
 /// Polls `q` until `done` holds for its result.
-fn until(prom: &str, q: &str, timeout: Duration, done: impl Fn(&[(Value, f64)]) -> bool) -> Vec<(Value, f64)> {
+fn until(
+    prom: &str,
+    q: &str,
+    timeout: Duration,
+    done: impl Fn(&[(Value, f64)]) -> bool,
+) -> Vec<(Value, f64)> {
     let deadline = Instant::now() + timeout;
     loop {
         let r = query(prom, q);
@@ -88,7 +96,18 @@ fn a_real_prometheus_scrapes_every_node_and_sees_commits_and_a_quarantine() {
     let _ = std::fs::remove_dir_all(&dir);
     let base = free_base(5);
     let d = dir.to_str().unwrap().to_string();
-    ok(&["init", "--agents", "4", "--testing", "--dir", &d, "--base-port", &base.to_string(), "--bench-clients", "16"]);
+    ok(&[
+        "init",
+        "--agents",
+        "4",
+        "--testing",
+        "--dir",
+        &d,
+        "--base-port",
+        &base.to_string(),
+        "--bench-clients",
+        "16",
+    ]);
     ok(&["up", "--dir", &d]);
     let targets: Vec<String> = (0..4).map(|i| format!("'127.0.0.1:{}'", base + 100 + i)).collect();
     let config = format!(
@@ -137,17 +156,32 @@ fn a_real_prometheus_scrapes_every_node_and_sees_commits_and_a_quarantine() {
     let load = std::thread::spawn(move || {
         phalanx(&["bench", "--dir", &load_dir, "--txs", "30000", "--clients", "16", "--json"])
     });
-    until(&prom, "rate(phalanx_transactions_committed_total[5s]) > 0", Duration::from_secs(40), |r| r.len() == 4);
+    until(&prom, "rate(phalanx_transactions_committed_total[5s]) > 0", Duration::from_secs(40), |r| {
+        r.len() == 4
+    });
     until(&prom, "increase(phalanx_height[5s]) > 0", Duration::from_secs(20), |r| r.len() == 4);
     until(&prom, "sum(phalanx_commit_latency_seconds_count) > 0", Duration::from_secs(20), |r| r.len() == 1);
-    until(&prom, "histogram_quantile(0.5, sum by (le) (rate(phalanx_batch_size_bucket[5s]))) >= 1", Duration::from_secs(20), |r| {
-        r.len() == 1
-    });
+    until(
+        &prom,
+        "histogram_quantile(0.5, sum by (le) (rate(phalanx_batch_size_bucket[5s]))) >= 1",
+        Duration::from_secs(20),
+        |r| r.len() == 1,
+    );
     until(&prom, "phalanx_checkpoint_digest_disagreements == 0", Duration::from_secs(20), |r| r.len() == 4);
     assert!(query(&prom, "phalanx_quarantined_members > 0").is_empty(), "nobody is quarantined yet");
 
     // A Byzantine agent: the quarantine shows on the honest nodes, with its detection.
-    ok(&["inject-fault", "--dir", &d, "--agent", "bft-agent-4", "--fault-type", "double-spend", "--probability", "1"]);
+    ok(&[
+        "inject-fault",
+        "--dir",
+        &d,
+        "--agent",
+        "bft-agent-4",
+        "--fault-type",
+        "double-spend",
+        "--probability",
+        "1",
+    ]);
     until(&prom, "phalanx_quarantined_members >= 1", Duration::from_secs(60), |r| r.len() >= 3);
     let flagged = until(&prom, "phalanx_member_quarantined == 1", Duration::from_secs(20), |r| r.len() >= 3);
     assert!(flagged.iter().all(|(m, _)| m["member"] == "bft-agent-4"), "only the faulty agent: {flagged:?}");
@@ -157,6 +191,8 @@ fn a_real_prometheus_scrapes_every_node_and_sees_commits_and_a_quarantine() {
         Duration::from_secs(20),
         |r| r.len() >= 3,
     );
-    until(&prom, "phalanx_member_reputation{member=\"bft-agent-4\"} < 0.5", Duration::from_secs(20), |r| r.len() >= 3);
+    until(&prom, "phalanx_member_reputation{member=\"bft-agent-4\"} < 0.5", Duration::from_secs(20), |r| {
+        r.len() >= 3
+    });
     let _ = load.join();
 }

@@ -7,10 +7,10 @@
 //!   epoch, members, quarantines, reputations, counters kept in committed state, ignored
 //!   messages, digest agreement, links, and the process itself.
 //!
-//! Every name is documented in docs/metrics.md; the dashboard and the alert rules in `deploy/`
+//! Every name is documented in docs/observability.md; the dashboard and the alert rules in `deploy/`
 //! read these names.
 
-use phalanx_core::consensus::{DigestAgreement, ReplicaStatus};
+use phalanx_core::consensus::{DigestAgreement, Ignored, ReplicaStatus, ViewChangeCause};
 use phalanx_core::wire::Message;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -98,9 +98,15 @@ pub struct Sample {
 }
 
 impl Default for Metrics {
+    /// Every view-change cause starts at 0, so `increase()` sees the first one.
     fn default() -> Self {
+        let view_changes: Family<CauseLabel, Counter> = Family::default();
+        let causes = ViewChangeCause::ALL.iter().map(|c| c.as_str()).chain(["catch-up"]);
+        for cause in causes {
+            let _ = view_changes.get_or_create(&CauseLabel { cause: cause.to_string() });
+        }
         Metrics {
-            view_changes: Family::default(),
+            view_changes,
             detections: Family::default(),
             evidence_observed: Family::default(),
             // 0.5 ms … 8 s.
@@ -338,6 +344,9 @@ pub fn render(live: &Metrics, snap: &Snapshot, scrape: &Scrape) -> String {
         r.register("member_quarantined", "1 if the member is quarantined now", quarantined);
 
         let ignored: Family<ReasonLabel, Counter> = Family::default();
+        for reason in Ignored::ALL {
+            let _ = ignored.get_or_create(&ReasonLabel { reason: reason.as_str() });
+        }
         for (reason, n) in &st.ignored {
             ignored.get_or_create(&ReasonLabel { reason: reason.as_str() }).inc_by(*n);
         }

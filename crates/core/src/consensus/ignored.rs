@@ -49,6 +49,25 @@ pub enum Ignored {
 }
 
 impl Ignored {
+    pub const ALL: [Ignored; 16] = [
+        Ignored::Quarantined,
+        Ignored::NotVoting,
+        Ignored::OtherEpoch,
+        Ignored::WrongSender,
+        Ignored::Stale,
+        Ignored::TooFarAhead,
+        Ignored::Malformed,
+        Ignored::NotAdmitted,
+        Ignored::Duplicate,
+        Ignored::BadSignature,
+        Ignored::DigestMismatch,
+        Ignored::InvalidCertificate,
+        Ignored::ClockSkew,
+        Ignored::RateLimited,
+        Ignored::Unsolicited,
+        Ignored::PoolFull,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Ignored::Quarantined => "quarantined",

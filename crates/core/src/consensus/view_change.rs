@@ -46,6 +46,20 @@ pub enum ViewChangeCause {
 }
 
 impl ViewChangeCause {
+    pub const ALL: [ViewChangeCause; 11] = [
+        ViewChangeCause::Startup,
+        ViewChangeCause::RequestTimeout,
+        ViewChangeCause::ProposalEquivocation,
+        ViewChangeCause::InvalidProposal,
+        ViewChangeCause::WeakQuorum,
+        ViewChangeCause::ViewChangeTimeout,
+        ViewChangeCause::InvalidNewView,
+        ViewChangeCause::Quarantine,
+        ViewChangeCause::PrimaryQuarantined,
+        ViewChangeCause::Operator,
+        ViewChangeCause::Reconfiguration,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             ViewChangeCause::Startup => "startup",

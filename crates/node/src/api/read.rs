@@ -67,7 +67,7 @@ fn reachable(s: &ApiState, d: &crate::directory::Directory) -> Vec<(bool, Option
         .collect()
 }
 
-/// `GET /metrics`: Prometheus (OpenMetrics text) series, see docs/metrics.md.
+/// `GET /metrics`: Prometheus (OpenMetrics text) series, see docs/observability.md.
 pub(super) async fn metrics(State(s): State<ApiState>) -> Response {
     let snapshot = match ask(&s, Query::Metrics).await {
         Ok(snap) => snap,
