@@ -2,14 +2,9 @@
 //! the two cores with it: the run checks recovery times.
 
 use serde_json::Value;
-use std::process::{Command, Output};
 
 mod common;
-use common::free_base;
-
-fn phalanx(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_phalanx")).args(args).output().expect("run phalanx")
-}
+use common::{free_base, phalanx};
 
 /// `phalanx chaos` for 30 s: seed 8 damages a journal, bridges a partition, slows a member,
 /// kills one and splits the cluster in halves twice, all while four clients pay each other;

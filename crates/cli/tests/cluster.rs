@@ -5,26 +5,11 @@ use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 mod common;
-use common::free_base;
+use common::{free_base, ok, phalanx};
 use std::time::{Duration, Instant};
-
-fn phalanx(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_phalanx")).args(args).output().expect("run phalanx")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = phalanx(args);
-    assert!(
-        out.status.success(),
-        "phalanx {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 fn json(args: &[&str]) -> Value {
     let out = ok(args);

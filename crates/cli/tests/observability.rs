@@ -6,26 +6,11 @@
 
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::free_base;
-
-fn phalanx(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_phalanx")).args(args).output().expect("run phalanx")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = phalanx(args);
-    assert!(
-        out.status.success(),
-        "phalanx {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::{free_base, ok, phalanx};
 
 /// `prometheus` on the PATH, or None (a failure under CI).
 fn prometheus_binary() -> Option<PathBuf> {

@@ -29,6 +29,11 @@ struct CauseLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FaultLabel {
+    fault_type: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DetectionLabels {
     fault_type: String,
     method: String,
@@ -59,7 +64,7 @@ struct ReasonLabel {
 pub struct Metrics {
     view_changes: Family<CauseLabel, Counter>,
     detections: Family<DetectionLabels, Counter>,
-    evidence_observed: Family<CauseLabel, Counter>,
+    evidence_observed: Family<FaultLabel, Counter>,
     /// From a client's request reaching this node's API to its execution here.
     commit_latency: Histogram,
     /// The histogram's sum (µs) and count again, for the dashboard's history.
@@ -168,7 +173,7 @@ impl Metrics {
 
     /// Misbehaviour this replica proved itself (before the cluster commits the evidence).
     pub fn evidence(&self, fault_type: &str) {
-        self.evidence_observed.get_or_create(&CauseLabel { cause: fault_type.to_string() }).inc();
+        self.evidence_observed.get_or_create(&FaultLabel { fault_type: fault_type.to_string() }).inc();
     }
 
     fn link(

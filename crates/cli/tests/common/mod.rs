@@ -1,6 +1,25 @@
 //! Helpers shared by the test binaries that run real node processes.
 
 use std::net::TcpListener;
+use std::process::{Command, Output};
+
+/// Runs this build's `phalanx` with `args`.
+pub fn phalanx(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_phalanx")).args(args).output().expect("run phalanx")
+}
+
+/// Runs `phalanx` and returns its stdout, failing the test (with its output) if it fails.
+#[allow(dead_code)] // not every test binary uses it
+pub fn ok(args: &[&str]) -> String {
+    let out = phalanx(args);
+    assert!(
+        out.status.success(),
+        "phalanx {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
 
 /// A port range base..base+n and base+100..base+100+n that is free right now, below the
 /// ephemeral range (32768+ on Linux): a port there could be taken as the source port of some
