@@ -14,7 +14,8 @@ pub enum Error {
     #[error("{rule} needs {needs} with f = {f}, but got n = {n} vectors")]
     TooFew { rule: &'static str, needs: String, n: usize, f: usize },
     #[error(
-        "{rule}: exact search would visit {subsets} subsets, above the limit of {limit} (param max_subsets)"
+        "{rule}: exact search would visit {subsets} subsets, above the limit of {limit}; to search them all, \
+         raise it with the parameter max_subsets={subsets} (phalanx aggregate --param max_subsets={subsets})"
     )]
     TooManySubsets { rule: &'static str, subsets: u128, limit: u128 },
     #[error("unknown {what} {name:?}; known: {known}")]

@@ -18,7 +18,9 @@ pub use error::{Error, Result};
 pub use params::Params;
 pub use pre::{PRE_AGGREGATORS, Pre};
 use rules::smallest;
-pub use rules::{Aggregate, KrumScore, RULES, Rule, Start, binomial};
+pub use rules::{
+    Aggregate, KrumScore, RULES, Rule, SMEA_MAX_SUBSETS, SMEA_MAX_SUBSETS_INTERACTIVE, Start, binomial,
+};
 
 /// Refuses empty input, vectors of different or zero dimension, and non-finite values.
 pub fn validate(vectors: &[Vec<f64>]) -> Result<()> {

@@ -125,22 +125,24 @@ pub fn huge(vectors: &[Vec<f64>]) -> bool {
     largest(vectors) > GRAM_SAFE
 }
 
-/// The Gram matrix of the vectors minus their mean, and whether it was rescaled. Inputs as large
-/// as f64::MAX would overflow it, so when one is [`huge`] every vector is first scaled by the
-/// power of two that brings the largest coordinate into [1, 4): the rules that use the matrix (CAF, SMEA) depend only on its
-/// shape, not its scale. Other inputs are not touched. (Scaled, small vectors lose their detail
-/// next to huge ones; CAF recomputes the matrix once it has dropped the huge ones.)
-pub fn centered_gram(vectors: &[Vec<f64>]) -> (Vec<Vec<f64>>, bool) {
+/// The Gram matrix of the vectors minus their mean, and the power of two `e` it was scaled by
+/// (the vectors were multiplied by 2^-e; 0: not scaled). Inputs as large as f64::MAX would
+/// overflow it, so when one is [`huge`] every vector is first scaled by the power of two that
+/// brings the largest coordinate into [1, 4): the rules that use the matrix (CAF, SMEA) depend
+/// only on its shape, and CAF compares eigenvalues across scales exactly with `e`. Other inputs
+/// are not touched. (Scaled, small vectors lose their detail next to huge ones; CAF recomputes
+/// the matrix once it has dropped the huge ones.)
+pub fn centered_gram(vectors: &[Vec<f64>]) -> (Vec<Vec<f64>>, i64) {
     let largest = largest(vectors);
-    let scaled: Option<Vec<Vec<f64>>> = (largest > GRAM_SAFE).then(|| {
-        // 2^-e, e the binary exponent of the largest coordinate (at most 1022, so that 2^-e is
-        // a normal number), read from its bits: no libm, so every platform agrees. Powers of two
-        // scale exactly, tiny values aside.
-        let e = ((((largest.to_bits() >> 52) & 0x7ff) - 1023) as i64).min(1022);
+    // 2^-e, e the binary exponent of the largest coordinate (at most 1022, so that 2^-e is a
+    // normal number), read from its bits: no libm, so every platform agrees. Powers of two scale
+    // exactly, tiny values aside.
+    let e =
+        if largest > GRAM_SAFE { ((((largest.to_bits() >> 52) & 0x7ff) - 1023) as i64).min(1022) } else { 0 };
+    let scaled: Option<Vec<Vec<f64>>> = (e > 0).then(|| {
         let s = f64::from_bits(((1023 - e) as u64) << 52);
         vectors.iter().map(|v| scale(v, s)).collect()
     });
-    let rescaled = scaled.is_some();
     let vectors = scaled.as_deref().unwrap_or(vectors);
     let center = mean(vectors);
     let centered: Vec<Vec<f64>> = vectors.iter().map(|v| add_scaled(v, -1.0, &center)).collect();
@@ -148,7 +150,24 @@ pub fn centered_gram(vectors: &[Vec<f64>]) -> (Vec<Vec<f64>>, bool) {
     for (i, v) in centered.iter().enumerate() {
         g[i][i] = dot(v, v);
     }
-    (g, rescaled)
+    (g, e)
+}
+
+/// x·2^e (x ≥ 0) as (binary exponent, mantissa bits), ordered as the values are: compares
+/// quantities kept at different scales exactly, without forming them (they may overflow).
+pub fn magnitude(x: f64, e: i64) -> (i64, u64) {
+    const MANTISSA: u64 = (1 << 52) - 1;
+    if x.is_nan() || x <= 0.0 {
+        return (i64::MIN, 0);
+    }
+    let bits = x.to_bits();
+    let exponent = ((bits >> 52) & 0x7ff) as i64;
+    if exponent == 0 {
+        // Subnormal: the leading one at bit p stands for 2^(p − 1074).
+        let p = 63 - (bits & MANTISSA).leading_zeros() as i64;
+        return (p - 1074 + e, ((bits & MANTISSA) << (52 - p)) & MANTISSA);
+    }
+    (exponent - 1023 + e, bits & MANTISSA)
 }
 
 fn pairwise(vectors: &[Vec<f64>], g: fn(&[f64], &[f64]) -> f64) -> Vec<Vec<f64>> {

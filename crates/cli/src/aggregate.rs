@@ -2,7 +2,7 @@
 //! language, JSON on stdin and stdout.
 
 use clap::Args;
-use phalanx_aggregate::{Attack, Params, Pipeline};
+use phalanx_aggregate::{Attack, Params, Pipeline, Rule, SMEA_MAX_SUBSETS_INTERACTIVE};
 use serde::Deserialize;
 use serde_json::json;
 use std::io::Read;
@@ -69,8 +69,15 @@ fn read_vectors() -> Result<Vec<Vec<f64>>, String> {
 pub fn aggregate(a: AggregateArgs) -> Result<ExitCode, String> {
     let params = Params::parse(&a.params).map_err(|e| e.to_string())?;
     let pre: Vec<&str> = a.pre.iter().map(String::as_str).filter(|s| !s.is_empty()).collect();
-    let pipeline = Pipeline::from_names(&a.rule, &pre, &params, a.seed).map_err(|e| e.to_string())?;
+    let mut pipeline = Pipeline::from_names(&a.rule, &pre, &params, a.seed).map_err(|e| e.to_string())?;
     params.finish().map_err(|e| e.to_string())?;
+    // Here one person waits, not every replica of a cluster: SMEA may search more subsets.
+    let given = |key: &str| a.params.iter().any(|p| p.split('=').next().map(str::trim) == Some(key));
+    if let Rule::Smea { max_subsets } = &mut pipeline.rule
+        && !given("max_subsets")
+    {
+        *max_subsets = SMEA_MAX_SUBSETS_INTERACTIVE;
+    }
     let vectors = read_vectors()?;
     let out = pipeline.aggregate(&vectors, a.f).map_err(|e| e.to_string())?;
     println!("{}", json!({"aggregate": out.vector, "kept": out.kept}));

@@ -106,3 +106,20 @@ fn federated_training_learns_and_robust_rules_resist_the_optimised_attack() {
     assert_eq!(code, 2);
     assert!(err.contains("must exceed twice"), "{err}");
 }
+
+#[test]
+fn smea_on_the_command_line_searches_what_the_reference_computes_in_seconds() {
+    // n = 25, f = 6: C(25, 6) = 177,100 subsets. Inside consensus the default bound (20,000)
+    // refuses this; `phalanx aggregate` allows it, and the six far points are left out.
+    let mut vectors: Vec<Vec<f64>> = (0..19).map(|i| vec![(i % 5) as f64, (i / 5) as f64]).collect();
+    vectors.extend((0..6).map(|i| vec![100.0 + i as f64, -50.0]));
+    let input = serde_json::json!({ "vectors": vectors }).to_string();
+    let (code, out, err) = phalanx(&["aggregate", "--rule", "smea", "--f", "6"], &input);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out["kept"], serde_json::json!((0..19).collect::<Vec<_>>()));
+    // A lower bound, given explicitly, is kept, and the refusal says how to raise it.
+    let (code, _, err) =
+        phalanx(&["aggregate", "--rule", "smea", "--f", "6", "--param", "max_subsets=20000"], &input);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("177100 subsets") && err.contains("--param max_subsets=177100"), "{err}");
+}

@@ -29,6 +29,14 @@ pub const RULES: &[&str] = &[
     "cge",
 ];
 
+/// SMEA's default bound on the subsets it searches. Inside consensus every replica pays for the
+/// search within one batch, so the bound stays small; `phalanx aggregate` allows more
+/// (`SMEA_MAX_SUBSETS_INTERACTIVE`).
+pub const SMEA_MAX_SUBSETS: usize = 20_000;
+/// What one person waiting at a command line can afford: C(25, 6) = 177,100 subsets, which the
+/// reference implementation computes in seconds, fits.
+pub const SMEA_MAX_SUBSETS_INTERACTIVE: u128 = 250_000;
+
 /// Where centered clipping starts.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Start {
@@ -102,7 +110,7 @@ impl Rule {
             "monna" => Rule::Monna { pivot: p.usize("pivot", 0)? },
             "meamed" => Rule::Meamed,
             "caf" => Rule::Caf,
-            "smea" => Rule::Smea { max_subsets: p.usize("max_subsets", 20_000)? as u128 },
+            "smea" => Rule::Smea { max_subsets: p.usize("max_subsets", SMEA_MAX_SUBSETS)? as u128 },
             "cge" => Rule::Cge { sum: p.bool("sum", false)? },
             other => {
                 return Err(Error::Unknown { what: "rule", name: other.into(), known: RULES.join(", ") });
