@@ -202,9 +202,7 @@ impl Runtime {
             traffic,
         };
         rt.connect_all();
-        rt.metrics.applied.store(rt.replica.state().counters.applied, Ordering::Relaxed);
-        rt.metrics.rejected.store(rt.replica.state().counters.rejected_total(), Ordering::Relaxed);
-        rt.metrics.height.store(rt.replica.last_executed(), Ordering::Relaxed);
+        rt.publish_counters();
         rt
     }
 
@@ -568,6 +566,14 @@ impl Runtime {
         perform(self, &targets, effects);
     }
 
+    /// The committed counters and height the dashboard's history samples.
+    fn publish_counters(&self) {
+        let counters = &self.replica.state().counters;
+        self.metrics.applied.store(counters.applied, Ordering::Relaxed);
+        self.metrics.rejected.store(counters.rejected_total(), Ordering::Relaxed);
+        self.metrics.height.store(self.replica.last_executed(), Ordering::Relaxed);
+    }
+
     /// Batch sizes, and the detection-log entries the executed batches committed.
     fn count_executed(&mut self, effects: &[Effect]) {
         let mut executed = false;
@@ -577,16 +583,10 @@ impl Runtime {
                 executed = true;
             }
         }
-        let state = self.replica.state();
         if executed {
-            self.metrics.applied.store(state.counters.applied, Ordering::Relaxed);
-            self.metrics.rejected.store(state.counters.rejected_total(), Ordering::Relaxed);
-            self.metrics.height.store(self.replica.last_executed(), Ordering::Relaxed);
+            self.publish_counters();
         }
-        let acc = &state.accountability;
-        if !executed && acc.log_total == self.detections_counted {
-            return;
-        }
+        let acc = &self.replica.state().accountability;
         let new = (acc.log_total.saturating_sub(self.detections_counted) as usize).min(acc.log.len());
         for e in acc.log.iter().rev().take(new) {
             self.metrics.detection(&e.fault_type, &e.detection_method);
