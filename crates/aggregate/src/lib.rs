@@ -17,26 +17,33 @@ pub use attacks::{ATTACKS, Attack};
 pub use error::{Error, Result};
 pub use params::Params;
 pub use pre::{PRE_AGGREGATORS, Pre};
+use rayon::prelude::*;
 use rules::smallest;
 pub use rules::{
     Aggregate, KrumScore, RULES, Rule, SMEA_MAX_SUBSETS, SMEA_MAX_SUBSETS_INTERACTIVE, Start, binomial,
 };
 
-/// Refuses empty input, vectors of different or zero dimension, and non-finite values.
+/// Refuses empty input, vectors of different or zero dimension, and non-finite values. The
+/// vectors are checked in parallel; the error names the first bad vector, as a scan in order
+/// would.
 pub fn validate(vectors: &[Vec<f64>]) -> Result<()> {
     let first = vectors.first().ok_or(Error::Empty)?;
     if first.is_empty() {
         return Err(Error::NoCoordinates);
     }
-    for (index, v) in vectors.iter().enumerate() {
+    let check = |(index, v): (usize, &Vec<f64>)| {
         if v.len() != first.len() {
-            return Err(Error::DimensionMismatch { index, expected: first.len(), found: v.len() });
+            return Some(Error::DimensionMismatch { index, expected: first.len(), found: v.len() });
         }
-        if let Some((coordinate, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-            return Err(Error::NonFinite { index, coordinate, value });
-        }
+        // Blocks are checked without branching (fast), and a bad block is then searched.
+        let block = v.chunks(1024).position(|b| !b.iter().fold(true, |ok, x| ok & x.is_finite()))?;
+        let (coordinate, &value) = v.iter().enumerate().skip(block * 1024).find(|(_, x)| !x.is_finite())?;
+        Some(Error::NonFinite { index, coordinate, value })
+    };
+    match vectors.par_iter().enumerate().find_map_first(check) {
+        Some(error) => Err(error),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// A rule with its pre-aggregators, ready to apply.

@@ -1,7 +1,9 @@
 //! Coordinate-wise rules: each coordinate of the aggregate depends only on that coordinate of the
 //! inputs.
 
+use crate::linalg::kernel::Path;
 use crate::linalg::per_column;
+use rayon::prelude::*;
 
 /// The middle value; for an even count, the mean of the two middle values.
 pub fn median_of(col: &mut [f64]) -> f64 {
@@ -15,35 +17,192 @@ pub fn median_of(col: &mut [f64]) -> f64 {
     below / 2.0 + mid / 2.0
 }
 
-/// The mean of a slice, each term divided before it is added (no overflow near f64::MAX).
-fn mean_of(values: &[f64]) -> f64 {
-    let w = 1.0 / values.len() as f64;
-    values.iter().fold(0.0, |s, x| s + w * x)
-}
-
 pub fn median(vectors: &[Vec<f64>]) -> Vec<f64> {
     per_column(vectors, median_of)
 }
 
-/// Drops the f lowest and f highest values of each coordinate and averages the rest.
-pub fn trimmed_mean(vectors: &[Vec<f64>], f: usize) -> Vec<f64> {
-    per_column(vectors, |col| {
-        col.sort_unstable_by(f64::total_cmp);
-        mean_of(&col[f..col.len() - f])
-    })
+/// Coordinates the trimmed mean handles together (its insertion network's width).
+const STRIP: usize = 64;
+/// Up to this many values a side (f + 1), the trimmed mean finds its bounds with an insertion
+/// network, O(n·f) per coordinate but vectorised across coordinates; beyond, by selection.
+const NETWORK_UP_TO: usize = 16;
+
+/// How the trimmed mean finds, per coordinate, the smallest and largest values it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bounds {
+    Network,
+    Selection,
 }
 
-/// Mean around the median: per coordinate, the mean of the n−f values closest to the median
-/// (ties broken towards the smaller value, so the choice is deterministic).
+/// Drops the f lowest and f highest values of each coordinate and averages the rest.
+///
+/// No column is sorted. With lo and hi the smallest and largest kept values (the (f+1)-th from
+/// each end), the mean is Σ w·x over the values strictly between them, in vector order, then
+/// w·lo and w·hi added once per kept copy of each (w = 1/(n−2f)): exact ties make the kept set
+/// a multiset, and that order does not depend on how lo and hi were found.
+pub fn trimmed_mean(vectors: &[Vec<f64>], f: usize) -> Vec<f64> {
+    let bounds = if f < NETWORK_UP_TO { Bounds::Network } else { Bounds::Selection };
+    trimmed_mean_by(vectors, f, bounds, Path::detect())
+}
+
+fn trimmed_mean_by(vectors: &[Vec<f64>], f: usize, bounds: Bounds, path: Path) -> Vec<f64> {
+    let d = vectors.first().map_or(0, Vec::len);
+    let strip = |(s, out): (usize, &mut [f64])| match path {
+        Path::Portable => trimmed_strip(vectors, f, bounds, s * STRIP, out),
+        // SAFETY: the path is AVX2 only on CPUs that have it (`Path::detect`, tests check
+        // `available`).
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => unsafe { trimmed_strip_avx2(vectors, f, bounds, s * STRIP, out) },
+    };
+    let mut out = vec![0.0; d];
+    if d < 1 << 15 {
+        out.chunks_mut(STRIP).enumerate().for_each(strip);
+    } else {
+        out.par_chunks_mut(STRIP).enumerate().for_each(strip);
+    }
+    out
+}
+
+/// The same code compiled for AVX2: min, max and compare are exact, so the bits are the same.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn trimmed_strip_avx2(vectors: &[Vec<f64>], f: usize, bounds: Bounds, start: usize, out: &mut [f64]) {
+    trimmed_strip(vectors, f, bounds, start, out)
+}
+
+/// The trimmed means of the coordinates start.. start + out.len() (at most a strip).
+#[inline(always)]
+fn trimmed_strip(vectors: &[Vec<f64>], f: usize, bounds: Bounds, start: usize, out: &mut [f64]) {
+    let n = vectors.len();
+    let w = 1.0 / (n - 2 * f) as f64;
+    let len = out.len();
+    let (lo, hi) = match bounds {
+        Bounds::Network => bounds_by_network(vectors, f, start, len),
+        Bounds::Selection => bounds_by_selection(vectors, f, start, len),
+    };
+    let mut sum = [0.0f64; STRIP];
+    let mut at_most_lo = [0.0f64; STRIP];
+    let mut at_least_hi = [0.0f64; STRIP];
+    for v in vectors {
+        let x = padded(v, start, len);
+        for k in 0..STRIP {
+            // Adding −0.0 leaves every sum as it is: the same as skipping x.
+            sum[k] += if x[k] > lo[k] && x[k] < hi[k] { w * x[k] } else { -0.0 };
+            at_most_lo[k] += if x[k] <= lo[k] { 1.0 } else { 0.0 };
+            at_least_hi[k] += if x[k] >= hi[k] { 1.0 } else { 0.0 };
+        }
+    }
+    for k in 0..len {
+        let (copies_lo, copies_hi) = if lo[k] == hi[k] {
+            (n - 2 * f, 0)
+        } else {
+            (at_most_lo[k] as usize - f, at_least_hi[k] as usize - f)
+        };
+        let s = (0..copies_lo).fold(sum[k], |s, _| s + w * lo[k]);
+        out[k] = (0..copies_hi).fold(s, |s, _| s + w * hi[k]);
+    }
+}
+
+type Strip = [f64; STRIP];
+
+/// Coordinates start.. start + len of `v`, padded with zeros to a strip.
+#[inline(always)]
+fn padded(v: &[f64], start: usize, len: usize) -> Strip {
+    let mut x = [0.0; STRIP];
+    x[..len].copy_from_slice(&v[start..start + len]);
+    x
+}
+
+/// Coordinates one pass of the network carries in registers.
+const GROUP: usize = 16;
+
+/// Per coordinate of the strip, the (f+1)-th smallest and largest values, found by inserting
+/// every value into a sorted list of f+1 (a compare-exchange per level, sixteen coordinates at a
+/// time). −0.0 comes out as +0.0: the two compare equal, and either may win a level.
+#[inline(always)]
+fn bounds_by_network(vectors: &[Vec<f64>], f: usize, start: usize, len: usize) -> (Strip, Strip) {
+    let mut low = vec![[f64::INFINITY; STRIP]; f + 1];
+    let mut high = vec![[f64::NEG_INFINITY; STRIP]; f + 1];
+    for v in vectors {
+        let x = padded(v, start, len);
+        for g in (0..STRIP).step_by(GROUP) {
+            // Each exchange keeps both values (one stays, the other moves on), in the form
+            // compilers map onto single min and max instructions.
+            let mut c: [f64; GROUP] = x[g..g + GROUP].try_into().expect("a group");
+            for level in low.iter_mut() {
+                let b: &mut [f64; GROUP] = (&mut level[g..g + GROUP]).try_into().expect("a group");
+                for l in 0..GROUP {
+                    let (old, new) = (b[l], c[l]);
+                    b[l] = if new < old { new } else { old };
+                    c[l] = if old > new { old } else { new };
+                }
+            }
+            let mut c: [f64; GROUP] = x[g..g + GROUP].try_into().expect("a group");
+            for level in high.iter_mut() {
+                let b: &mut [f64; GROUP] = (&mut level[g..g + GROUP]).try_into().expect("a group");
+                for l in 0..GROUP {
+                    let (old, new) = (b[l], c[l]);
+                    b[l] = if new > old { new } else { old };
+                    c[l] = if old < new { old } else { new };
+                }
+            }
+        }
+    }
+    (low[f].map(|x| x + 0.0), high[f].map(|x| x + 0.0))
+}
+
+/// The same bounds by selecting in each column: for large f, where the network's O(n·f) costs
+/// more than a selection.
+#[inline(always)]
+fn bounds_by_selection(vectors: &[Vec<f64>], f: usize, start: usize, len: usize) -> (Strip, Strip) {
+    let n = vectors.len();
+    let (mut lo, mut hi) = ([0.0; STRIP], [0.0; STRIP]);
+    let mut column = Vec::with_capacity(n);
+    for k in 0..len {
+        column.clear();
+        column.extend(vectors.iter().map(|v| v[start + k]));
+        lo[k] = *column.select_nth_unstable_by(f, f64::total_cmp).1 + 0.0;
+        hi[k] = *column.select_nth_unstable_by(n - f - 1, f64::total_cmp).1 + 0.0;
+    }
+    (lo, hi)
+}
+
+/// Mean around the median: per coordinate, the mean of the n−f values closest to the median,
+/// ties in distance going to the smaller value. As for the trimmed mean, nothing is sorted:
+/// the kept values strictly inside the threshold (distance, value) are summed in vector order,
+/// then the threshold value once per kept copy.
 pub fn meamed(vectors: &[Vec<f64>], f: usize) -> Vec<f64> {
-    per_column(vectors, |col| {
-        let m = median_of(col);
-        col.sort_unstable_by(|a, b| (a - m).abs().total_cmp(&(b - m).abs()).then(a.total_cmp(b)));
-        let keep = col.len() - f;
-        // Summed in ascending value order, independent of how the sort broke ties.
-        col[..keep].sort_unstable_by(f64::total_cmp);
-        mean_of(&col[..keep])
-    })
+    let keep = vectors.len() - f;
+    let w = 1.0 / keep as f64;
+    let key = |m: f64| move |x: f64| ((x - m).abs(), x);
+    let order = |a: &(f64, f64), b: &(f64, f64)| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1));
+    let column_of = |k: usize, scratch: &mut (Vec<f64>, Vec<(f64, f64)>)| {
+        let (values, keys) = scratch;
+        values.clear();
+        values.extend(vectors.iter().map(|v| v[k]));
+        let m = median_of(values);
+        let key = key(m);
+        keys.clear();
+        keys.extend(vectors.iter().map(|v| key(v[k])));
+        let threshold = *keys.select_nth_unstable_by(keep - 1, order).1;
+        let mut inside = 0;
+        let mut sum = 0.0;
+        for v in vectors {
+            if order(&key(v[k]), &threshold).is_lt() {
+                sum += w * v[k];
+                inside += 1;
+            }
+        }
+        (inside..keep).fold(sum, |s, _| s + w * threshold.1)
+    };
+    let d = vectors.first().map_or(0, Vec::len);
+    let scratch = || (Vec::with_capacity(vectors.len()), Vec::with_capacity(vectors.len()));
+    if d < 1 << 15 {
+        let mut s = scratch();
+        (0..d).map(|k| column_of(k, &mut s)).collect()
+    } else {
+        (0..d).into_par_iter().with_min_len(4096).map_init(scratch, |s, k| column_of(k, s)).collect()
+    }
 }
 
 #[cfg(test)]
@@ -81,5 +240,76 @@ mod tests {
         assert_eq!(meamed(&rows(&[&[100.0, 0.0, 3.0, 1.0, 2.0]]), 1), vec![1.5]);
         // Ties at equal distance go to the smaller value: median of 1,2,3 is 2; 1 and 3 tie; keep 1,2.
         assert_eq!(meamed(&rows(&[&[3.0, 1.0, 2.0]]), 1), vec![1.5]);
+    }
+
+    /// Columns with many exact ties, ±0 and outliers, so the tie counts are exercised.
+    fn awkward(n: usize, d: usize, seed: u64) -> Vec<Vec<f64>> {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let pick = [0.0, -0.0, 1.0, -1.0, 2.5, 1e300, -1e300];
+        (0..n)
+            .map(|_| {
+                (0..d)
+                    .map(|_| {
+                        if rng.random::<bool>() {
+                            pick[rng.random_range(0..pick.len())]
+                        } else {
+                            rng.random()
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The definition, by sorting each column: the mean of the middle n−2f values.
+    fn sorted_trimmed_mean(vectors: &[Vec<f64>], f: usize) -> Vec<f64> {
+        (0..vectors[0].len())
+            .map(|k| {
+                let mut col: Vec<f64> = vectors.iter().map(|v| v[k]).collect();
+                col.sort_by(f64::total_cmp);
+                let kept = &col[f..col.len() - f];
+                kept.iter().map(|x| x / kept.len() as f64).sum()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn trimmed_mean_is_bit_identical_across_bounds_and_paths_and_matches_sorting() {
+        for (n, f, d) in [(5, 0, 70), (5, 2, 130), (21, 3, 200), (40, 15, 65), (9, 4, 64)] {
+            let v = awkward(n, d, (n * 100 + f) as u64);
+            let network = trimmed_mean_by(&v, f, Bounds::Network, Path::Portable);
+            let sorted = sorted_trimmed_mean(&v, f);
+            for path in Path::ALL.iter().filter(|p| p.available()) {
+                for bounds in [Bounds::Network, Bounds::Selection] {
+                    let other = trimmed_mean_by(&v, f, bounds, *path);
+                    let same = network.iter().zip(&other).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "n={n} f={f} {bounds:?} {path:?}");
+                }
+            }
+            for k in 0..d {
+                let close = (network[k] - sorted[k]).abs() <= 1e-12 * sorted[k].abs().max(1.0);
+                assert!(close, "n={n} f={f} k={k}: {} vs sorted {}", network[k], sorted[k]);
+            }
+        }
+    }
+
+    #[test]
+    fn meamed_matches_its_definition_by_sorting() {
+        for (n, f) in [(5, 1), (6, 2), (21, 5)] {
+            let v = awkward(n, 100, n as u64);
+            let got = meamed(&v, f);
+            for (k, got) in got.into_iter().enumerate() {
+                let mut col: Vec<f64> = v.iter().map(|x| x[k]).collect();
+                let m = median_of(&mut col.clone());
+                col.sort_by(|a, b| (a - m).abs().total_cmp(&(b - m).abs()).then(a.total_cmp(b)));
+                let kept = &col[..n - f];
+                let expect: f64 = kept.iter().map(|x| x / kept.len() as f64).sum();
+                assert!(
+                    (got - expect).abs() <= 1e-12 * expect.abs().max(1.0),
+                    "n={n} f={f} k={k}: {got} vs {expect}"
+                );
+            }
+        }
     }
 }

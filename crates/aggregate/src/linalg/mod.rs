@@ -1,32 +1,26 @@
-//! Vector arithmetic with a fixed summation order. Every sum over coordinates runs in blocks of
-//! `BLOCK` coordinates, each block summed left to right and the block sums added in block order;
-//! every sum over vectors runs in index order. The thread count therefore never changes a bit of
-//! any result, which is what lets every replica of a federated round agree on the aggregate.
+//! Vector arithmetic with a fixed summation order, so that neither the thread count nor the CPU
+//! changes a bit of any result: every replica of a federated round must agree on the aggregate.
+//! Sums over coordinates follow the order `kernel` documents; sums over vectors run in index
+//! order, coordinate by coordinate.
 
+mod eigen;
+pub mod kernel;
+
+pub use eigen::top_eigen;
+use kernel::{Dist2, Dot, Pack, Path};
 use rayon::prelude::*;
 
-/// Coordinates per block of a parallel sum.
+/// Coordinates per block of a parallel map or weighted sum.
 const BLOCK: usize = 4096;
 /// Below this many coordinates, threads cost more than they save.
 const PARALLEL_FROM: usize = 1 << 15;
 
-/// Σ g(a[k], b[k]) over k, in the fixed block order.
-fn blocked_sum(a: &[f64], b: &[f64], g: impl Fn(f64, f64) -> f64 + Sync) -> f64 {
-    let block = |(x, y): (&[f64], &[f64])| x.iter().zip(y).fold(0.0, |s, (p, q)| s + g(*p, *q));
-    if a.len() < PARALLEL_FROM {
-        a.chunks(BLOCK).zip(b.chunks(BLOCK)).map(block).fold(0.0, |s, v| s + v)
-    } else {
-        let sums: Vec<f64> = a.par_chunks(BLOCK).zip(b.par_chunks(BLOCK)).map(block).collect();
-        sums.into_iter().fold(0.0, |s, v| s + v)
-    }
-}
-
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
-    blocked_sum(a, b, |p, q| p * q)
+    kernel::sum::<Dot>(Path::detect(), a, b)
 }
 
 pub fn dist2(a: &[f64], b: &[f64]) -> f64 {
-    blocked_sum(a, b, |p, q| (p - q) * (p - q))
+    kernel::sum::<Dist2>(Path::detect(), a, b)
 }
 
 pub fn norm(a: &[f64]) -> f64 {
@@ -105,10 +99,10 @@ pub fn scale(a: &[f64], s: f64) -> Vec<f64> {
     per_coordinate(a.len(), |k| a[k] * s)
 }
 
-/// All pairwise squared distances (symmetric, zero diagonal). Each entry is one sequential
-/// blocked sum; pairs run in parallel.
+/// All pairwise squared distances (symmetric, zero diagonal), each entry with the bits of
+/// [`dist2`], from one pass over the input.
 pub fn pairwise_dist2(vectors: &[Vec<f64>]) -> Vec<Vec<f64>> {
-    pairwise(vectors, dist2)
+    kernel::pairwise::<Dist2>(Path::detect(), vectors, Pack::RAW, false)
 }
 
 /// Beyond this magnitude the Gram matrix, or the squares its eigen-solver forms, may overflow.
@@ -139,18 +133,14 @@ pub fn centered_gram(vectors: &[Vec<f64>]) -> (Vec<Vec<f64>>, i64) {
     // exactly, tiny values aside.
     let e =
         if largest > GRAM_SAFE { ((((largest.to_bits() >> 52) & 0x7ff) - 1023) as i64).min(1022) } else { 0 };
-    let scaled: Option<Vec<Vec<f64>>> = (e > 0).then(|| {
-        let s = f64::from_bits(((1023 - e) as u64) << 52);
-        vectors.iter().map(|v| scale(v, s)).collect()
-    });
-    let vectors = scaled.as_deref().unwrap_or(vectors);
-    let center = mean(vectors);
-    let centered: Vec<Vec<f64>> = vectors.iter().map(|v| add_scaled(v, -1.0, &center)).collect();
-    let mut g = pairwise(&centered, dot);
-    for (i, v) in centered.iter().enumerate() {
-        g[i][i] = dot(v, v);
-    }
-    (g, e)
+    let s = if e > 0 { f64::from_bits(((1023 - e) as u64) << 52) } else { 1.0 };
+    // The mean of the scaled vectors (each term scaled exactly by the power of two), subtracted
+    // as the kernel packs each panel: no scaled or centred copy of the input is made.
+    let n = vectors.len();
+    let center = weighted_sum(vectors, &(0..n).map(|i| (i, s / n as f64)).collect::<Vec<_>>());
+    let gram =
+        kernel::pairwise::<Dot>(Path::detect(), vectors, Pack { scale: s, center: Some(&center) }, true);
+    (gram, e)
 }
 
 /// x·2^e (x ≥ 0) as (binary exponent, mantissa bits), ordered as the values are: compares
@@ -170,94 +160,9 @@ pub fn magnitude(x: f64, e: i64) -> (i64, u64) {
     (exponent - 1023 + e, bits & MANTISSA)
 }
 
-fn pairwise(vectors: &[Vec<f64>], g: fn(&[f64], &[f64]) -> f64) -> Vec<Vec<f64>> {
-    let n = vectors.len();
-    let pairs: Vec<(usize, usize)> = (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).collect();
-    let values: Vec<f64> = pairs.par_iter().map(|&(i, j)| g(&vectors[i], &vectors[j])).collect();
-    let mut m = vec![vec![0.0; n]; n];
-    for (&(i, j), v) in pairs.iter().zip(values) {
-        m[i][j] = v;
-        m[j][i] = v;
-    }
-    m
-}
-
-/// Eigen-decomposition of a small symmetric matrix by cyclic Jacobi rotations, run until the
-/// off-diagonal mass is negligible: exact up to rounding, and deterministic. Returns the largest
-/// eigenvalue and a unit eigenvector for it.
-pub fn top_eigen(matrix: &[Vec<f64>]) -> (f64, Vec<f64>) {
-    let n = matrix.len();
-    let mut a: Vec<Vec<f64>> = matrix.to_vec();
-    let mut v: Vec<Vec<f64>> =
-        (0..n).map(|i| (0..n).map(|j| f64::from(u8::from(i == j))).collect()).collect();
-    let total: f64 = a.iter().flatten().map(|x| x * x).sum();
-    for _sweep in 0..64 {
-        let off: f64 = (0..n)
-            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| a[i][j] * a[i][j])
-            .sum();
-        if off <= total * 1e-30 || off == 0.0 {
-            break;
-        }
-        for p in 0..n {
-            for q in p + 1..n {
-                if a[p][q] == 0.0 {
-                    continue;
-                }
-                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for row in a.iter_mut() {
-                    let (akp, akq) = (row[p], row[q]);
-                    row[p] = c * akp - s * akq;
-                    row[q] = s * akp + c * akq;
-                }
-                let (row_p, row_q) = (a[p].clone(), a[q].clone());
-                for (k, (apk, aqk)) in row_p.into_iter().zip(row_q).enumerate() {
-                    a[p][k] = c * apk - s * aqk;
-                    a[q][k] = s * apk + c * aqk;
-                }
-                for row in v.iter_mut() {
-                    let (vkp, vkq) = (row[p], row[q]);
-                    row[p] = c * vkp - s * vkq;
-                    row[q] = s * vkp + c * vkq;
-                }
-            }
-        }
-    }
-    let best = (0..n).max_by(|&i, &j| a[i][i].total_cmp(&a[j][j])).unwrap_or(0);
-    (a[best][best], v.iter().map(|row| row[best]).collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sums_do_not_depend_on_length_split() {
-        let a: Vec<f64> = (0..100_000).map(|i| (i as f64).sin()).collect();
-        let b: Vec<f64> = (0..100_000).map(|i| (i as f64).cos()).collect();
-        let serial = a
-            .chunks(BLOCK)
-            .zip(b.chunks(BLOCK))
-            .map(|(x, y)| x.iter().zip(y).fold(0.0, |s, (p, q)| s + p * q))
-            .fold(0.0, |s, v| s + v);
-        assert_eq!(dot(&a, &b).to_bits(), serial.to_bits());
-    }
-
-    #[test]
-    fn jacobi_finds_the_top_eigenpair() {
-        // [[2,1],[1,2]] has eigenvalues 3 (vector (1,1)/√2) and 1.
-        let (l, v) = top_eigen(&[vec![2.0, 1.0], vec![1.0, 2.0]]);
-        assert!((l - 3.0).abs() < 1e-12);
-        assert!((v[0].abs() - 0.5f64.sqrt()).abs() < 1e-12 && (v[0] - v[1]).abs() < 1e-12);
-        // A diagonal matrix: the largest diagonal entry.
-        let (l, v) = top_eigen(&[vec![1.0, 0.0, 0.0], vec![0.0, 5.0, 0.0], vec![0.0, 0.0, 2.0]]);
-        assert_eq!(l, 5.0);
-        assert_eq!(v, vec![0.0, 1.0, 0.0]);
-    }
 
     #[test]
     fn mean_of_huge_values_does_not_overflow() {
