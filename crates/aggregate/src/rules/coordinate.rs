@@ -114,10 +114,10 @@ fn padded(v: &[f64], start: usize, len: usize) -> Strip {
 }
 
 /// Coordinates one pass of the network carries in registers.
-const GROUP: usize = 16;
+const GROUP: usize = 8;
 
 /// Per coordinate of the strip, the (f+1)-th smallest and largest values, found by inserting
-/// every value into a sorted list of f+1 (a compare-exchange per level, sixteen coordinates at a
+/// every value into a sorted list of f+1 (a compare-exchange per level, eight coordinates at a
 /// time). −0.0 comes out as +0.0: the two compare equal, and either may win a level.
 #[inline(always)]
 fn bounds_by_network(vectors: &[Vec<f64>], f: usize, start: usize, len: usize) -> (Strip, Strip) {
@@ -128,22 +128,19 @@ fn bounds_by_network(vectors: &[Vec<f64>], f: usize, start: usize, len: usize) -
         for g in (0..STRIP).step_by(GROUP) {
             // Each exchange keeps both values (one stays, the other moves on), in the form
             // compilers map onto single min and max instructions.
-            let mut c: [f64; GROUP] = x[g..g + GROUP].try_into().expect("a group");
-            for level in low.iter_mut() {
-                let b: &mut [f64; GROUP] = (&mut level[g..g + GROUP]).try_into().expect("a group");
+            let mut down: [f64; GROUP] = x[g..g + GROUP].try_into().expect("a group");
+            let mut up = down;
+            // The two lists are walked together: two independent chains of exchanges.
+            for (low, high) in low.iter_mut().zip(high.iter_mut()) {
+                let low: &mut [f64; GROUP] = (&mut low[g..g + GROUP]).try_into().expect("a group");
+                let high: &mut [f64; GROUP] = (&mut high[g..g + GROUP]).try_into().expect("a group");
                 for l in 0..GROUP {
-                    let (old, new) = (b[l], c[l]);
-                    b[l] = if new < old { new } else { old };
-                    c[l] = if old > new { old } else { new };
-                }
-            }
-            let mut c: [f64; GROUP] = x[g..g + GROUP].try_into().expect("a group");
-            for level in high.iter_mut() {
-                let b: &mut [f64; GROUP] = (&mut level[g..g + GROUP]).try_into().expect("a group");
-                for l in 0..GROUP {
-                    let (old, new) = (b[l], c[l]);
-                    b[l] = if new > old { new } else { old };
-                    c[l] = if old < new { old } else { new };
+                    let (old, new) = (low[l], down[l]);
+                    low[l] = if new < old { new } else { old };
+                    down[l] = if old > new { old } else { new };
+                    let (old, new) = (high[l], up[l]);
+                    high[l] = if new > old { new } else { old };
+                    up[l] = if old < new { old } else { new };
                 }
             }
         }
