@@ -2,7 +2,7 @@
 //! omniscient adversary of the robustness literature). All f send the same vector.
 
 use crate::error::{Error, Result};
-use crate::linalg::{dist2, mean, per_column, per_coordinate};
+use crate::linalg::{dist2, mean, per_coordinate};
 use crate::params::{Params, bad};
 use crate::{Pipeline, validate};
 use rand::SeedableRng;
@@ -125,12 +125,12 @@ fn ipm(honest: &[Vec<f64>], tau: f64) -> Vec<f64> {
 fn alie(honest: &[Vec<f64>], tau: f64) -> Vec<f64> {
     let h = honest.len() as f64;
     let m = mean(honest);
-    let sd = per_column(honest, |col| {
-        if col.len() < 2 {
+    let sd = per_coordinate(m.len(), |k| {
+        if honest.len() < 2 {
             return 0.0;
         }
-        let mu = col.iter().sum::<f64>() / h;
-        (col.iter().map(|x| (x - mu) * (x - mu)).sum::<f64>() / (h - 1.0)).sqrt()
+        let mu = honest.iter().map(|v| v[k]).sum::<f64>() / h;
+        (honest.iter().map(|v| (v[k] - mu) * (v[k] - mu)).sum::<f64>() / (h - 1.0)).sqrt()
     });
     per_coordinate(m.len(), |k| m[k] + tau * sd[k])
 }

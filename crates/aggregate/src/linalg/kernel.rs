@@ -198,6 +198,42 @@ pub fn sum<T: Term>(path: Path, a: &[f64], b: &[f64]) -> f64 {
     chunks.into_iter().fold(0.0, |s, c| s + c)
 }
 
+/// Σ_k T(x_i[k], z[k]) for every vector x_i, each with the bits of `sum::<T>(x_i, z)`, from
+/// one pass: a chunk of `z` stays in cache while the chunks of every vector stream past it.
+pub fn sum_each<T: Term>(path: Path, vectors: &[Vec<f64>], z: &[f64]) -> Vec<f64> {
+    let n = vectors.len();
+    let chunk = |start: usize| {
+        let end = (start + CHUNK).min(z.len());
+        let mut sums = vec![0.0; n];
+        for p in (start..end).step_by(PANEL) {
+            let a = &z[p..(p + PANEL).min(end)];
+            let len = a.len();
+            let mut i = 0;
+            while i + 4 <= n {
+                let b = [0, 1, 2, 3].map(|w| &vectors[i + w][p..p + len]);
+                for (w, s) in panel::<T, 4>(path, a, b).into_iter().enumerate() {
+                    sums[i + w] += s;
+                }
+                i += 4;
+            }
+            for (i, sum) in sums.iter_mut().enumerate().skip(i) {
+                *sum += panel::<T, 1>(path, a, [&vectors[i][p..p + len]])[0];
+            }
+        }
+        sums
+    };
+    let starts: Vec<usize> = (0..z.len()).step_by(CHUNK).collect();
+    let chunks: Vec<Vec<f64>> = if starts.len() > 1 {
+        starts.par_iter().map(|&s| chunk(s)).collect()
+    } else {
+        starts.iter().map(|&s| chunk(s)).collect()
+    };
+    chunks.into_iter().fold(vec![0.0; n], |mut total, c| {
+        total.iter_mut().zip(c).for_each(|(t, c)| *t += c);
+        total
+    })
+}
+
 /// Adds one panel's sums for every pair i ≤ j (i < j without the diagonal) of the `n` packed
 /// rows of `len` coordinates into `sums` (n×n, row-major).
 fn panel_pairs<T: Term>(path: Path, packed: &[f64], n: usize, len: usize, diagonal: bool, sums: &mut [f64]) {
@@ -330,6 +366,7 @@ mod tests {
                     pool.install(|| {
                         let g = pairwise::<Dot>(path, &v, Pack::RAW, true);
                         let e = pairwise::<Dist2>(path, &v, Pack::RAW, false);
+                        let to_last = sum_each::<Dist2>(path, &v, &v[v.len() - 1]);
                         for i in 0..v.len() {
                             for j in 0..v.len() {
                                 let at = format!("d={d} {path:?} threads={threads} ({i},{j})");
@@ -341,6 +378,9 @@ mod tests {
                                 );
                                 let expect = if i == j { 0.0 } else { dist(i, j) };
                                 assert_eq!(e[i][j].to_bits(), expect.to_bits(), "{at}");
+                                if j == v.len() - 1 {
+                                    assert_eq!(to_last[i].to_bits(), dist(i, j).to_bits(), "{at}");
+                                }
                                 assert_eq!(
                                     sum::<Dist2>(path, &v[i], &v[j]).to_bits(),
                                     dist(i, j).to_bits(),

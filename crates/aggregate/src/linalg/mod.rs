@@ -23,6 +23,11 @@ pub fn dist2(a: &[f64], b: &[f64]) -> f64 {
     kernel::sum::<Dist2>(Path::detect(), a, b)
 }
 
+/// The squared distance of every vector to `z`, each with the bits of [`dist2`].
+pub fn dist2_to_each(vectors: &[Vec<f64>], z: &[f64]) -> Vec<f64> {
+    kernel::sum_each::<Dist2>(Path::detect(), vectors, z)
+}
+
 pub fn norm(a: &[f64]) -> f64 {
     dot(a, a).sqrt()
 }
@@ -36,47 +41,149 @@ pub fn per_coordinate(d: usize, g: impl Fn(usize) -> f64 + Sync + Send) -> Vec<f
     }
 }
 
-/// For every coordinate, `g` of that coordinate's column (one value per vector, in vector
-/// order), in a scratch buffer `g` may reorder.
-pub fn per_column(vectors: &[Vec<f64>], g: impl Fn(&mut [f64]) -> f64 + Sync + Send) -> Vec<f64> {
-    let d = vectors.first().map_or(0, Vec::len);
-    let column = |buf: &mut Vec<f64>, k: usize| {
-        buf.clear();
-        buf.extend(vectors.iter().map(|v| v[k]));
-        g(buf)
+/// f64 bits as integers ordered as `f64::total_cmp` orders the values (applied twice, the
+/// bits come back): selections compare integers, not floats.
+pub fn ordered(bits: i64) -> i64 {
+    bits ^ ((((bits >> 63) as u64) >> 1) as i64)
+}
+
+/// The value whose [`ordered`] key is `key`.
+pub fn from_ordered(key: i64) -> f64 {
+    f64::from_bits(ordered(key) as u64)
+}
+
+/// Coordinates [`per_column`] transposes at a time.
+const COLUMNS: usize = 64;
+
+/// For every coordinate, `g` of that coordinate's column as [`ordered`] keys (one per vector,
+/// in vector order), in a scratch buffer `g` may reorder. Columns are transposed a tile at a
+/// time, reading each vector's stretch of the tile in one go rather than one value per column.
+pub fn per_column(vectors: &[Vec<f64>], g: impl Fn(&mut [i64]) -> f64 + Sync + Send) -> Vec<f64> {
+    let (n, d) = (vectors.len(), vectors.first().map_or(0, Vec::len));
+    let tile = |tile: &mut Vec<i64>, (t, out): (usize, &mut [f64])| {
+        let (start, len) = (t * COLUMNS, out.len());
+        tile.resize(n * len, 0);
+        for (i, v) in vectors.iter().enumerate() {
+            for (k, x) in v[start..start + len].iter().enumerate() {
+                tile[k * n + i] = ordered(x.to_bits() as i64);
+            }
+        }
+        for (k, out) in out.iter_mut().enumerate() {
+            *out = g(&mut tile[k * n..(k + 1) * n]);
+        }
     };
+    let mut out = vec![0.0; d];
     if d < PARALLEL_FROM {
-        let mut buf = Vec::with_capacity(vectors.len());
-        (0..d).map(|k| column(&mut buf, k)).collect()
+        let mut scratch = Vec::new();
+        out.chunks_mut(COLUMNS).enumerate().for_each(|t| tile(&mut scratch, t));
     } else {
-        (0..d)
-            .into_par_iter()
-            .with_min_len(BLOCK)
-            .map_init(|| Vec::with_capacity(vectors.len()), column)
-            .collect()
+        out.par_chunks_mut(COLUMNS).enumerate().for_each_init(Vec::new, tile);
     }
+    out
 }
 
 /// Σ w_i x_i over the listed vectors, in list order for every coordinate. Blocks of
-/// coordinates run in parallel; within a block each vector is streamed whole (cache-friendly),
-/// which keeps the per-coordinate order of the additions.
+/// coordinates run in parallel; within a block each vector is streamed whole, which memory
+/// prefetchers follow best when there is one sum ([`weighted_sums`] computes many).
 pub fn weighted_sum(vectors: &[Vec<f64>], items: &[(usize, f64)]) -> Vec<f64> {
-    let d = vectors.first().map_or(0, Vec::len);
-    let mut out = vec![0.0; d];
-    let block = |(b, acc): (usize, &mut [f64])| {
-        let (start, len) = (b * BLOCK, acc.len());
+    by_blocks(vectors, |start, acc| {
         for &(i, w) in items {
-            for (a, x) in acc.iter_mut().zip(&vectors[i][start..start + len]) {
+            for (a, x) in acc.iter_mut().zip(&vectors[i][start..]) {
                 *a += w * x;
             }
         }
-    };
+    })
+}
+
+/// v + Σ w_i (x_i − v) over the listed vectors: the sum in list order, then added to v,
+/// coordinate by coordinate (a step of centered clipping).
+pub fn step_towards(vectors: &[Vec<f64>], items: &[(usize, f64)], v: &[f64]) -> Vec<f64> {
+    by_blocks(vectors, |start, acc| {
+        let v = &v[start..start + acc.len()];
+        for &(i, w) in items {
+            for ((a, x), v) in acc.iter_mut().zip(&vectors[i][start..]).zip(v) {
+                *a += w * (x - v);
+            }
+        }
+        acc.iter_mut().zip(v).for_each(|(a, v)| *a = v + *a);
+    })
+}
+
+/// A vector of the input's dimension, from 0, filled by `fill(start, block)` a block of
+/// coordinates at a time, the blocks in parallel.
+fn by_blocks(vectors: &[Vec<f64>], fill: impl Fn(usize, &mut [f64]) + Sync) -> Vec<f64> {
+    let d = vectors.first().map_or(0, Vec::len);
+    let mut out = vec![0.0; d];
+    let block = |(b, acc): (usize, &mut [f64])| fill(b * BLOCK, acc);
     if d < PARALLEL_FROM {
         out.chunks_mut(BLOCK).enumerate().for_each(block);
     } else {
         out.par_chunks_mut(BLOCK).enumerate().for_each(block);
     }
     out
+}
+
+/// Coordinates per block of [`weighted_sums`]: 100 input blocks take 400 KB, within L2.
+const SUM_BLOCK: usize = 512;
+/// Coordinates one pass over a list keeps in registers.
+const SUM_TILE: usize = 16;
+
+/// Several weighted sums of the same vectors, each with exactly the bits of [`weighted_sum`]
+/// (every coordinate adds its terms in list order), from one pass over the input: blocks of
+/// coordinates run in parallel, and each block of the input is read from memory once for all
+/// the sums while it sits in cache. Nearest-neighbour mixing's n means cost about one.
+pub fn weighted_sums(vectors: &[Vec<f64>], lists: &[Vec<(usize, f64)>]) -> Vec<Vec<f64>> {
+    let d = vectors.first().map_or(0, Vec::len);
+    let mut outs: Vec<Vec<f64>> = lists.iter().map(|_| vec![0.0; d]).collect();
+    // For each block of coordinates, that block of every output.
+    let mut blocks: Vec<Vec<&mut [f64]>> = (0..d.div_ceil(SUM_BLOCK)).map(|_| Vec::new()).collect();
+    for out in outs.iter_mut() {
+        for (b, block) in out.chunks_mut(SUM_BLOCK).enumerate() {
+            blocks[b].push(block);
+        }
+    }
+    let path = Path::detect();
+    let block = |(b, accs): (usize, Vec<&mut [f64]>)| {
+        for (acc, items) in accs.into_iter().zip(lists) {
+            match path {
+                Path::Portable => add_terms(vectors, items, b * SUM_BLOCK, acc),
+                // SAFETY: AVX2 is only chosen on CPUs that have it (`Path::detect`).
+                #[cfg(target_arch = "x86_64")]
+                Path::Avx2 => unsafe { add_terms_avx2(vectors, items, b * SUM_BLOCK, acc) },
+            }
+        }
+    };
+    if d < PARALLEL_FROM {
+        blocks.into_iter().enumerate().for_each(block);
+    } else {
+        blocks.into_par_iter().enumerate().for_each(block);
+    }
+    outs
+}
+
+/// acc[k] = Σ w·x_i[start + k] over the items in order, a tile of coordinates at a time so
+/// the running sums stay in registers.
+#[inline(always)]
+fn add_terms(vectors: &[Vec<f64>], items: &[(usize, f64)], start: usize, acc: &mut [f64]) {
+    let mut k = 0;
+    for tile in acc.chunks_mut(SUM_TILE) {
+        let len = tile.len();
+        let mut sums = [0.0f64; SUM_TILE];
+        for &(i, w) in items {
+            let x = &vectors[i][start + k..start + k + len];
+            for (s, x) in sums.iter_mut().zip(x) {
+                *s += w * x;
+            }
+        }
+        tile.copy_from_slice(&sums[..len]);
+        k += len;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn add_terms_avx2(vectors: &[Vec<f64>], items: &[(usize, f64)], start: usize, acc: &mut [f64]) {
+    add_terms(vectors, items, start, acc)
 }
 
 /// The mean of the listed vectors. Each term is divided before it is added, so vectors near
@@ -163,6 +270,24 @@ pub fn magnitude(x: f64, e: i64) -> (i64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_weighted_sums_have_the_bits_of_one_each() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+        for d in [3, 700, PARALLEL_FROM + 17] {
+            let v: Vec<Vec<f64>> =
+                (0..9).map(|_| (0..d).map(|_| rng.random::<f64>() - 0.5).collect()).collect();
+            let lists: Vec<Vec<(usize, f64)>> = (0..9)
+                .map(|o| (0..9).filter(|i| (i + o) % 3 != 0).map(|i| (i, 1.0 / (o + 2) as f64)).collect())
+                .collect();
+            let many = weighted_sums(&v, &lists);
+            for (list, sums) in lists.iter().zip(many) {
+                let one = weighted_sum(&v, list);
+                assert!(one.iter().zip(&sums).all(|(a, b)| a.to_bits() == b.to_bits()), "d={d}");
+            }
+        }
+    }
 
     #[test]
     fn mean_of_huge_values_does_not_overflow() {

@@ -2,19 +2,19 @@
 //! inputs.
 
 use crate::linalg::kernel::Path;
-use crate::linalg::per_column;
+use crate::linalg::{from_ordered, ordered, per_column};
 use rayon::prelude::*;
 
-/// The middle value; for an even count, the mean of the two middle values.
-pub fn median_of(col: &mut [f64]) -> f64 {
-    let n = col.len();
-    let (lower, mid, _) = col.select_nth_unstable_by(n / 2, f64::total_cmp);
-    let mid = *mid;
-    if n % 2 == 1 {
-        return mid;
+/// The middle value of a column of [`ordered`] keys; for an even count, the mean of the two
+/// middle values.
+pub fn median_of(keys: &mut [i64]) -> f64 {
+    let n = keys.len();
+    let (lower, mid, _) = keys.select_nth_unstable(n / 2);
+    let mid = from_ordered(*mid);
+    match lower.iter().max() {
+        Some(&below) if n % 2 == 0 => from_ordered(below) / 2.0 + mid / 2.0,
+        _ => mid,
     }
-    let below = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    below / 2.0 + mid / 2.0
 }
 
 pub fn median(vectors: &[Vec<f64>]) -> Vec<f64> {
@@ -171,26 +171,26 @@ fn bounds_by_selection(vectors: &[Vec<f64>], f: usize, start: usize, len: usize)
 pub fn meamed(vectors: &[Vec<f64>], f: usize) -> Vec<f64> {
     let keep = vectors.len() - f;
     let w = 1.0 / keep as f64;
-    let key = |m: f64| move |x: f64| ((x - m).abs(), x);
-    let order = |a: &(f64, f64), b: &(f64, f64)| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1));
-    let column_of = |k: usize, scratch: &mut (Vec<f64>, Vec<(f64, f64)>)| {
+    // (distance, value) as integers, compared as a pair: nearer first, then smaller.
+    let key = |m: f64| move |x: f64| (ordered((x - m).abs().to_bits() as i64), ordered(x.to_bits() as i64));
+    let column_of = |k: usize, scratch: &mut (Vec<i64>, Vec<(i64, i64)>)| {
         let (values, keys) = scratch;
         values.clear();
-        values.extend(vectors.iter().map(|v| v[k]));
-        let m = median_of(values);
-        let key = key(m);
+        values.extend(vectors.iter().map(|v| ordered(v[k].to_bits() as i64)));
+        let key = key(median_of(values));
         keys.clear();
         keys.extend(vectors.iter().map(|v| key(v[k])));
-        let threshold = *keys.select_nth_unstable_by(keep - 1, order).1;
+        let threshold = *keys.select_nth_unstable(keep - 1).1;
         let mut inside = 0;
         let mut sum = 0.0;
         for v in vectors {
-            if order(&key(v[k]), &threshold).is_lt() {
+            if key(v[k]) < threshold {
                 sum += w * v[k];
                 inside += 1;
             }
         }
-        (inside..keep).fold(sum, |s, _| s + w * threshold.1)
+        let value = from_ordered(threshold.1);
+        (inside..keep).fold(sum, |s, _| s + w * value)
     };
     let d = vectors.first().map_or(0, Vec::len);
     let scratch = || (Vec::with_capacity(vectors.len()), Vec::with_capacity(vectors.len()));
@@ -298,7 +298,8 @@ mod tests {
             let got = meamed(&v, f);
             for (k, got) in got.into_iter().enumerate() {
                 let mut col: Vec<f64> = v.iter().map(|x| x[k]).collect();
-                let m = median_of(&mut col.clone());
+                let mut keys: Vec<i64> = col.iter().map(|x| ordered(x.to_bits() as i64)).collect();
+                let m = median_of(&mut keys);
                 col.sort_by(|a, b| (a - m).abs().total_cmp(&(b - m).abs()).then(a.total_cmp(b)));
                 let kept = &col[..n - f];
                 let expect: f64 = kept.iter().map(|x| x / kept.len() as f64).sum();

@@ -1,6 +1,6 @@
 //! Rules that select vectors by distances or norms: Krum, Multi-Krum, MoNNA, CGE.
 
-use crate::linalg::{dist2, mean_of, norm, pairwise_dist2, scale};
+use crate::linalg::{dist2_to_each, mean_of, norm, pairwise_dist2, scale};
 
 /// How Krum scores a vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +53,7 @@ pub fn smallest(values: &[f64], keep: usize) -> Vec<usize> {
 
 /// The `keep` vectors nearest to `pivot` (itself included when it is one of them).
 pub fn nearest(vectors: &[Vec<f64>], pivot: &[f64], keep: usize) -> Vec<usize> {
-    smallest(&vectors.iter().map(|x| dist2(x, pivot)).collect::<Vec<_>>(), keep)
+    smallest(&dist2_to_each(vectors, pivot), keep)
 }
 
 /// Comparative gradient elimination: keep the n−f smallest norms, average (or sum) them.

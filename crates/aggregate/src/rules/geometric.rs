@@ -1,7 +1,7 @@
 //! Rules that move a point towards the inputs: the geometric median (smoothed Weiszfeld) and
 //! centered clipping.
 
-use crate::linalg::{dist2, per_coordinate, weighted_sum};
+use crate::linalg::{dist2, dist2_to_each, step_towards, weighted_sum};
 
 /// Smoothed Weiszfeld (Pillutla et al., RFA): z ← Σ β_i x_i / Σ β_i with β_i = 1 / max(ν, ‖x_i − z‖),
 /// from `start`, until a step moves z by at most `tolerance` × max(1, ‖z‖) or after `iterations`.
@@ -14,7 +14,8 @@ pub fn geometric_median(
 ) -> Vec<f64> {
     let mut z = start;
     for _ in 0..iterations {
-        let betas: Vec<f64> = vectors.iter().map(|x| 1.0 / dist2(x, &z).sqrt().max(nu)).collect();
+        let betas: Vec<f64> =
+            dist2_to_each(vectors, &z).into_iter().map(|d| 1.0 / d.sqrt().max(nu)).collect();
         let total: f64 = betas.iter().sum();
         if total == 0.0 || !total.is_finite() {
             break;
@@ -37,16 +38,14 @@ pub fn centered_clipping(vectors: &[Vec<f64>], start: Vec<f64>, radius: f64, ite
     let n = vectors.len() as f64;
     let mut v = start;
     for _ in 0..iterations {
-        let c: Vec<f64> = vectors
-            .iter()
-            .map(|x| {
-                let d = dist2(x, &v).sqrt();
+        let c: Vec<f64> = dist2_to_each(vectors, &v)
+            .into_iter()
+            .map(|d| {
+                let d = d.sqrt();
                 (if d > radius { radius / d } else { 1.0 }) / n
             })
             .collect();
-        v = per_coordinate(v.len(), |k| {
-            v[k] + c.iter().zip(vectors).fold(0.0, |s, (ci, x)| s + ci * (x[k] - v[k]))
-        });
+        v = step_towards(vectors, &c.into_iter().enumerate().collect::<Vec<_>>(), &v);
     }
     v
 }
