@@ -105,7 +105,7 @@ pub fn step_towards(vectors: &[Vec<f64>], items: &[(usize, f64)], v: &[f64]) -> 
                 *a += w * (x - v);
             }
         }
-        acc.iter_mut().zip(v).for_each(|(a, v)| *a = v + *a);
+        acc.iter_mut().zip(v).for_each(|(a, v)| *a += v);
     })
 }
 

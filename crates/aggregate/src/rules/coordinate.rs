@@ -12,7 +12,7 @@ pub fn median_of(keys: &mut [i64]) -> f64 {
     let (lower, mid, _) = keys.select_nth_unstable(n / 2);
     let mid = from_ordered(*mid);
     match lower.iter().max() {
-        Some(&below) if n % 2 == 0 => from_ordered(below) / 2.0 + mid / 2.0,
+        Some(&below) if n.is_multiple_of(2) => from_ordered(below) / 2.0 + mid / 2.0,
         _ => mid,
     }
 }
