@@ -132,18 +132,17 @@ fn results_are_bit_identical_across_thread_counts() {
     let d = 70_000;
     let v: Vec<Vec<f64>> =
         (0..9).map(|i| (0..d).map(|k| ((i * d + k) as f64 * 0.37).sin()).collect()).collect();
-    for rule in ["average", "median", "geomed", "krum", "caf", "cc"] {
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap()
-            .install(|| run(rule, &[], &v, 2).unwrap());
-        let three = rayon::ThreadPoolBuilder::new()
-            .num_threads(3)
-            .build()
-            .unwrap()
-            .install(|| run(rule, &[], &v, 2).unwrap());
-        let bits = |a: &Aggregate| a.vector.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&one), bits(&three), "{rule}");
+    let with_threads = |threads: usize, rule: &str, pre: &[&str]| {
+        let pipeline = Pipeline::from_names(rule, pre, &Params::default(), 7).unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let out = pool.install(|| pipeline.aggregate(&v, 2).unwrap());
+        out.vector.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+    };
+    let cases = RULES.iter().map(|r| (*r, None)).chain(PRE_AGGREGATORS.iter().map(|p| ("average", Some(*p))));
+    for (rule, pre) in cases {
+        let pre: Vec<&str> = pre.into_iter().collect();
+        let one = with_threads(1, rule, &pre);
+        assert_eq!(one, with_threads(2, rule, &pre), "{rule} {pre:?}");
+        assert_eq!(one, with_threads(3, rule, &pre), "{rule} {pre:?}");
     }
 }

@@ -133,6 +133,10 @@ const SUM_TILE: usize = 16;
 /// coordinates run in parallel, and each block of the input is read from memory once for all
 /// the sums while it sits in cache. Nearest-neighbour mixing's n means cost about one.
 pub fn weighted_sums(vectors: &[Vec<f64>], lists: &[Vec<(usize, f64)>]) -> Vec<Vec<f64>> {
+    weighted_sums_on(Path::detect(), vectors, lists)
+}
+
+fn weighted_sums_on(path: Path, vectors: &[Vec<f64>], lists: &[Vec<(usize, f64)>]) -> Vec<Vec<f64>> {
     let d = vectors.first().map_or(0, Vec::len);
     let mut outs: Vec<Vec<f64>> = lists.iter().map(|_| vec![0.0; d]).collect();
     // For each block of coordinates, that block of every output.
@@ -142,12 +146,12 @@ pub fn weighted_sums(vectors: &[Vec<f64>], lists: &[Vec<(usize, f64)>]) -> Vec<V
             blocks[b].push(block);
         }
     }
-    let path = Path::detect();
     let block = |(b, accs): (usize, Vec<&mut [f64]>)| {
         for (acc, items) in accs.into_iter().zip(lists) {
             match path {
                 Path::Portable => add_terms(vectors, items, b * SUM_BLOCK, acc),
-                // SAFETY: AVX2 is only chosen on CPUs that have it (`Path::detect`).
+                // SAFETY: AVX2 is only chosen on CPUs that have it (`Path::detect`; tests check
+                // `available`).
                 #[cfg(target_arch = "x86_64")]
                 Path::Avx2 => unsafe { add_terms_avx2(vectors, items, b * SUM_BLOCK, acc) },
             }
@@ -281,10 +285,12 @@ mod tests {
             let lists: Vec<Vec<(usize, f64)>> = (0..9)
                 .map(|o| (0..9).filter(|i| (i + o) % 3 != 0).map(|i| (i, 1.0 / (o + 2) as f64)).collect())
                 .collect();
-            let many = weighted_sums(&v, &lists);
-            for (list, sums) in lists.iter().zip(many) {
-                let one = weighted_sum(&v, list);
-                assert!(one.iter().zip(&sums).all(|(a, b)| a.to_bits() == b.to_bits()), "d={d}");
+            for &path in Path::ALL.iter().filter(|p| p.available()) {
+                let many = weighted_sums_on(path, &v, &lists);
+                for (list, sums) in lists.iter().zip(many) {
+                    let one = weighted_sum(&v, list);
+                    assert!(one.iter().zip(&sums).all(|(a, b)| a.to_bits() == b.to_bits()), "d={d} {path:?}");
+                }
             }
         }
     }

@@ -2,6 +2,7 @@
 //! smallest-maximum-eigenvalue averaging. The search visits C(n, f) subsets, so callers bound it.
 
 use crate::linalg::{centered_gram, mean_of, top_eigen};
+use rayon::prelude::*;
 
 /// C(n, k), saturating.
 pub fn binomial(n: usize, k: usize) -> u128 {
@@ -24,15 +25,29 @@ fn for_each_subset(n: usize, keep: usize, mut visit: impl FnMut(&[usize])) {
     }
 }
 
-/// The first subset (lexicographically) minimising `cost`.
-fn best_subset(n: usize, keep: usize, mut cost: impl FnMut(&[usize]) -> f64) -> Vec<usize> {
+/// Subsets generated, then costed in parallel, at a time.
+const BATCH: usize = 1024;
+
+/// The first subset (lexicographically) minimising `cost`. Batches of subsets are costed in
+/// parallel and scanned in order, so the choice does not depend on the thread count.
+fn best_subset(n: usize, keep: usize, cost: impl Fn(&[usize]) -> f64 + Sync) -> Vec<usize> {
     let mut best: Option<(f64, Vec<usize>)> = None;
+    let mut batch: Vec<Vec<usize>> = Vec::with_capacity(BATCH);
+    let mut scan = |batch: &mut Vec<Vec<usize>>| {
+        let costs: Vec<f64> = batch.par_iter().map(|s| cost(s)).collect();
+        for (c, s) in costs.into_iter().zip(batch.drain(..)) {
+            if best.as_ref().is_none_or(|(b, _)| c < *b) {
+                best = Some((c, s));
+            }
+        }
+    };
     for_each_subset(n, keep, |s| {
-        let c = cost(s);
-        if best.as_ref().is_none_or(|(b, _)| c < *b) {
-            best = Some((c, s.to_vec()));
+        batch.push(s.to_vec());
+        if batch.len() == BATCH {
+            scan(&mut batch);
         }
     });
+    scan(&mut batch);
     best.map(|(_, s)| s).unwrap_or_default()
 }
 
