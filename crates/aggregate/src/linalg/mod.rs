@@ -153,7 +153,7 @@ fn weighted_sums_on(path: Path, vectors: &[Vec<f64>], lists: &[Vec<(usize, f64)>
                 // SAFETY: AVX2 is only chosen on CPUs that have it (`Path::detect`; tests check
                 // `available`).
                 #[cfg(target_arch = "x86_64")]
-                Path::Avx2 => unsafe { add_terms_avx2(vectors, items, b * SUM_BLOCK, acc) },
+                Path::Avx2 | Path::Avx512 => unsafe { add_terms_avx2(vectors, items, b * SUM_BLOCK, acc) },
             }
         }
     };

@@ -22,7 +22,7 @@ pub fn median(vectors: &[Vec<f64>]) -> Vec<f64> {
 }
 
 /// Coordinates the trimmed mean handles together (its insertion network's width).
-const STRIP: usize = 64;
+const STRIP: usize = 256;
 /// Up to this many values a side (f + 1), the trimmed mean finds its bounds with an insertion
 /// network, O(n·f) per coordinate but vectorised across coordinates; beyond, by selection.
 const NETWORK_UP_TO: usize = 16;
@@ -47,18 +47,31 @@ pub fn trimmed_mean(vectors: &[Vec<f64>], f: usize) -> Vec<f64> {
 
 fn trimmed_mean_by(vectors: &[Vec<f64>], f: usize, bounds: Bounds, path: Path) -> Vec<f64> {
     let d = vectors.first().map_or(0, Vec::len);
-    let strip = |(s, out): (usize, &mut [f64])| match path {
-        Path::Portable => trimmed_strip(vectors, f, bounds, s * STRIP, out),
-        // SAFETY: the path is AVX2 only on CPUs that have it (`Path::detect`, tests check
-        // `available`).
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx2 => unsafe { trimmed_strip_avx2(vectors, f, bounds, s * STRIP, out) },
+    let strip = |rows: &mut Vec<Strip>, (s, out): (usize, &mut [f64])| {
+        // The strip of every vector, copied first: one run of reads per vector, which memory
+        // prefetchers follow, instead of a line of each vector in turn; zeros pad the last.
+        let (start, len) = (s * STRIP, out.len());
+        rows.resize(vectors.len(), [0.0; STRIP]);
+        for (row, v) in rows.iter_mut().zip(vectors) {
+            row[..len].copy_from_slice(&v[start..start + len]);
+        }
+        match path {
+            Path::Portable => trimmed_strip(rows, f, bounds, out),
+            // SAFETY: the path is AVX2 only on CPUs that have it (`Path::detect`, tests check
+            // `available`).
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx2 => unsafe { trimmed_strip_avx2(rows, f, bounds, out) },
+            // SAFETY: likewise for AVX-512.
+            #[cfg(target_arch = "x86_64")]
+            Path::Avx512 => unsafe { trimmed_strip_avx512(rows, f, bounds, out) },
+        }
     };
     let mut out = vec![0.0; d];
     if d < 1 << 15 {
-        out.chunks_mut(STRIP).enumerate().for_each(strip);
+        let mut rows = Vec::new();
+        out.chunks_mut(STRIP).enumerate().for_each(|s| strip(&mut rows, s));
     } else {
-        out.par_chunks_mut(STRIP).enumerate().for_each(strip);
+        out.par_chunks_mut(STRIP).enumerate().for_each_init(Vec::new, strip);
     }
     out
 }
@@ -66,25 +79,30 @@ fn trimmed_mean_by(vectors: &[Vec<f64>], f: usize, bounds: Bounds, path: Path) -
 /// The same code compiled for AVX2: min, max and compare are exact, so the bits are the same.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn trimmed_strip_avx2(vectors: &[Vec<f64>], f: usize, bounds: Bounds, start: usize, out: &mut [f64]) {
-    trimmed_strip(vectors, f, bounds, start, out)
+fn trimmed_strip_avx2(rows: &[Strip], f: usize, bounds: Bounds, out: &mut [f64]) {
+    trimmed_strip(rows, f, bounds, out)
 }
 
-/// The trimmed means of the coordinates start.. start + out.len() (at most a strip).
+/// And for AVX-512, whose 32 registers hold both lists of the network (AVX2 spills them).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn trimmed_strip_avx512(rows: &[Strip], f: usize, bounds: Bounds, out: &mut [f64]) {
+    trimmed_strip(rows, f, bounds, out)
+}
+
+/// The trimmed means of one strip of coordinates (`out.len()` of them), one row per vector.
 #[inline(always)]
-fn trimmed_strip(vectors: &[Vec<f64>], f: usize, bounds: Bounds, start: usize, out: &mut [f64]) {
-    let n = vectors.len();
+fn trimmed_strip(rows: &[Strip], f: usize, bounds: Bounds, out: &mut [f64]) {
+    let n = rows.len();
     let w = 1.0 / (n - 2 * f) as f64;
-    let len = out.len();
     let (lo, hi) = match bounds {
-        Bounds::Network => bounds_by_network(vectors, f, start, len),
-        Bounds::Selection => bounds_by_selection(vectors, f, start, len),
+        Bounds::Network => bounds_by_network(rows, f),
+        Bounds::Selection => bounds_by_selection(rows, f, out.len()),
     };
     let mut sum = [0.0f64; STRIP];
     let mut at_most_lo = [0.0f64; STRIP];
     let mut at_least_hi = [0.0f64; STRIP];
-    for v in vectors {
-        let x = padded(v, start, len);
+    for x in rows {
         for k in 0..STRIP {
             // Adding −0.0 leaves every sum as it is: the same as skipping x.
             sum[k] += if x[k] > lo[k] && x[k] < hi[k] { w * x[k] } else { -0.0 };
@@ -92,72 +110,80 @@ fn trimmed_strip(vectors: &[Vec<f64>], f: usize, bounds: Bounds, start: usize, o
             at_least_hi[k] += if x[k] >= hi[k] { 1.0 } else { 0.0 };
         }
     }
-    for k in 0..len {
+    for (k, out) in out.iter_mut().enumerate() {
         let (copies_lo, copies_hi) = if lo[k] == hi[k] {
             (n - 2 * f, 0)
         } else {
             (at_most_lo[k] as usize - f, at_least_hi[k] as usize - f)
         };
         let s = (0..copies_lo).fold(sum[k], |s, _| s + w * lo[k]);
-        out[k] = (0..copies_hi).fold(s, |s, _| s + w * hi[k]);
+        *out = (0..copies_hi).fold(s, |s, _| s + w * hi[k]);
     }
 }
 
 type Strip = [f64; STRIP];
 
-/// Coordinates start.. start + len of `v`, padded with zeros to a strip.
-#[inline(always)]
-fn padded(v: &[f64], start: usize, len: usize) -> Strip {
-    let mut x = [0.0; STRIP];
-    x[..len].copy_from_slice(&v[start..start + len]);
-    x
-}
-
 /// Coordinates one pass of the network carries in registers.
 const GROUP: usize = 8;
 
 /// Per coordinate of the strip, the (f+1)-th smallest and largest values, found by inserting
-/// every value into a sorted list of f+1 (a compare-exchange per level, eight coordinates at a
-/// time). −0.0 comes out as +0.0: the two compare equal, and either may win a level.
+/// every value into two sorted lists of f+1 (a compare-exchange per level, eight coordinates at
+/// a time). −0.0 comes out as +0.0: the two compare equal, and either may win a level.
 #[inline(always)]
-fn bounds_by_network(vectors: &[Vec<f64>], f: usize, start: usize, len: usize) -> (Strip, Strip) {
-    let mut low = vec![[f64::INFINITY; STRIP]; f + 1];
-    let mut high = vec![[f64::NEG_INFINITY; STRIP]; f + 1];
-    for v in vectors {
-        let x = padded(v, start, len);
-        for g in (0..STRIP).step_by(GROUP) {
-            // Each exchange keeps both values (one stays, the other moves on), in the form
-            // compilers map onto single min and max instructions.
-            let mut down: [f64; GROUP] = x[g..g + GROUP].try_into().expect("a group");
+fn bounds_by_network(rows: &[Strip], f: usize) -> (Strip, Strip) {
+    // The list length is a constant in each copy, so the lists can live in registers.
+    macro_rules! lists {
+        ($($levels:literal)*) => {
+            match f + 1 {
+                $($levels => network::<$levels>(rows),)*
+                _ => unreachable!("the network is used for f < {NETWORK_UP_TO}"),
+            }
+        };
+    }
+    lists!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+}
+
+#[inline(always)]
+fn network<const LEVELS: usize>(rows: &[Strip]) -> (Strip, Strip) {
+    let (mut lo, mut hi) = ([0.0; STRIP], [0.0; STRIP]);
+    for g in (0..STRIP).step_by(GROUP) {
+        let mut low = [[f64::INFINITY; GROUP]; LEVELS];
+        let mut high = [[f64::NEG_INFINITY; GROUP]; LEVELS];
+        for row in rows {
+            let mut down: [f64; GROUP] = *row[g..].first_chunk().expect("a whole group");
             let mut up = down;
-            // The two lists are walked together: two independent chains of exchanges.
-            for (low, high) in low.iter_mut().zip(high.iter_mut()) {
-                let low: &mut [f64; GROUP] = (&mut low[g..g + GROUP]).try_into().expect("a group");
-                let high: &mut [f64; GROUP] = (&mut high[g..g + GROUP]).try_into().expect("a group");
+            // Each exchange keeps both values (one stays, the other moves on), in the form
+            // compilers map onto single min and max instructions; the two lists are walked
+            // together, two independent chains.
+            for level in 0..LEVELS {
                 for l in 0..GROUP {
-                    let (old, new) = (low[l], down[l]);
-                    low[l] = if new < old { new } else { old };
+                    let (old, new) = (low[level][l], down[l]);
+                    low[level][l] = if new < old { new } else { old };
                     down[l] = if old > new { old } else { new };
-                    let (old, new) = (high[l], up[l]);
-                    high[l] = if new > old { new } else { old };
+                    let (old, new) = (high[level][l], up[l]);
+                    high[level][l] = if new > old { new } else { old };
                     up[l] = if old < new { old } else { new };
                 }
             }
         }
+        for l in 0..GROUP {
+            lo[g + l] = low[LEVELS - 1][l] + 0.0;
+            hi[g + l] = high[LEVELS - 1][l] + 0.0;
+        }
     }
-    (low[f].map(|x| x + 0.0), high[f].map(|x| x + 0.0))
+    (lo, hi)
 }
 
 /// The same bounds by selecting in each column: for large f, where the network's O(n·f) costs
 /// more than a selection.
 #[inline(always)]
-fn bounds_by_selection(vectors: &[Vec<f64>], f: usize, start: usize, len: usize) -> (Strip, Strip) {
-    let n = vectors.len();
+fn bounds_by_selection(rows: &[Strip], f: usize, len: usize) -> (Strip, Strip) {
+    let n = rows.len();
     let (mut lo, mut hi) = ([0.0; STRIP], [0.0; STRIP]);
     let mut column = Vec::with_capacity(n);
     for k in 0..len {
         column.clear();
-        column.extend(vectors.iter().map(|v| v[start + k]));
+        column.extend(rows.iter().map(|row| row[k]));
         lo[k] = *column.select_nth_unstable_by(f, f64::total_cmp).1 + 0.0;
         hi[k] = *column.select_nth_unstable_by(n - f - 1, f64::total_cmp).1 + 0.0;
     }
