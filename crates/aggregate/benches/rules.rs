@@ -1,5 +1,6 @@
-//! Every rule and pre-aggregator on n = 100 vectors of d = 1,000,000 f64 (800 MB of input).
-//! `PHALANX_BENCH_DIM` shrinks d for a quick run.
+//! Every rule and pre-aggregator on n = 100 vectors of d = 1,000,000 f64 (800 MB of input),
+//! and two bounds: one read of the input, and the all-pairs distance kernel. `PHALANX_BENCH_DIM`
+//! shrinks d for a quick run; `benches/numpy_rules.py` times plain numpy expressions beside it.
 //!
 //! cargo bench -p phalanx-aggregate --bench rules
 
@@ -25,6 +26,14 @@ fn rules(c: &mut Criterion) {
     let v = vectors();
     let mut g = c.benchmark_group(format!("aggregate n={N} d={}", dim()));
     g.sample_size(10);
+    // What bounds the rules: one parallel read of the input (the check every rule starts with),
+    // and the all-pairs distance kernel the distance rules share.
+    g.bench_function("bound: validate (one read of the input)", |b| {
+        b.iter(|| black_box(phalanx_aggregate::validate(&v)))
+    });
+    g.bench_function("bound: all pairwise distances", |b| {
+        b.iter(|| black_box(phalanx_aggregate::linalg::pairwise_dist2(&v)))
+    });
     // (rule, f): the exact subset searches visit C(n, f) subsets, so they run with small f.
     let cases = [
         ("average", 10),
