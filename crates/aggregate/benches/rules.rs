@@ -34,6 +34,10 @@ fn rules(c: &mut Criterion) {
     g.bench_function("bound: all pairwise distances", |b| {
         b.iter(|| black_box(phalanx_aggregate::linalg::pairwise_dist2(&v)))
     });
+    // The plain mean without the check, to set beside numpy's `mean(axis=0)`, which checks nothing.
+    g.bench_function("average, rule alone (no input check)", |b| {
+        b.iter(|| black_box(phalanx_aggregate::Rule::Average.apply(&v, 0)))
+    });
     // (rule, f): the exact subset searches visit C(n, f) subsets, so they run with small f.
     let cases = [
         ("average", 10),

@@ -32,10 +32,10 @@ pub fn top_eigen(matrix: &[Vec<f64>]) -> (f64, Vec<f64>) {
                     row[p] = c * akp - s * akq;
                     row[q] = s * akp + c * akq;
                 }
-                let (row_p, row_q) = (a[p].clone(), a[q].clone());
-                for (k, (apk, aqk)) in row_p.into_iter().zip(row_q).enumerate() {
-                    a[p][k] = c * apk - s * aqk;
-                    a[q][k] = s * apk + c * aqk;
+                // Rows p and q at once, in place (p < q).
+                let (above, from_q) = a.split_at_mut(q);
+                for (apk, aqk) in above[p].iter_mut().zip(from_q[0].iter_mut()) {
+                    (*apk, *aqk) = (c * *apk - s * *aqk, s * *apk + c * *aqk);
                 }
                 for row in v.iter_mut() {
                     let (vkp, vkq) = (row[p], row[q]);
