@@ -67,27 +67,26 @@ pub enum Path {
     /// The target's baseline instructions (SSE2 on x86-64).
     Portable,
     /// The same code compiled for AVX2, used when the CPU has it.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
     Avx2,
     /// AVX-512 where 32 registers pay (the trimmed mean's lists); AVX2 elsewhere.
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
     Avx512,
 }
 
 impl Path {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
     pub const ALL: &[Path] = &[Path::Portable, Path::Avx2, Path::Avx512];
-    #[cfg(not(target_arch = "x86_64"))]
+    #[cfg(not(all(target_arch = "x86_64", not(feature = "portable"))))]
     pub const ALL: &[Path] = &[Path::Portable];
 
     /// The fastest path this CPU runs.
     pub fn detect() -> Path {
-        #[cfg(target_arch = "x86_64")]
-        if Path::Avx512.available() {
-            return Path::Avx512;
-        }
-        if Path::Avx2.available() {
-            return Path::Avx2;
+        #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
+        for path in [Path::Avx512, Path::Avx2] {
+            if path.available() {
+                return path;
+            }
         }
         Path::Portable
     }
@@ -96,9 +95,9 @@ impl Path {
     pub fn available(self) -> bool {
         match self {
             Path::Portable => true,
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
             Path::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
             Path::Avx512 => {
                 std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("avx512f")
             }
@@ -134,14 +133,14 @@ fn panel<T: Term, const W: usize>(path: Path, a: &[f64], b: [&[f64]; W]) -> [f64
         Path::Portable => b.map(|b| panel_portable::<T>(a, b)),
         // SAFETY: `Avx2` and `Avx512` are only chosen (by `detect`, or by tests after
         // `available`) on CPUs that have AVX2.
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
         Path::Avx2 | Path::Avx512 => unsafe { avx2::panel::<T, W>(a, b) },
     }
 }
 
 /// The same sums with AVX2 intrinsics: the lanes are two 4-wide registers per pair, and `W`
 /// pairs share each load of `a`. The operations per lane are those of `panel_portable`.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
 mod avx2 {
     use super::{LANES, Term, lanes_total};
     use std::arch::x86_64::*;

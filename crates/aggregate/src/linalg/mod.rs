@@ -164,7 +164,7 @@ fn weighted_sums_on(path: Path, vectors: &[Vec<f64>], lists: &[Vec<(usize, f64)>
                 Path::Portable => add_terms(vectors, items, b * SUM_BLOCK, acc),
                 // SAFETY: AVX2 is only chosen on CPUs that have it (`Path::detect`; tests check
                 // `available`).
-                #[cfg(target_arch = "x86_64")]
+                #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
                 Path::Avx2 | Path::Avx512 => unsafe { add_terms_avx2(vectors, items, b * SUM_BLOCK, acc) },
             }
         }
@@ -196,7 +196,7 @@ fn add_terms(vectors: &[Vec<f64>], items: &[(usize, f64)], start: usize, acc: &m
     }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
 #[target_feature(enable = "avx2")]
 fn add_terms_avx2(vectors: &[Vec<f64>], items: &[(usize, f64)], start: usize, acc: &mut [f64]) {
     add_terms(vectors, items, start, acc)

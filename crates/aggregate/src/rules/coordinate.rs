@@ -59,10 +59,10 @@ fn trimmed_mean_by(vectors: &[Vec<f64>], f: usize, bounds: Bounds, path: Path) -
             Path::Portable => trimmed_strip(rows, f, bounds, out),
             // SAFETY: the path is AVX2 only on CPUs that have it (`Path::detect`, tests check
             // `available`).
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
             Path::Avx2 => unsafe { trimmed_strip_avx2(rows, f, bounds, out) },
             // SAFETY: likewise for AVX-512.
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
             Path::Avx512 => unsafe { trimmed_strip_avx512(rows, f, bounds, out) },
         }
     };
@@ -77,14 +77,14 @@ fn trimmed_mean_by(vectors: &[Vec<f64>], f: usize, bounds: Bounds, path: Path) -
 }
 
 /// The same code compiled for AVX2: min, max and compare are exact, so the bits are the same.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
 #[target_feature(enable = "avx2")]
 fn trimmed_strip_avx2(rows: &[Strip], f: usize, bounds: Bounds, out: &mut [f64]) {
     trimmed_strip(rows, f, bounds, out)
 }
 
 /// And for AVX-512, whose 32 registers hold both lists of the network (AVX2 spills them).
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
 #[target_feature(enable = "avx512f")]
 fn trimmed_strip_avx512(rows: &[Strip], f: usize, bounds: Bounds, out: &mut [f64]) {
     trimmed_strip(rows, f, bounds, out)
