@@ -1,7 +1,7 @@
 //! Pre-aggregators: transform the n vectors before a rule sees them. None modifies its input.
 
 use crate::error::{Error, Result};
-use crate::linalg::{norm, pairwise_dist2, scale, weighted_sums};
+use crate::linalg::{means_of, norm, pairwise_dist2, scale};
 use crate::params::Params;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -53,23 +53,14 @@ impl Pre {
             Pre::Nnm => {
                 // Every mean at once, from one pass over the input.
                 let d = pairwise_dist2(vectors);
-                let keep = n.saturating_sub(f);
-                let lists: Vec<Vec<(usize, f64)>> = d
-                    .iter()
-                    .map(|row| {
-                        crate::smallest(row, keep).into_iter().map(|i| (i, 1.0 / keep as f64)).collect()
-                    })
-                    .collect();
-                weighted_sums(vectors, &lists)
+                let groups: Vec<Vec<usize>> =
+                    d.iter().map(|row| crate::smallest(row, n.saturating_sub(f))).collect();
+                means_of(vectors, &groups)
             }
             Pre::Bucketing { size } => {
                 let mut order: Vec<usize> = (0..n).collect();
                 order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-                let lists: Vec<Vec<(usize, f64)>> = order
-                    .chunks(*size)
-                    .map(|bucket| bucket.iter().map(|&i| (i, 1.0 / bucket.len() as f64)).collect())
-                    .collect();
-                weighted_sums(vectors, &lists)
+                means_of(vectors, &order.chunks(*size).collect::<Vec<_>>())
             }
             Pre::Clip { norm: c } => vectors.iter().map(|v| clip(v, *c)).collect(),
             Pre::Arc => {

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 /// Coordinates per block of a parallel map or weighted sum.
 const BLOCK: usize = 4096;
 /// Below this many coordinates, threads cost more than they save.
-const PARALLEL_FROM: usize = 1 << 15;
+pub(crate) const PARALLEL_FROM: usize = 1 << 15;
 
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     kernel::sum::<Dot>(Path::detect(), a, b)
@@ -59,8 +59,17 @@ const COLUMNS: usize = 64;
 /// in vector order), in a scratch buffer `g` may reorder. Columns are transposed a tile at a
 /// time, reading each vector's stretch of the tile in one go rather than one value per column.
 pub fn per_column(vectors: &[Vec<f64>], g: impl Fn(&mut [i64]) -> f64 + Sync + Send) -> Vec<f64> {
+    per_column_with(vectors, || (), |column, _| g(column))
+}
+
+/// [`per_column`], with a scratch value per thread (made by `init`) that `g` may use.
+pub fn per_column_with<S>(
+    vectors: &[Vec<f64>],
+    init: impl Fn() -> S + Sync + Send,
+    g: impl Fn(&mut [i64], &mut S) -> f64 + Sync + Send,
+) -> Vec<f64> {
     let (n, d) = (vectors.len(), vectors.first().map_or(0, Vec::len));
-    let tile = |tile: &mut Vec<i64>, (t, out): (usize, &mut [f64])| {
+    let tile = |(tile, scratch): &mut (Vec<i64>, S), (t, out): (usize, &mut [f64])| {
         let (start, len) = (t * COLUMNS, out.len());
         tile.resize(n * len, 0);
         for (i, v) in vectors.iter().enumerate() {
@@ -69,15 +78,15 @@ pub fn per_column(vectors: &[Vec<f64>], g: impl Fn(&mut [i64]) -> f64 + Sync + S
             }
         }
         for (k, out) in out.iter_mut().enumerate() {
-            *out = g(&mut tile[k * n..(k + 1) * n]);
+            *out = g(&mut tile[k * n..(k + 1) * n], scratch);
         }
     };
     let mut out = vec![0.0; d];
     if d < PARALLEL_FROM {
-        let mut scratch = Vec::new();
+        let mut scratch = (Vec::new(), init());
         out.chunks_mut(COLUMNS).enumerate().for_each(|t| tile(&mut scratch, t));
     } else {
-        out.par_chunks_mut(COLUMNS).enumerate().for_each_init(Vec::new, tile);
+        out.par_chunks_mut(COLUMNS).enumerate().for_each_init(|| (Vec::new(), init()), tile);
     }
     out
 }
@@ -205,17 +214,22 @@ fn add_terms_avx2(vectors: &[Vec<f64>], items: &[(usize, f64)], start: usize, ac
 /// The mean of the listed vectors. Each term is divided before it is added, so vectors near
 /// f64::MAX do not overflow the sum.
 pub fn mean_of(vectors: &[Vec<f64>], indices: &[usize]) -> Vec<f64> {
+    weighted_sum(vectors, &mean_weights(indices))
+}
+
+/// The means of several groups of the vectors, each with the bits of [`mean_of`], from one
+/// pass ([`weighted_sums`]).
+pub fn means_of(vectors: &[Vec<f64>], groups: &[impl AsRef<[usize]>]) -> Vec<Vec<f64>> {
+    weighted_sums(vectors, &groups.iter().map(|g| mean_weights(g.as_ref())).collect::<Vec<_>>())
+}
+
+fn mean_weights(indices: &[usize]) -> Vec<(usize, f64)> {
     let w = 1.0 / indices.len() as f64;
-    weighted_sum(vectors, &indices.iter().map(|&i| (i, w)).collect::<Vec<_>>())
+    indices.iter().map(|&i| (i, w)).collect()
 }
 
 pub fn mean(vectors: &[Vec<f64>]) -> Vec<f64> {
     mean_of(vectors, &(0..vectors.len()).collect::<Vec<_>>())
-}
-
-/// a + s·b.
-pub fn add_scaled(a: &[f64], s: f64, b: &[f64]) -> Vec<f64> {
-    per_coordinate(a.len(), |k| a[k] + s * b[k])
 }
 
 pub fn scale(a: &[f64], s: f64) -> Vec<f64> {

@@ -2,7 +2,7 @@
 //! inputs.
 
 use crate::linalg::kernel::Path;
-use crate::linalg::{from_ordered, ordered, per_column};
+use crate::linalg::{PARALLEL_FROM, from_ordered, ordered, per_column, per_column_with};
 use rayon::prelude::*;
 
 /// The middle value of a column of [`ordered`] keys; for an even count, the mean of the two
@@ -67,7 +67,7 @@ fn trimmed_mean_by(vectors: &[Vec<f64>], f: usize, bounds: Bounds, path: Path) -
         }
     };
     let mut out = vec![0.0; d];
-    if d < 1 << 15 {
+    if d < PARALLEL_FROM {
         let mut rows = Vec::new();
         out.chunks_mut(STRIP).enumerate().for_each(|s| strip(&mut rows, s));
     } else {
@@ -199,33 +199,25 @@ pub fn meamed(vectors: &[Vec<f64>], f: usize) -> Vec<f64> {
     let w = 1.0 / keep as f64;
     // (distance, value) as integers, compared as a pair: nearer first, then smaller.
     let key = |m: f64| move |x: f64| (ordered((x - m).abs().to_bits() as i64), ordered(x.to_bits() as i64));
-    let column_of = |k: usize, scratch: &mut (Vec<i64>, Vec<(i64, i64)>)| {
-        let (values, keys) = scratch;
+    let column_of = |column: &mut [i64], (values, keys): &mut (Vec<i64>, Vec<(i64, i64)>)| {
         values.clear();
-        values.extend(vectors.iter().map(|v| ordered(v[k].to_bits() as i64)));
+        values.extend_from_slice(column);
         let key = key(median_of(values));
         keys.clear();
-        keys.extend(vectors.iter().map(|v| key(v[k])));
+        keys.extend(column.iter().map(|&c| key(from_ordered(c))));
         let threshold = *keys.select_nth_unstable(keep - 1).1;
         let mut inside = 0;
         let mut sum = 0.0;
-        for v in vectors {
-            if key(v[k]) < threshold {
-                sum += w * v[k];
+        for x in column.iter().map(|&c| from_ordered(c)) {
+            if key(x) < threshold {
+                sum += w * x;
                 inside += 1;
             }
         }
         let value = from_ordered(threshold.1);
         (inside..keep).fold(sum, |s, _| s + w * value)
     };
-    let d = vectors.first().map_or(0, Vec::len);
-    let scratch = || (Vec::with_capacity(vectors.len()), Vec::with_capacity(vectors.len()));
-    if d < 1 << 15 {
-        let mut s = scratch();
-        (0..d).map(|k| column_of(k, &mut s)).collect()
-    } else {
-        (0..d).into_par_iter().with_min_len(4096).map_init(scratch, |s, k| column_of(k, s)).collect()
-    }
+    per_column_with(vectors, || (Vec::new(), Vec::new()), column_of)
 }
 
 #[cfg(test)]
