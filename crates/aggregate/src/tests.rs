@@ -115,6 +115,45 @@ fn bad_input_is_refused_with_a_clear_error() {
     );
 }
 
+/// The average and the trimmed mean check finiteness on their way instead of by `validate`:
+/// every bad value, wherever it sits (first or last vector, first or a late strip, the short
+/// last strip), and with either thread path, gets the error `validate` gives, naming the first
+/// bad vector; bad shapes are still refused as before.
+#[test]
+fn rules_checking_on_their_way_refuse_what_validate_refuses() {
+    let msg = |rule: &str, v: &[Vec<f64>]| run(rule, &[], v, 2).unwrap_err().to_string();
+    for d in [300, 40_000] {
+        let base: Vec<Vec<f64>> =
+            (0..7).map(|i| (0..d).map(|k| ((i * d + k) as f64).cos()).collect()).collect();
+        for (i, k) in [(0, 0), (6, d - 1), (3, 256), (2, d / 2)] {
+            for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                let mut v = base.clone();
+                v[i][k] = bad;
+                let expected = validate(&v).unwrap_err().to_string();
+                assert!(expected.contains(&format!("vector {i}, coordinate {k}")), "{expected}");
+                for rule in ["average", "trmean"] {
+                    assert_eq!(msg(rule, &v), expected, "{rule} d={d} ({i}, {k}) {bad}");
+                }
+            }
+        }
+        // Two bad values: the first vector's is named, as a scan in order would.
+        let mut v = base.clone();
+        (v[5][1], v[1][d - 1]) = (f64::NAN, f64::INFINITY);
+        assert!(msg("trmean", &v).starts_with(&format!("vector 1, coordinate {}", d - 1)));
+        assert!(msg("average", &v).starts_with(&format!("vector 1, coordinate {}", d - 1)));
+    }
+    // Σ x/n of the largest finite values stays finite: nothing for the check to mistake.
+    let huge = vec![vec![f64::MAX, -f64::MAX]; 5];
+    assert_eq!(run("average", &[], &huge, 2).unwrap().vector, vec![f64::MAX, -f64::MAX]);
+    assert!(
+        msg("average", &[vec![1.0, 2.0], vec![1.0], vec![f64::NAN]])
+            .starts_with("vector 1 has 1 coordinates")
+    );
+    assert!(msg("trmean", &vec![vec![1.0]; 4]).contains("n > 2f"));
+    // Fine input still passes, with the values of the rules as ever.
+    assert_eq!(run("trmean", &[], &line(&[1.0, 2.0, 3.0, 4.0, 100.0]), 1).unwrap().vector, vec![3.0]);
+}
+
 #[test]
 fn robust_rules_survive_the_largest_finite_values() {
     let mut v = line(&[1.0, 2.0, 3.0, 4.0, 5.0]);

@@ -5,6 +5,7 @@
 
 mod eigen;
 pub mod kernel;
+pub mod lanes;
 
 pub use eigen::top_eigen;
 use kernel::{Dist2, Dot, Pack, Path};

@@ -164,6 +164,20 @@ impl Rule {
         }
     }
 
+    /// For the rules that meet every input value in a pass of their own (the average, the
+    /// trimmed mean), the aggregate of vectors of one dimension not yet checked for finiteness:
+    /// None if the rule is another, a value is not finite, or the average overflowed.
+    pub fn apply_checking(&self, vectors: &[Vec<f64>], f: usize) -> Option<Aggregate> {
+        self.check(vectors.len(), f).ok()?;
+        let vector = match self {
+            // A sum of terms w·x with w > 0 is finite only if every x is.
+            Rule::Average => Some(mean(vectors)).filter(|m| m.iter().all(|x| x.is_finite()))?,
+            Rule::TrimmedMean => coordinate::trimmed_mean(vectors, f)?,
+            _ => return None,
+        };
+        Some(Aggregate { vector, kept: None })
+    }
+
     /// Applies the rule to vectors already validated (same dimension, finite, n > 2f).
     pub fn apply(&self, vectors: &[Vec<f64>], f: usize) -> Result<Aggregate> {
         self.check(vectors.len(), f)?;
@@ -173,7 +187,11 @@ impl Rule {
         match self {
             Rule::Average => plain(mean(vectors)),
             Rule::Median => plain(coordinate::median(vectors)),
-            Rule::TrimmedMean => plain(coordinate::trimmed_mean(vectors, f)),
+            Rule::TrimmedMean => match coordinate::trimmed_mean(vectors, f) {
+                Some(vector) => plain(vector),
+                // Only for input that skipped `validate`: say what is wrong with it.
+                None => Err(crate::validate(vectors).err().unwrap_or(Error::Overflow("trimmed mean"))),
+            },
             Rule::Meamed => plain(coordinate::meamed(vectors, f)),
             Rule::GeometricMedian { iterations, tolerance, nu } => plain(geometric::geometric_median(
                 vectors,
