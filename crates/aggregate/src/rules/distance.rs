@@ -58,8 +58,16 @@ pub fn nearest(vectors: &[Vec<f64>], pivot: &[f64], keep: usize) -> Vec<usize> {
 
 /// Comparative gradient elimination: keep the n−f smallest norms, average (or sum) them.
 pub fn cge(vectors: &[Vec<f64>], f: usize, sum: bool) -> (Vec<f64>, Vec<usize>) {
-    let norms: Vec<f64> = vectors.iter().map(|v| norm(v)).collect();
-    let order = smallest(&norms, vectors.len() - f);
+    cge_by_norms(vectors, f, sum, &norms(vectors))
+}
+
+pub fn norms(vectors: &[Vec<f64>]) -> Vec<f64> {
+    vectors.iter().map(|v| norm(v)).collect()
+}
+
+/// [`cge`] with the norms already computed.
+pub fn cge_by_norms(vectors: &[Vec<f64>], f: usize, sum: bool, norms: &[f64]) -> (Vec<f64>, Vec<usize>) {
+    let order = smallest(norms, vectors.len() - f);
     let mean = mean_of(vectors, &order);
     (if sum { scale(&mean, order.len() as f64) } else { mean }, order)
 }

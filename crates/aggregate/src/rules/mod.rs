@@ -10,7 +10,7 @@ pub use distance::{KrumScore, smallest};
 pub use subsets::binomial;
 
 use crate::error::{Error, Result};
-use crate::linalg::{mean, mean_of, pairwise_dist2};
+use crate::linalg::{dist2_to_each, mean, mean_of, pairwise_dist2};
 use crate::params::{Params, bad};
 
 pub const RULES: &[&str] = &[
@@ -164,18 +164,35 @@ impl Rule {
         }
     }
 
-    /// For the rules that meet every input value in a pass of their own (the average, the
-    /// trimmed mean), the aggregate of vectors of one dimension not yet checked for finiteness:
-    /// None if the rule is another, a value is not finite, or the average overflowed.
+    /// For the rules whose first pass meets every input value (the average, the trimmed mean,
+    /// MoNNA, CGE), the aggregate of vectors of one dimension not yet checked for finiteness:
+    /// None if the rule is another, or that pass met a value that is not finite (or overflowed
+    /// on finite ones: the caller then checks the input and applies the rule as ever).
     pub fn apply_checking(&self, vectors: &[Vec<f64>], f: usize) -> Option<Aggregate> {
         self.check(vectors.len(), f).ok()?;
-        let vector = match self {
-            // A sum of terms w·x with w > 0 is finite only if every x is.
-            Rule::Average => Some(mean(vectors)).filter(|m| m.iter().all(|x| x.is_finite()))?,
-            Rule::TrimmedMean => coordinate::trimmed_mean(vectors, f)?,
+        // Every one of these sums runs over every coordinate of its vectors, with terms w·x
+        // (w > 0), (x − p)² or x²: it is finite only if each of those coordinates is.
+        let finite = |sums: &[f64]| sums.iter().all(|x| x.is_finite()).then_some(());
+        let keep = vectors.len() - f;
+        let (vector, kept) = match self {
+            Rule::Average => (mean(vectors), None),
+            Rule::TrimmedMean => (coordinate::trimmed_mean(vectors, f)?, None),
+            Rule::Monna { pivot } => {
+                let distances = dist2_to_each(vectors, &vectors[*pivot]);
+                finite(&distances)?;
+                let kept = smallest(&distances, keep);
+                (mean_of(vectors, &kept), Some(kept))
+            }
+            Rule::Cge { sum } => {
+                let norms = distance::norms(vectors);
+                finite(&norms)?;
+                let (vector, kept) = distance::cge_by_norms(vectors, f, *sum, &norms);
+                (vector, Some(kept))
+            }
             _ => return None,
         };
-        Some(Aggregate { vector, kept: None })
+        finite(&vector)?;
+        Some(Aggregate { vector, kept })
     }
 
     /// Applies the rule to vectors already validated (same dimension, finite, n > 2f).
