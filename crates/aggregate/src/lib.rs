@@ -6,8 +6,9 @@
 //! validate → pre-aggregators (nnm, bucketing, clip, arc), in order → rule → finite check
 //! ```
 //!
-//! The average, the trimmed mean, MoNNA and CGE, alone, skip `validate` and check finiteness on
-//! their way through the input; a bad value gets the same error either way.
+//! The rules whose first pass meets every input value (the average, the trimmed mean, and those
+//! that start from distances or norms), alone, skip `validate` and check finiteness on that
+//! pass; a bad value gets the same error either way.
 
 pub mod attacks;
 mod error;
@@ -100,9 +101,9 @@ impl Pipeline {
         Ok(out)
     }
 
-    /// The average, the trimmed mean, MoNNA and CGE, with nothing before them, check
-    /// finiteness on their way through the input, which spares the pass of `validate` (the
-    /// average's whole cost once again). None when that does not apply or anything was wrong;
+    /// The rules whose first pass meets every input value (`Rule::apply_checking`), with
+    /// nothing before them, check finiteness on that pass, which spares the one of `validate`
+    /// (the average's whole cost once again). None when that does not apply or anything was wrong;
     /// the full path then says what, with the same error as ever.
     fn aggregate_checking(&self, vectors: &[Vec<f64>], f: usize) -> Option<Aggregate> {
         let d = vectors.first()?.len();

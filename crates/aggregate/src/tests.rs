@@ -115,7 +115,7 @@ fn bad_input_is_refused_with_a_clear_error() {
     );
 }
 
-/// The average, the trimmed mean, MoNNA and CGE check finiteness on their way instead of by
+/// The rules whose first pass meets every value check finiteness on their way instead of by
 /// `validate`:
 /// every bad value, wherever it sits (first or last vector, first or a late strip, the short
 /// last strip), and with either thread path, gets the error `validate` gives, naming the first
@@ -132,7 +132,7 @@ fn rules_checking_on_their_way_refuse_what_validate_refuses() {
                 v[i][k] = bad;
                 let expected = validate(&v).unwrap_err().to_string();
                 assert!(expected.contains(&format!("vector {i}, coordinate {k}")), "{expected}");
-                for rule in ["average", "trmean", "monna", "cge"] {
+                for rule in ["average", "trmean", "krum", "multikrum", "mda", "monna", "cge"] {
                     assert_eq!(msg(rule, &v), expected, "{rule} d={d} ({i}, {k}) {bad}");
                 }
             }
@@ -141,7 +141,7 @@ fn rules_checking_on_their_way_refuse_what_validate_refuses() {
         let mut v = base.clone();
         (v[5][1], v[1][d - 1]) = (f64::NAN, f64::INFINITY);
         assert!(msg("trmean", &v).starts_with(&format!("vector 1, coordinate {}", d - 1)));
-        for rule in ["average", "monna", "cge"] {
+        for rule in ["average", "krum", "multikrum", "mda", "monna", "cge"] {
             assert!(msg(rule, &v).starts_with(&format!("vector 1, coordinate {}", d - 1)), "{rule}");
         }
     }
@@ -151,6 +151,7 @@ fn rules_checking_on_their_way_refuse_what_validate_refuses() {
     assert_eq!(run("average", &[], &huge, 2).unwrap().vector, vec![f64::MAX, -f64::MAX]);
     huge[4] = vec![-f64::MAX, f64::MAX];
     assert_eq!(run("monna", &[], &huge, 1).unwrap().kept, Some(vec![0, 1, 2, 3]));
+    assert_eq!(run("multikrum", &[], &huge, 1).unwrap().kept, Some(vec![0, 1, 2, 3]));
     assert_eq!(run("cge", &[], &huge, 1).unwrap().vector, vec![f64::MAX, -f64::MAX]);
     assert!(
         msg("average", &[vec![1.0, 2.0], vec![1.0], vec![f64::NAN]])

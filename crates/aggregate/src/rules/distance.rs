@@ -1,6 +1,7 @@
-//! Rules that select vectors by distances or norms: Krum, Multi-Krum, MoNNA, CGE.
+//! Rules that select vectors by distances or norms, computed by the caller (which checks them,
+//! see `Rule::apply_checking`): Krum, Multi-Krum, MoNNA, CGE.
 
-use crate::linalg::{dist2_to_each, mean_of, norm, pairwise_dist2, scale};
+use crate::linalg::{mean_of, norm, scale};
 
 /// How Krum scores a vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,10 +22,10 @@ impl KrumScore {
     }
 }
 
-/// Vector indices ordered by Krum score, best first (ties: lower index first).
-pub fn krum_order(vectors: &[Vec<f64>], f: usize, score: KrumScore) -> Vec<usize> {
-    let n = vectors.len();
-    let d = pairwise_dist2(vectors);
+/// Vector indices ordered by Krum score, best first (ties: lower index first), from the matrix
+/// of squared distances.
+pub fn krum_order(d: &[Vec<f64>], f: usize, score: KrumScore) -> Vec<usize> {
+    let n = d.len();
     let k = score.neighbours(n, f);
     let scores: Vec<f64> = (0..n)
         .map(|i| {
@@ -51,22 +52,19 @@ pub fn smallest(values: &[f64], keep: usize) -> Vec<usize> {
     order
 }
 
-/// The `keep` vectors nearest to `pivot` (itself included when it is one of them).
-pub fn nearest(vectors: &[Vec<f64>], pivot: &[f64], keep: usize) -> Vec<usize> {
-    smallest(&dist2_to_each(vectors, pivot), keep)
-}
-
-/// Comparative gradient elimination: keep the n−f smallest norms, average (or sum) them.
-pub fn cge(vectors: &[Vec<f64>], f: usize, sum: bool) -> (Vec<f64>, Vec<usize>) {
-    cge_by_norms(vectors, f, sum, &norms(vectors))
+/// MoNNA: the mean of the n−f vectors nearest to the pivot (itself included), from the
+/// squared distances to it.
+pub fn monna(vectors: &[Vec<f64>], f: usize, to_pivot: &[f64]) -> (Vec<f64>, Vec<usize>) {
+    let kept = smallest(to_pivot, vectors.len() - f);
+    (mean_of(vectors, &kept), kept)
 }
 
 pub fn norms(vectors: &[Vec<f64>]) -> Vec<f64> {
     vectors.iter().map(|v| norm(v)).collect()
 }
 
-/// [`cge`] with the norms already computed.
-pub fn cge_by_norms(vectors: &[Vec<f64>], f: usize, sum: bool, norms: &[f64]) -> (Vec<f64>, Vec<usize>) {
+/// Comparative gradient elimination: keep the n−f smallest norms, average (or sum) them.
+pub fn cge(vectors: &[Vec<f64>], f: usize, sum: bool, norms: &[f64]) -> (Vec<f64>, Vec<usize>) {
     let order = smallest(norms, vectors.len() - f);
     let mean = mean_of(vectors, &order);
     (if sum { scale(&mean, order.len() as f64) } else { mean }, order)
@@ -75,42 +73,44 @@ pub fn cge_by_norms(vectors: &[Vec<f64>], f: usize, sum: bool, norms: &[f64]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::linalg::{dist2_to_each, pairwise_dist2};
     use crate::tests::line;
 
     #[test]
     fn krum_scores_by_hand() {
         // Points 0, 1, 2, 3, 50 with f=1. Original: n−f−2 = 2 nearest others.
         // scores: 0 → 1+4=5, 1 → 1+1=2, 2 → 1+1=2, 3 → 1+4=5, 50 → 47²+48²; tie 1,2 → index 1.
-        let order = krum_order(&line(&[0.0, 1.0, 2.0, 3.0, 50.0]), 1, KrumScore::Original);
+        let order = krum_order(&pairwise_dist2(&line(&[0.0, 1.0, 2.0, 3.0, 50.0])), 1, KrumScore::Original);
         assert_eq!(order, vec![1, 2, 0, 3, 4]);
         // Mean over n−f−1 = 3 nearest: 0 → (1+4+9)/3, 1 → (1+1+4)/3, 2 → (1+1+4)/3, 3 → (1+4+9)/3.
-        let order = krum_order(&line(&[0.0, 1.0, 2.0, 3.0, 50.0]), 1, KrumScore::Mean);
+        let order = krum_order(&pairwise_dist2(&line(&[0.0, 1.0, 2.0, 3.0, 50.0])), 1, KrumScore::Mean);
         assert_eq!(order, vec![1, 2, 0, 3, 4]);
         // Points 0, 0, 3, 4, 5 with f=1.
         // Original (2 nearest): 0 → 0+9, 0 → 0+9, 3 → 1+4, 4 → 1+1=2, 5 → 1+4. Best: index 3.
-        let order = krum_order(&line(&[0.0, 0.0, 3.0, 4.0, 5.0]), 1, KrumScore::Original);
+        let order = krum_order(&pairwise_dist2(&line(&[0.0, 0.0, 3.0, 4.0, 5.0])), 1, KrumScore::Original);
         assert_eq!(order[0], 3);
         // The two definitions disagree on 0, 0, 10, 10.5, 30 (f=1). Mean over 3 nearest:
-        let order = krum_order(&line(&[0.0, 0.0, 10.0, 10.5, 30.0]), 1, KrumScore::Mean);
+        let order = krum_order(&pairwise_dist2(&line(&[0.0, 0.0, 10.0, 10.5, 30.0])), 1, KrumScore::Mean);
         // 0 → (0+100+110.25)/3=70.1, 0 → same, 10 → (0.25+100+100)/3=66.75, 10.5 → (0.25+110.25+110.25)/3=73.6
         assert_eq!(order[0], 2);
-        let order = krum_order(&line(&[0.0, 0.0, 10.0, 10.5, 30.0]), 1, KrumScore::Original);
+        let order = krum_order(&pairwise_dist2(&line(&[0.0, 0.0, 10.0, 10.5, 30.0])), 1, KrumScore::Original);
         // 2 nearest: 0 → 0+100, 0 → 0+100, 10 → 0.25+100, 10.5 → 0.25+110.25; best: index 0.
         assert_eq!(order[0], 0);
     }
 
     #[test]
     fn nearest_includes_the_pivot() {
-        assert_eq!(nearest(&line(&[5.0, 0.0, 4.0, 6.0, 100.0]), &[5.0], 3), vec![0, 2, 3]);
+        let v = line(&[5.0, 0.0, 4.0, 6.0, 100.0]);
+        assert_eq!(monna(&v, 2, &dist2_to_each(&v, &[5.0])).1, vec![0, 2, 3]);
     }
 
     #[test]
     fn cge_drops_largest_norms() {
         let v = vec![vec![3.0, 4.0], vec![1.0, 0.0], vec![0.0, 2.0], vec![30.0, 40.0]];
-        let (mean, kept) = cge(&v, 1, false);
+        let (mean, kept) = cge(&v, 1, false, &norms(&v));
         assert_eq!(kept, vec![0, 1, 2]);
         assert_eq!(mean, vec![4.0 / 3.0, 2.0]);
-        let (sum, _) = cge(&v, 2, true);
+        let (sum, _) = cge(&v, 2, true, &norms(&v));
         assert_eq!(sum, vec![1.0, 2.0]);
     }
 }

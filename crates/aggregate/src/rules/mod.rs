@@ -165,40 +165,64 @@ impl Rule {
     }
 
     /// For the rules whose first pass meets every input value (the average, the trimmed mean,
-    /// MoNNA, CGE), the aggregate of vectors of one dimension not yet checked for finiteness:
-    /// None if the rule is another, or that pass met a value that is not finite (or overflowed
-    /// on finite ones: the caller then checks the input and applies the rule as ever).
+    /// and those that start from distances or norms), the aggregate of vectors of one
+    /// dimension not yet checked for finiteness: None if the rule is another, or that pass met
+    /// a value that is not finite (or overflowed on finite ones: the caller then checks the
+    /// input and applies the rule as ever).
     pub fn apply_checking(&self, vectors: &[Vec<f64>], f: usize) -> Option<Aggregate> {
         self.check(vectors.len(), f).ok()?;
-        // Every one of these sums runs over every coordinate of its vectors, with terms w·x
-        // (w > 0), (x − p)² or x²: it is finite only if each of those coordinates is.
+        // Each of these sums runs over every coordinate of its vectors, with terms w·x (w > 0),
+        // (x − y)² or x²; with every vector in some sum, all are finite only if the input is.
         let finite = |sums: &[f64]| sums.iter().all(|x| x.is_finite()).then_some(());
-        let keep = vectors.len() - f;
-        let (vector, kept) = match self {
-            Rule::Average => (mean(vectors), None),
-            Rule::TrimmedMean => (coordinate::trimmed_mean(vectors, f)?, None),
+        let out = match self {
+            Rule::Average => Aggregate { vector: mean(vectors), kept: None },
+            Rule::TrimmedMean => Aggregate { vector: coordinate::trimmed_mean(vectors, f)?, kept: None },
+            Rule::Krum { .. } | Rule::MultiKrum { .. } | Rule::Mda { .. } => {
+                let d = pairwise_dist2(vectors);
+                d.iter().try_for_each(|row| finite(row))?;
+                self.finish_by_distances(vectors, f, &d)
+            }
             Rule::Monna { pivot } => {
                 let distances = dist2_to_each(vectors, &vectors[*pivot]);
                 finite(&distances)?;
-                let kept = smallest(&distances, keep);
-                (mean_of(vectors, &kept), Some(kept))
+                self.finish_by_distances(vectors, f, &[distances])
             }
-            Rule::Cge { sum } => {
+            Rule::Cge { .. } => {
                 let norms = distance::norms(vectors);
                 finite(&norms)?;
-                let (vector, kept) = distance::cge_by_norms(vectors, f, *sum, &norms);
-                (vector, Some(kept))
+                self.finish_by_distances(vectors, f, &[norms])
             }
             _ => return None,
         };
-        finite(&vector)?;
-        Some(Aggregate { vector, kept })
+        finite(&out.vector)?;
+        Some(out)
+    }
+
+    /// Finishes the rules that start from distances: all pairs' (Krum, Multi-Krum, MDA), or
+    /// one row of them, to MoNNA's pivot or CGE's norms.
+    fn finish_by_distances(&self, vectors: &[Vec<f64>], f: usize, d: &[Vec<f64>]) -> Aggregate {
+        let keep = vectors.len() - f;
+        let (vector, kept) = match self {
+            Rule::Krum { score } => {
+                let best = distance::krum_order(d, f, *score)[0];
+                (vectors[best].clone(), vec![best])
+            }
+            Rule::MultiKrum { score, m } => {
+                let mut kept = distance::krum_order(d, f, *score);
+                kept.truncate(m.unwrap_or(keep));
+                (mean_of(vectors, &kept), kept)
+            }
+            Rule::Mda { .. } => subsets::mda(vectors, f, d),
+            Rule::Monna { .. } => distance::monna(vectors, f, &d[0]),
+            Rule::Cge { sum } => distance::cge(vectors, f, *sum, &d[0]),
+            _ => unreachable!("{} does not start from distances", self.name()),
+        };
+        Aggregate { vector, kept: Some(kept) }
     }
 
     /// Applies the rule to vectors already validated (same dimension, finite, n > 2f).
     pub fn apply(&self, vectors: &[Vec<f64>], f: usize) -> Result<Aggregate> {
         self.check(vectors.len(), f)?;
-        let n = vectors.len();
         let plain = |vector| Ok(Aggregate { vector, kept: None });
         let chosen = |(vector, kept)| Ok(Aggregate { vector, kept: Some(kept) });
         match self {
@@ -232,21 +256,13 @@ impl Rule {
                 };
                 plain(geometric::centered_clipping(vectors, start, *radius, *iterations))
             }
-            Rule::Krum { score } => {
-                let best = distance::krum_order(vectors, f, *score)[0];
-                chosen((vectors[best].clone(), vec![best]))
-            }
-            Rule::MultiKrum { score, m } => {
-                let mut kept = distance::krum_order(vectors, f, *score);
-                kept.truncate(m.unwrap_or(n - f));
-                chosen((mean_of(vectors, &kept), kept))
+            Rule::Krum { .. } | Rule::MultiKrum { .. } | Rule::Mda { .. } => {
+                Ok(self.finish_by_distances(vectors, f, &pairwise_dist2(vectors)))
             }
             Rule::Monna { pivot } => {
-                let kept = distance::nearest(vectors, &vectors[*pivot], n - f);
-                chosen((mean_of(vectors, &kept), kept))
+                Ok(self.finish_by_distances(vectors, f, &[dist2_to_each(vectors, &vectors[*pivot])]))
             }
-            Rule::Cge { sum } => chosen(distance::cge(vectors, f, *sum)),
-            Rule::Mda { .. } => chosen(subsets::mda(vectors, f, &pairwise_dist2(vectors))),
+            Rule::Cge { .. } => Ok(self.finish_by_distances(vectors, f, &[distance::norms(vectors)])),
             Rule::Smea { .. } => chosen(subsets::smea(vectors, f)),
             // Every weight gone would mean the arithmetic broke down: refuse, never return 0.
             Rule::Caf => match spectral::caf(vectors, f) {
