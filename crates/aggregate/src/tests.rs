@@ -116,10 +116,9 @@ fn bad_input_is_refused_with_a_clear_error() {
 }
 
 /// The rules whose first pass meets every value check finiteness on their way instead of by
-/// `validate`:
-/// every bad value, wherever it sits (first or last vector, first or a late strip, the short
-/// last strip), and with either thread path, gets the error `validate` gives, naming the first
-/// bad vector; bad shapes are still refused as before.
+/// `validate`: every bad value, wherever it sits (first or last vector, first or a late strip,
+/// the short last strip), and with either thread path, gets the error `validate` gives, naming
+/// the first bad vector; bad shapes are still refused as before.
 #[test]
 fn rules_checking_on_their_way_refuse_what_validate_refuses() {
     let msg = |rule: &str, v: &[Vec<f64>]| run(rule, &[], v, 2).unwrap_err().to_string();
@@ -140,8 +139,7 @@ fn rules_checking_on_their_way_refuse_what_validate_refuses() {
         // Two bad values: the first vector's is named, as a scan in order would.
         let mut v = base.clone();
         (v[5][1], v[1][d - 1]) = (f64::NAN, f64::INFINITY);
-        assert!(msg("trmean", &v).starts_with(&format!("vector 1, coordinate {}", d - 1)));
-        for rule in ["average", "krum", "multikrum", "mda", "monna", "cge"] {
+        for rule in ["average", "trmean", "krum", "multikrum", "mda", "monna", "cge"] {
             assert!(msg(rule, &v).starts_with(&format!("vector 1, coordinate {}", d - 1)), "{rule}");
         }
     }

@@ -190,6 +190,23 @@ mod tests {
             }
             unsafe { run() }
         }
-        same_as_array::<[f64; 4]>();
+    }
+
+    /// The array form against its documented definitions, by hand: equal values (±0) give the
+    /// second operand, masks are all bits or none, a masked-out lane is +0.0, tallies count.
+    #[test]
+    fn array_lanes_follow_their_definitions() {
+        let bits = |x: [f64; 2]| x.map(f64::to_bits);
+        let (zero, minus) = ([0.0, -0.0], [-0.0, 0.0]);
+        assert_eq!(bits(zero.min(minus)), bits(minus));
+        assert_eq!(bits(zero.max(minus)), bits(minus));
+        assert_eq!(bits([1.0, 5.0].min([2.0, 3.0])), bits([1.0, 3.0]));
+        assert_eq!(bits([1.0, 5.0].max([2.0, 3.0])), bits([2.0, 5.0]));
+        let greater = [1.0, 5.0].greater([2.0, 3.0]);
+        assert_eq!(bits(greater), [0, !0]);
+        assert_eq!(bits([1.0, 5.0].less([2.0, 3.0])), [!0, 0]);
+        assert_eq!(bits(greater.and([-7.0, -7.0])), bits([0.0, -7.0]));
+        let counts = [0.0; 2].tally(greater).tally(greater).tally([1.0, 5.0].less([2.0, 3.0]));
+        assert_eq!(bits(counts), [1, 2]);
     }
 }
