@@ -211,33 +211,98 @@ pub fn sum<T: Term>(path: Path, a: &[f64], b: &[f64]) -> f64 {
 /// Σ_k T(x_i[k], z[k]) for every vector x_i, each with the bits of `sum::<T>(x_i, z)`, from
 /// one pass: a chunk of `z` stays in cache while the chunks of every vector stream past it.
 pub fn sum_each<T: Term>(path: Path, vectors: &[Vec<f64>], z: &[f64]) -> Vec<f64> {
-    let n = vectors.len();
-    let chunk = |start: usize| {
+    let chunk = |&start: &usize| {
         let end = (start + CHUNK).min(z.len());
-        let mut sums = vec![0.0; n];
+        let mut sums = vec![0.0; vectors.len()];
         for p in (start..end).step_by(PANEL) {
             let a = &z[p..(p + PANEL).min(end)];
-            let len = a.len();
-            let mut i = 0;
-            while i + 4 <= n {
-                let b = [0, 1, 2, 3].map(|w| &vectors[i + w][p..p + len]);
-                for (w, s) in panel::<T, 4>(path, a, b).into_iter().enumerate() {
-                    sums[i + w] += s;
-                }
-                i += 4;
-            }
-            for (i, sum) in sums.iter_mut().enumerate().skip(i) {
-                *sum += panel::<T, 1>(path, a, [&vectors[i][p..p + len]])[0];
-            }
+            add_panel_sums::<T>(path, vectors.len(), |i| &vectors[i][p..p + a.len()], a, &mut sums);
         }
         sums
     };
     let starts: Vec<usize> = (0..z.len()).step_by(CHUNK).collect();
-    let chunks: Vec<Vec<f64>> = if starts.len() > 1 {
-        starts.par_iter().map(|&s| chunk(s)).collect()
+    let chunks = if z.len() > CHUNK {
+        starts.par_iter().map(chunk).collect()
     } else {
-        starts.iter().map(|&s| chunk(s)).collect()
+        starts.iter().map(chunk).collect()
     };
+    in_chunk_order(vectors.len(), chunks)
+}
+
+/// A vector z that `make(packed, panel)` computes a panel at a time from that panel of every
+/// vector (`packed`: the n panels one after another; z a weighted sum of them, say), and
+/// Σ_k T(x_i[k], z[k]) for every vector x_i, each with the bits of `sum_each::<T>(vectors, z)`.
+/// Each panel of the input is read from memory once, into a contiguous buffer that stays in
+/// cache for both z and the sums (vectors whose allocations share an alignment would evict
+/// each other's panels): an iteration that moves a point and then measures every vector
+/// against it reads the input once, not twice.
+pub fn make_and_sum_each<T: Term>(
+    path: Path,
+    vectors: &[Vec<f64>],
+    make: impl Fn(&[f64], &mut [f64]) + Sync,
+) -> (Vec<f64>, Vec<f64>) {
+    let (n, d) = (vectors.len(), vectors.first().map_or(0, Vec::len));
+    let mut z = vec![0.0; d];
+    let chunk = |packed: &mut Vec<f64>, (c, made): (usize, &mut [f64])| {
+        let mut sums = vec![0.0; n];
+        for (q, panel) in made.chunks_mut(PANEL).enumerate() {
+            let (p, len) = (c * CHUNK + q * PANEL, panel.len());
+            packed.resize(n * len, 0.0);
+            for (i, v) in vectors.iter().enumerate() {
+                packed[i * len..(i + 1) * len].copy_from_slice(&v[p..p + len]);
+                // The vector's next panel, asked for now so that it is in cache by its turn.
+                prefetch(&v[(p + PANEL).min(d)..(p + 2 * PANEL).min(d)]);
+            }
+            make(packed, panel);
+            add_panel_sums::<T>(path, n, |i| &packed[i * len..(i + 1) * len], panel, &mut sums);
+        }
+        sums
+    };
+    let chunks = if d > CHUNK {
+        z.par_chunks_mut(CHUNK).enumerate().map_init(Vec::new, chunk).collect()
+    } else {
+        let mut packed = Vec::new();
+        z.chunks_mut(CHUNK).enumerate().map(|c| chunk(&mut packed, c)).collect()
+    };
+    (z, in_chunk_order(n, chunks))
+}
+
+/// Asks the memory for every cache line of `x`. A hint; it changes no result.
+#[inline(always)]
+fn prefetch(x: &[f64]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in x.chunks(8) {
+        // SAFETY: a prefetch only hints; the address is inside the slice.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(line.as_ptr().cast()) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = x;
+}
+
+/// Adds the panel sums of each of `n` rows (`rows(i)`, as long as `a`) against `a` into
+/// `sums`, four rows per load of `a`.
+fn add_panel_sums<'a, T: Term>(
+    path: Path,
+    n: usize,
+    rows: impl Fn(usize) -> &'a [f64],
+    a: &[f64],
+    sums: &mut [f64],
+) {
+    let mut i = 0;
+    while i + 4 <= n {
+        let b = [0, 1, 2, 3].map(|w| rows(i + w));
+        for (w, s) in panel::<T, 4>(path, a, b).into_iter().enumerate() {
+            sums[i + w] += s;
+        }
+        i += 4;
+    }
+    for (i, sum) in sums.iter_mut().enumerate().skip(i) {
+        *sum += panel::<T, 1>(path, a, [rows(i)])[0];
+    }
+}
+
+/// The per-vector sums of every chunk, added in chunk order.
+fn in_chunk_order(n: usize, chunks: Vec<Vec<f64>>) -> Vec<f64> {
     chunks.into_iter().fold(vec![0.0; n], |mut total, c| {
         total.iter_mut().zip(c).for_each(|(t, c)| *t += c);
         total

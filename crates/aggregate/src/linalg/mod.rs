@@ -98,23 +98,31 @@ pub fn per_column_with<S>(
 pub fn weighted_sum(vectors: &[Vec<f64>], items: &[(usize, f64)]) -> Vec<f64> {
     by_blocks(vectors, |start, acc| {
         let len = acc.len();
-        let x = |i: usize| &vectors[i][start..start + len];
-        // Four vectors per sweep (four streams for the prefetcher, a quarter of the stores),
-        // each coordinate still adding its terms one by one in list order.
-        let mut quads = items.chunks_exact(4);
-        for q in &mut quads {
-            let (a, b, c, d) = (x(q[0].0), x(q[1].0), x(q[2].0), x(q[3].0));
-            let (wa, wb, wc, wd) = (q[0].1, q[1].1, q[2].1, q[3].1);
-            for k in 0..len {
-                acc[k] = (((acc[k] + wa * a[k]) + wb * b[k]) + wc * c[k]) + wd * d[k];
-            }
-        }
-        for &(i, w) in quads.remainder() {
-            for (a, x) in acc.iter_mut().zip(x(i)) {
-                *a += w * x;
-            }
-        }
+        add_weighted(|i| &vectors[i][start..start + len], items, acc)
     })
+}
+
+/// acc[k] += Σ w·x_i[k] over the items in list order, with x_i = `rows(i)` (as long as `acc`),
+/// each streamed whole.
+#[inline(always)]
+fn add_weighted<'a>(rows: impl Fn(usize) -> &'a [f64], items: &[(usize, f64)], acc: &mut [f64]) {
+    let len = acc.len();
+    let x = |i: usize| &rows(i)[..len];
+    // Four vectors per sweep (four streams for the prefetcher, a quarter of the stores),
+    // each coordinate still adding its terms one by one in list order.
+    let mut quads = items.chunks_exact(4);
+    for q in &mut quads {
+        let (a, b, c, d) = (x(q[0].0), x(q[1].0), x(q[2].0), x(q[3].0));
+        let (wa, wb, wc, wd) = (q[0].1, q[1].1, q[2].1, q[3].1);
+        for k in 0..len {
+            acc[k] = (((acc[k] + wa * a[k]) + wb * b[k]) + wc * c[k]) + wd * d[k];
+        }
+    }
+    for &(i, w) in quads.remainder() {
+        for (a, x) in acc.iter_mut().zip(x(i)) {
+            *a += w * x;
+        }
+    }
 }
 
 /// v + Σ w_i (x_i − v) over the listed vectors: the sum in list order, then added to v,
@@ -170,13 +178,7 @@ fn weighted_sums_on(path: Path, vectors: &[Vec<f64>], lists: &[Vec<(usize, f64)>
     }
     let block = |(b, accs): (usize, Vec<&mut [f64]>)| {
         for (acc, items) in accs.into_iter().zip(lists) {
-            match path {
-                Path::Portable => add_terms(vectors, items, b * SUM_BLOCK, acc),
-                // SAFETY: AVX2 is only chosen on CPUs that have it (`Path::detect`; tests check
-                // `available`).
-                #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
-                Path::Avx2 | Path::Avx512 => unsafe { add_terms_avx2(vectors, items, b * SUM_BLOCK, acc) },
-            }
+            add_terms_on(path, vectors, items, b * SUM_BLOCK, acc);
         }
     };
     if d < PARALLEL_FROM {
@@ -185,6 +187,52 @@ fn weighted_sums_on(path: Path, vectors: &[Vec<f64>], lists: &[Vec<(usize, f64)>
         blocks.into_par_iter().enumerate().for_each(block);
     }
     outs
+}
+
+/// The weighted sum of [`weighted_sum`] and the squared distance of every vector to it, with
+/// the bits of [`dist2_to_each`], from one pass over the input (a Weiszfeld step and the
+/// distances the next step weighs by).
+pub fn weighted_sum_and_dist2(vectors: &[Vec<f64>], items: &[(usize, f64)]) -> (Vec<f64>, Vec<f64>) {
+    weighted_sum_and_dist2_on(Path::detect(), vectors, items)
+}
+
+fn weighted_sum_and_dist2_on(
+    path: Path,
+    vectors: &[Vec<f64>],
+    items: &[(usize, f64)],
+) -> (Vec<f64>, Vec<f64>) {
+    kernel::make_and_sum_each::<Dist2>(path, vectors, |packed, acc| match path {
+        Path::Portable => add_weighted_packed(packed, items, acc),
+        // SAFETY: AVX2 is only chosen on CPUs that have it (`Path::detect`; tests check
+        // `available`).
+        #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
+        Path::Avx2 | Path::Avx512 => unsafe { add_weighted_packed_avx2(packed, items, acc) },
+    })
+}
+
+/// [`add_weighted`] over rows packed one after another, each as long as `acc`.
+#[inline(always)]
+fn add_weighted_packed(packed: &[f64], items: &[(usize, f64)], acc: &mut [f64]) {
+    let len = acc.len();
+    add_weighted(|i| &packed[i * len..(i + 1) * len], items, acc)
+}
+
+#[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
+#[target_feature(enable = "avx2")]
+fn add_weighted_packed_avx2(packed: &[f64], items: &[(usize, f64)], acc: &mut [f64]) {
+    add_weighted_packed(packed, items, acc)
+}
+
+/// [`add_terms`], compiled for the path.
+#[inline(always)]
+fn add_terms_on(path: Path, vectors: &[Vec<f64>], items: &[(usize, f64)], start: usize, acc: &mut [f64]) {
+    match path {
+        Path::Portable => add_terms(vectors, items, start, acc),
+        // SAFETY: AVX2 is only chosen on CPUs that have it (`Path::detect`; tests check
+        // `available`).
+        #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
+        Path::Avx2 | Path::Avx512 => unsafe { add_terms_avx2(vectors, items, start, acc) },
+    }
 }
 
 /// acc[k] = Σ w·x_i[start + k] over the items in order, a tile of coordinates at a time so
@@ -317,6 +365,30 @@ mod tests {
                 for (list, sums) in lists.iter().zip(many) {
                     let one = weighted_sum(&v, list);
                     assert!(one.iter().zip(&sums).all(|(a, b)| a.to_bits() == b.to_bits()), "d={d} {path:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_weighted_sum_and_the_distances_to_it_have_the_bits_of_each_alone() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+        // Lengths that end mid-panel, mid-chunk and past several chunks (the parallel path).
+        for d in [1, 300, kernel::CHUNK, 3 * kernel::CHUNK + kernel::PANEL + 5] {
+            let v: Vec<Vec<f64>> =
+                (0..7).map(|_| (0..d).map(|_| rng.random::<f64>() - 0.5).collect()).collect();
+            let items: Vec<(usize, f64)> = [3, 0, 6, 1, 5, 2].map(|i| (i, 1.0 / (i + 3) as f64)).to_vec();
+            let sum = weighted_sum(&v, &items);
+            let to_sum = dist2_to_each(&v, &sum);
+            for &path in Path::ALL.iter().filter(|p| p.available()) {
+                for threads in [1, 2, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    let (made, distances) = pool.install(|| weighted_sum_and_dist2_on(path, &v, &items));
+                    let at = format!("d={d} {path:?} threads={threads}");
+                    assert_eq!((made.len(), distances.len()), (d, 7), "{at}");
+                    assert!(made.iter().zip(&sum).all(|(a, b)| a.to_bits() == b.to_bits()), "{at}");
+                    assert!(distances.iter().zip(&to_sum).all(|(a, b)| a.to_bits() == b.to_bits()), "{at}");
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! Rules that move a point towards the inputs: the geometric median (smoothed Weiszfeld) and
 //! centered clipping.
 
-use crate::linalg::{dist2, dist2_to_each, step_towards, weighted_sum};
+use crate::linalg::{dist2, dist2_to_each, step_towards, weighted_sum_and_dist2};
 
 /// Smoothed Weiszfeld (Pillutla et al., RFA): z ← Σ β_i x_i / Σ β_i with β_i = 1 / max(ν, ‖x_i − z‖),
 /// from `start`, until a step moves z by at most `tolerance` × max(1, ‖z‖) or after `iterations`.
@@ -12,19 +12,32 @@ pub fn geometric_median(
     tolerance: f64,
     nu: f64,
 ) -> Vec<f64> {
-    let mut z = start;
+    let distances = dist2_to_each(vectors, &start);
+    geometric_median_from(vectors, start, distances, iterations, tolerance, nu)
+}
+
+/// [`geometric_median`] from `start` and the squared distances of the vectors to it. Each step
+/// makes the next point and measures the vectors against it in one pass over the input.
+pub fn geometric_median_from(
+    vectors: &[Vec<f64>],
+    start: Vec<f64>,
+    distances: Vec<f64>,
+    iterations: usize,
+    tolerance: f64,
+    nu: f64,
+) -> Vec<f64> {
+    let (mut z, mut distances) = (start, distances);
     for _ in 0..iterations {
-        let betas: Vec<f64> =
-            dist2_to_each(vectors, &z).into_iter().map(|d| 1.0 / d.sqrt().max(nu)).collect();
+        let betas: Vec<f64> = distances.iter().map(|d| 1.0 / d.sqrt().max(nu)).collect();
         let total: f64 = betas.iter().sum();
         if total == 0.0 || !total.is_finite() {
             break;
         }
         let items: Vec<(usize, f64)> = betas.iter().enumerate().map(|(i, b)| (i, b / total)).collect();
-        let next = weighted_sum(vectors, &items);
+        let (next, to_next) = weighted_sum_and_dist2(vectors, &items);
         let moved = dist2(&next, &z).sqrt();
         let size = next.iter().map(|x| x * x).sum::<f64>().sqrt().max(1.0);
-        z = next;
+        (z, distances) = (next, to_next);
         if moved <= tolerance * size {
             break;
         }
@@ -64,6 +77,30 @@ mod tests {
         // Collinear points 0, 1, 10: the geometric median is the median, 1.
         let z = geometric_median(&[vec![0.0], vec![1.0], vec![10.0]], vec![5.0], 1000, 1e-14, 1e-12);
         assert!((z[0] - 1.0).abs() < 1e-6, "{z:?}");
+    }
+
+    #[test]
+    fn each_step_has_the_bits_of_two_passes() {
+        // The loop as first written: distances to z, then the weighted sum, each its own pass.
+        fn two_passes(vectors: &[Vec<f64>], mut z: Vec<f64>, iterations: usize) -> Vec<f64> {
+            for _ in 0..iterations {
+                let betas: Vec<f64> =
+                    dist2_to_each(vectors, &z).into_iter().map(|d| 1.0 / d.sqrt().max(1e-6)).collect();
+                let total: f64 = betas.iter().sum();
+                let items: Vec<(usize, f64)> =
+                    betas.iter().enumerate().map(|(i, b)| (i, b / total)).collect();
+                z = crate::linalg::weighted_sum(vectors, &items);
+            }
+            z
+        }
+        let d = 40_000;
+        let v: Vec<Vec<f64>> =
+            (0..9).map(|i| (0..d).map(|k| ((i * d + k) as f64 * 0.61).sin()).collect()).collect();
+        for iterations in [1, 2, 5] {
+            let fused = geometric_median(&v, vec![0.25; d], iterations, 0.0, 1e-6);
+            let reference = two_passes(&v, vec![0.25; d], iterations);
+            assert!(fused.iter().zip(&reference).all(|(a, b)| a.to_bits() == b.to_bits()), "{iterations}");
+        }
     }
 
     #[test]

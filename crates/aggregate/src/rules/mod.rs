@@ -165,7 +165,7 @@ impl Rule {
     }
 
     /// For the rules whose first pass meets every input value (the average, the trimmed mean,
-    /// and those that start from distances or norms), the aggregate of vectors of one
+    /// and those that start from distances or norms, the geometric median's to its start), the aggregate of vectors of one
     /// dimension not yet checked for finiteness: None if the rule is another, or that pass met
     /// a value that is not finite (or overflowed on finite ones: the caller then checks the
     /// input and applies the rule as ever).
@@ -181,6 +181,16 @@ impl Rule {
                 let d = pairwise_dist2(vectors);
                 d.iter().try_for_each(|row| finite(row))?;
                 self.finish_by_distances(vectors, f, &d)
+            }
+            Rule::GeometricMedian { iterations, tolerance, nu } => {
+                // The median of any bits is one of them (or the mean of two): finite distances
+                // to it mean finite vectors.
+                let start = coordinate::median(vectors);
+                let distances = dist2_to_each(vectors, &start);
+                finite(&distances)?;
+                let vector =
+                    geometric::geometric_median_from(vectors, start, distances, *iterations, *tolerance, *nu);
+                Aggregate { vector, kept: None }
             }
             Rule::Monna { pivot } => {
                 let distances = dist2_to_each(vectors, &vectors[*pivot]);
