@@ -131,7 +131,8 @@ fn rules_checking_on_their_way_refuse_what_validate_refuses() {
                 v[i][k] = bad;
                 let expected = validate(&v).unwrap_err().to_string();
                 assert!(expected.contains(&format!("vector {i}, coordinate {k}")), "{expected}");
-                for rule in ["average", "trmean", "krum", "multikrum", "mda", "monna", "cge", "geomed"] {
+                for rule in ["average", "trmean", "krum", "multikrum", "mda", "monna", "cge", "geomed", "cc"]
+                {
                     assert_eq!(msg(rule, &v), expected, "{rule} d={d} ({i}, {k}) {bad}");
                 }
             }
@@ -139,7 +140,7 @@ fn rules_checking_on_their_way_refuse_what_validate_refuses() {
         // Two bad values: the first vector's is named, as a scan in order would.
         let mut v = base.clone();
         (v[5][1], v[1][d - 1]) = (f64::NAN, f64::INFINITY);
-        for rule in ["average", "trmean", "krum", "multikrum", "mda", "monna", "cge", "geomed"] {
+        for rule in ["average", "trmean", "krum", "multikrum", "mda", "monna", "cge", "geomed", "cc"] {
             assert!(msg(rule, &v).starts_with(&format!("vector 1, coordinate {}", d - 1)), "{rule}");
         }
     }

@@ -229,8 +229,9 @@ pub fn sum_each<T: Term>(path: Path, vectors: &[Vec<f64>], z: &[f64]) -> Vec<f64
     in_chunk_order(vectors.len(), chunks)
 }
 
-/// A vector z that `make(packed, panel)` computes a panel at a time from that panel of every
-/// vector (`packed`: the n panels one after another; z a weighted sum of them, say), and
+/// A vector z that `make(packed, start, panel)` computes a panel at a time from that panel of
+/// every vector (`packed`: the n panels one after another, from coordinate `start`; z a
+/// weighted sum of them, say), and
 /// Σ_k T(x_i[k], z[k]) for every vector x_i, each with the bits of `sum_each::<T>(vectors, z)`.
 /// Each panel of the input is read from memory once, into a contiguous buffer that stays in
 /// cache for both z and the sums (vectors whose allocations share an alignment would evict
@@ -239,7 +240,7 @@ pub fn sum_each<T: Term>(path: Path, vectors: &[Vec<f64>], z: &[f64]) -> Vec<f64
 pub fn make_and_sum_each<T: Term>(
     path: Path,
     vectors: &[Vec<f64>],
-    make: impl Fn(&[f64], &mut [f64]) + Sync,
+    make: impl Fn(&[f64], usize, &mut [f64]) + Sync,
 ) -> (Vec<f64>, Vec<f64>) {
     let (n, d) = (vectors.len(), vectors.first().map_or(0, Vec::len));
     let mut z = vec![0.0; d];
@@ -253,7 +254,7 @@ pub fn make_and_sum_each<T: Term>(
                 // The vector's next panel, asked for now so that it is in cache by its turn.
                 prefetch(&v[(p + PANEL).min(d)..(p + 2 * PANEL).min(d)]);
             }
-            make(packed, panel);
+            make(packed, p, panel);
             add_panel_sums::<T>(path, n, |i| &packed[i * len..(i + 1) * len], panel, &mut sums);
         }
         sums

@@ -129,14 +129,21 @@ fn add_weighted<'a>(rows: impl Fn(usize) -> &'a [f64], items: &[(usize, f64)], a
 /// coordinate by coordinate (a step of centered clipping).
 pub fn step_towards(vectors: &[Vec<f64>], items: &[(usize, f64)], v: &[f64]) -> Vec<f64> {
     by_blocks(vectors, |start, acc| {
-        let v = &v[start..start + acc.len()];
-        for &(i, w) in items {
-            for ((a, x), v) in acc.iter_mut().zip(&vectors[i][start..]).zip(v) {
-                *a += w * (x - v);
-            }
-        }
-        acc.iter_mut().zip(v).for_each(|(a, v)| *a += v);
+        let len = acc.len();
+        add_step(|i| &vectors[i][start..start + len], items, &v[start..start + len], acc)
     })
+}
+
+/// acc[k] += Σ w·(x_i[k] − v[k]) over the items in list order, then v[k], with x_i = `rows(i)`
+/// (as long as `acc`).
+#[inline(always)]
+fn add_step<'a>(rows: impl Fn(usize) -> &'a [f64], items: &[(usize, f64)], v: &[f64], acc: &mut [f64]) {
+    for &(i, w) in items {
+        for ((a, x), v) in acc.iter_mut().zip(rows(i)).zip(v) {
+            *a += w * (x - v);
+        }
+    }
+    acc.iter_mut().zip(v).for_each(|(a, v)| *a += v);
 }
 
 /// A vector of the input's dimension, from 0, filled by `fill(start, block)` a block of
@@ -201,37 +208,87 @@ fn weighted_sum_and_dist2_on(
     vectors: &[Vec<f64>],
     items: &[(usize, f64)],
 ) -> (Vec<f64>, Vec<f64>) {
-    kernel::make_and_sum_each::<Dist2>(path, vectors, |packed, acc| match path {
-        Path::Portable => add_weighted_packed(packed, items, acc),
-        // SAFETY: AVX2 is only chosen on CPUs that have it (`Path::detect`; tests check
-        // `available`).
-        #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
-        Path::Avx2 | Path::Avx512 => unsafe { add_weighted_packed_avx2(packed, items, acc) },
+    kernel::make_and_sum_each::<Dist2>(path, vectors, |packed, _, acc| {
+        add_weighted_packed(path, packed, items, acc)
     })
 }
 
-/// [`add_weighted`] over rows packed one after another, each as long as `acc`.
-#[inline(always)]
-fn add_weighted_packed(packed: &[f64], items: &[(usize, f64)], acc: &mut [f64]) {
-    let len = acc.len();
-    add_weighted(|i| &packed[i * len..(i + 1) * len], items, acc)
+/// The step of [`step_towards`] and the squared distance of every vector to where it lands,
+/// with the bits of [`dist2_to_each`], from one pass over the input (a step of centered
+/// clipping and the distances the next step clips by).
+pub fn step_towards_and_dist2(
+    vectors: &[Vec<f64>],
+    items: &[(usize, f64)],
+    v: &[f64],
+) -> (Vec<f64>, Vec<f64>) {
+    step_towards_and_dist2_on(Path::detect(), vectors, items, v)
 }
 
-#[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
-#[target_feature(enable = "avx2")]
-fn add_weighted_packed_avx2(packed: &[f64], items: &[(usize, f64)], acc: &mut [f64]) {
-    add_weighted_packed(packed, items, acc)
+fn step_towards_and_dist2_on(
+    path: Path,
+    vectors: &[Vec<f64>],
+    items: &[(usize, f64)],
+    v: &[f64],
+) -> (Vec<f64>, Vec<f64>) {
+    kernel::make_and_sum_each::<Dist2>(path, vectors, |packed, start, acc| {
+        add_step_packed(path, packed, items, &v[start..start + acc.len()], acc)
+    })
 }
 
-/// [`add_terms`], compiled for the path.
-#[inline(always)]
+// Each of the next three compiles an `#[inline(always)]` loop a second time for AVX2 and runs
+// the copy the path asks for. (A closure passed to one AVX2 function is not reliably inlined
+// into it, so each loop gets its own.) SAFETY, for each: AVX2 is only chosen on CPUs that have
+// it (`Path::detect`; tests check `available`).
+
+/// [`add_weighted`] over the rows packed one after another in `packed`, each as long as `acc`.
+fn add_weighted_packed(path: Path, packed: &[f64], items: &[(usize, f64)], acc: &mut [f64]) {
+    #[inline(always)]
+    fn run(packed: &[f64], items: &[(usize, f64)], acc: &mut [f64]) {
+        let len = acc.len();
+        add_weighted(|i| &packed[i * len..(i + 1) * len], items, acc)
+    }
+    #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
+    #[target_feature(enable = "avx2")]
+    fn avx2(packed: &[f64], items: &[(usize, f64)], acc: &mut [f64]) {
+        run(packed, items, acc)
+    }
+    match path {
+        Path::Portable => run(packed, items, acc),
+        #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
+        Path::Avx2 | Path::Avx512 => unsafe { avx2(packed, items, acc) },
+    }
+}
+
+/// [`add_step`] over the rows packed one after another in `packed`, each as long as `acc`.
+fn add_step_packed(path: Path, packed: &[f64], items: &[(usize, f64)], v: &[f64], acc: &mut [f64]) {
+    #[inline(always)]
+    fn run(packed: &[f64], items: &[(usize, f64)], v: &[f64], acc: &mut [f64]) {
+        let len = acc.len();
+        add_step(|i| &packed[i * len..(i + 1) * len], items, v, acc)
+    }
+    #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
+    #[target_feature(enable = "avx2")]
+    fn avx2(packed: &[f64], items: &[(usize, f64)], v: &[f64], acc: &mut [f64]) {
+        run(packed, items, v, acc)
+    }
+    match path {
+        Path::Portable => run(packed, items, v, acc),
+        #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
+        Path::Avx2 | Path::Avx512 => unsafe { avx2(packed, items, v, acc) },
+    }
+}
+
+/// [`add_terms`], for the path.
 fn add_terms_on(path: Path, vectors: &[Vec<f64>], items: &[(usize, f64)], start: usize, acc: &mut [f64]) {
+    #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
+    #[target_feature(enable = "avx2")]
+    fn avx2(vectors: &[Vec<f64>], items: &[(usize, f64)], start: usize, acc: &mut [f64]) {
+        add_terms(vectors, items, start, acc)
+    }
     match path {
         Path::Portable => add_terms(vectors, items, start, acc),
-        // SAFETY: AVX2 is only chosen on CPUs that have it (`Path::detect`; tests check
-        // `available`).
         #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
-        Path::Avx2 | Path::Avx512 => unsafe { add_terms_avx2(vectors, items, start, acc) },
+        Path::Avx2 | Path::Avx512 => unsafe { avx2(vectors, items, start, acc) },
     }
 }
 
@@ -252,12 +309,6 @@ fn add_terms(vectors: &[Vec<f64>], items: &[(usize, f64)], start: usize, acc: &m
         tile.copy_from_slice(&sums[..len]);
         k += len;
     }
-}
-
-#[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
-#[target_feature(enable = "avx2")]
-fn add_terms_avx2(vectors: &[Vec<f64>], items: &[(usize, f64)], start: usize, acc: &mut [f64]) {
-    add_terms(vectors, items, start, acc)
 }
 
 /// The mean of the listed vectors. Each term is divided before it is added, so vectors near
@@ -371,24 +422,30 @@ mod tests {
     }
 
     #[test]
-    fn a_weighted_sum_and_the_distances_to_it_have_the_bits_of_each_alone() {
+    fn a_step_and_the_distances_to_where_it_lands_have_the_bits_of_each_alone() {
         use rand::{RngExt, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(8);
+        let same = |a: &[f64], b: &[f64]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits())
+        };
         // Lengths that end mid-panel, mid-chunk and past several chunks (the parallel path).
         for d in [1, 300, kernel::CHUNK, 3 * kernel::CHUNK + kernel::PANEL + 5] {
             let v: Vec<Vec<f64>> =
                 (0..7).map(|_| (0..d).map(|_| rng.random::<f64>() - 0.5).collect()).collect();
             let items: Vec<(usize, f64)> = [3, 0, 6, 1, 5, 2].map(|i| (i, 1.0 / (i + 3) as f64)).to_vec();
+            let from: Vec<f64> = (0..d).map(|_| rng.random::<f64>()).collect();
             let sum = weighted_sum(&v, &items);
-            let to_sum = dist2_to_each(&v, &sum);
+            let step = step_towards(&v, &items, &from);
+            let (to_sum, to_step) = (dist2_to_each(&v, &sum), dist2_to_each(&v, &step));
             for &path in Path::ALL.iter().filter(|p| p.available()) {
                 for threads in [1, 2, 3] {
                     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                    let (made, distances) = pool.install(|| weighted_sum_and_dist2_on(path, &v, &items));
                     let at = format!("d={d} {path:?} threads={threads}");
-                    assert_eq!((made.len(), distances.len()), (d, 7), "{at}");
-                    assert!(made.iter().zip(&sum).all(|(a, b)| a.to_bits() == b.to_bits()), "{at}");
-                    assert!(distances.iter().zip(&to_sum).all(|(a, b)| a.to_bits() == b.to_bits()), "{at}");
+                    let (made, distances) = pool.install(|| weighted_sum_and_dist2_on(path, &v, &items));
+                    assert!(same(&made, &sum) && same(&distances, &to_sum), "weighted sum, {at}");
+                    let (made, distances) =
+                        pool.install(|| step_towards_and_dist2_on(path, &v, &items, &from));
+                    assert!(same(&made, &step) && same(&distances, &to_step), "step, {at}");
                 }
             }
         }

@@ -1,7 +1,7 @@
 //! Rules that move a point towards the inputs: the geometric median (smoothed Weiszfeld) and
 //! centered clipping.
 
-use crate::linalg::{dist2, dist2_to_each, step_towards, weighted_sum_and_dist2};
+use crate::linalg::{dist2, dist2_to_each, step_towards, step_towards_and_dist2, weighted_sum_and_dist2};
 
 /// Smoothed Weiszfeld (Pillutla et al., RFA): z ← Σ β_i x_i / Σ β_i with β_i = 1 / max(ν, ‖x_i − z‖),
 /// from `start`, until a step moves z by at most `tolerance` × max(1, ‖z‖) or after `iterations`.
@@ -48,17 +48,37 @@ pub fn geometric_median_from(
 /// Centered clipping (Karimireddy et al. 2021): v ← v + (1/n) Σ (x_i − v) · min(1, τ / ‖x_i − v‖),
 /// `iterations` times from `start`.
 pub fn centered_clipping(vectors: &[Vec<f64>], start: Vec<f64>, radius: f64, iterations: usize) -> Vec<f64> {
+    if iterations == 0 {
+        return start;
+    }
+    let distances = dist2_to_each(vectors, &start);
+    centered_clipping_from(vectors, start, distances, radius, iterations)
+}
+
+/// [`centered_clipping`] from `start` and the squared distances of the vectors to it. Each step
+/// but the last also measures the vectors against where it lands, in the same pass.
+pub fn centered_clipping_from(
+    vectors: &[Vec<f64>],
+    start: Vec<f64>,
+    distances: Vec<f64>,
+    radius: f64,
+    iterations: usize,
+) -> Vec<f64> {
     let n = vectors.len() as f64;
-    let mut v = start;
-    for _ in 0..iterations {
-        let c: Vec<f64> = dist2_to_each(vectors, &v)
-            .into_iter()
+    let (mut v, mut distances) = (start, distances);
+    for step in 0..iterations {
+        let c: Vec<(usize, f64)> = distances
+            .iter()
             .map(|d| {
                 let d = d.sqrt();
                 (if d > radius { radius / d } else { 1.0 }) / n
             })
+            .enumerate()
             .collect();
-        v = step_towards(vectors, &c.into_iter().enumerate().collect::<Vec<_>>(), &v);
+        if step + 1 == iterations {
+            return step_towards(vectors, &c, &v);
+        }
+        (v, distances) = step_towards_and_dist2(vectors, &c, &v);
     }
     v
 }
@@ -108,6 +128,36 @@ mod tests {
         // From z = 0 with points 1 and 3 (in 1-d): β = 1/1 and 1/3 → z = (1·1 + 3·1/3)/(4/3) = 1.5.
         let z = geometric_median(&[vec![1.0], vec![3.0]], vec![0.0], 1, 0.0, 1e-9);
         assert!((z[0] - 1.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn each_clipping_step_has_the_bits_of_two_passes() {
+        // The loop as first written: distances to v, then the step, each its own pass.
+        fn two_passes(vectors: &[Vec<f64>], mut v: Vec<f64>, radius: f64, iterations: usize) -> Vec<f64> {
+            let n = vectors.len() as f64;
+            for _ in 0..iterations {
+                let c: Vec<(usize, f64)> = dist2_to_each(vectors, &v)
+                    .into_iter()
+                    .map(|d| (if d.sqrt() > radius { radius / d.sqrt() } else { 1.0 }) / n)
+                    .enumerate()
+                    .collect();
+                v = step_towards(vectors, &c, &v);
+            }
+            v
+        }
+        let d = 40_000;
+        let v: Vec<Vec<f64>> =
+            (0..9).map(|i| (0..d).map(|k| ((i * d + k) as f64 * 0.61).sin()).collect()).collect();
+        for iterations in [0, 1, 2, 5] {
+            for radius in [1.0, 1e9] {
+                let fused = centered_clipping(&v, vec![0.25; d], radius, iterations);
+                let reference = two_passes(&v, vec![0.25; d], radius, iterations);
+                assert!(
+                    fused.iter().zip(&reference).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{iterations} {radius}"
+                );
+            }
+        }
     }
 
     #[test]

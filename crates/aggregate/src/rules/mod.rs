@@ -47,6 +47,22 @@ pub enum Start {
     Point(Vec<f64>),
 }
 
+impl Start {
+    /// The starting point for these vectors.
+    fn point(&self, vectors: &[Vec<f64>]) -> Result<Vec<f64>> {
+        let d = vectors[0].len();
+        Ok(match self {
+            Start::Zero => vec![0.0; d],
+            Start::Average => mean(vectors),
+            Start::Median => coordinate::median(vectors),
+            Start::Point(p) if p.len() == d => p.clone(),
+            Start::Point(p) => {
+                return Err(bad("start", format!("has {} coordinates, the vectors {d}", p.len())));
+            }
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Rule {
     Average,
@@ -165,7 +181,8 @@ impl Rule {
     }
 
     /// For the rules whose first pass meets every input value (the average, the trimmed mean,
-    /// and those that start from distances or norms, the geometric median's to its start), the aggregate of vectors of one
+    /// and those that start from distances or norms, the geometric median's and centered
+    /// clipping's to their start), the aggregate of vectors of one
     /// dimension not yet checked for finiteness: None if the rule is another, or that pass met
     /// a value that is not finite (or overflowed on finite ones: the caller then checks the
     /// input and applies the rule as ever).
@@ -183,13 +200,20 @@ impl Rule {
                 self.finish_by_distances(vectors, f, &d)
             }
             Rule::GeometricMedian { iterations, tolerance, nu } => {
-                // The median of any bits is one of them (or the mean of two): finite distances
-                // to it mean finite vectors.
+                // Finite distances to a start mean finite vectors, whatever the start.
                 let start = coordinate::median(vectors);
                 let distances = dist2_to_each(vectors, &start);
                 finite(&distances)?;
                 let vector =
                     geometric::geometric_median_from(vectors, start, distances, *iterations, *tolerance, *nu);
+                Aggregate { vector, kept: None }
+            }
+            Rule::CenteredClipping { radius, iterations, start } if *iterations > 0 => {
+                let start = start.point(vectors).ok()?;
+                let distances = dist2_to_each(vectors, &start);
+                finite(&distances)?;
+                let vector =
+                    geometric::centered_clipping_from(vectors, start, distances, *radius, *iterations);
                 Aggregate { vector, kept: None }
             }
             Rule::Monna { pivot } => {
@@ -252,19 +276,7 @@ impl Rule {
                 *nu,
             )),
             Rule::CenteredClipping { radius, iterations, start } => {
-                let start = match start {
-                    Start::Zero => vec![0.0; vectors[0].len()],
-                    Start::Average => mean(vectors),
-                    Start::Median => coordinate::median(vectors),
-                    Start::Point(p) if p.len() == vectors[0].len() => p.clone(),
-                    Start::Point(p) => {
-                        return Err(bad(
-                            "start",
-                            format!("has {} coordinates, the vectors {}", p.len(), vectors[0].len()),
-                        ));
-                    }
-                };
-                plain(geometric::centered_clipping(vectors, start, *radius, *iterations))
+                plain(geometric::centered_clipping(vectors, start.point(vectors)?, *radius, *iterations))
             }
             Rule::Krum { .. } | Rule::MultiKrum { .. } | Rule::Mda { .. } => {
                 Ok(self.finish_by_distances(vectors, f, &pairwise_dist2(vectors)))
