@@ -231,9 +231,8 @@ pub fn sum_each<T: Term>(path: Path, vectors: &[Vec<f64>], z: &[f64]) -> Vec<f64
 
 /// A vector z that `make(packed, start, panel)` computes a panel at a time from that panel of
 /// every vector (`packed`: the n panels one after another, from coordinate `start`; z a
-/// weighted sum of them, say), and
-/// Σ_k T(x_i[k], z[k]) for every vector x_i, each with the bits of `sum_each::<T>(vectors, z)`.
-/// Each panel of the input is read from memory once, into a contiguous buffer that stays in
+/// weighted sum of them, say), and Σ_k T(x_i[k], z[k]) for every vector x_i, each with the
+/// bits of `sum_each::<T>(vectors, z)`. Each panel of the input is read from memory once, into a contiguous buffer that stays in
 /// cache for both z and the sums (vectors whose allocations share an alignment would evict
 /// each other's panels): an iteration that moves a point and then measures every vector
 /// against it reads the input once, not twice.

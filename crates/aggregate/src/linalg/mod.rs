@@ -236,9 +236,10 @@ fn step_towards_and_dist2_on(
 }
 
 // Each of the next three compiles an `#[inline(always)]` loop a second time for AVX2 and runs
-// the copy the path asks for. (A closure passed to one AVX2 function is not reliably inlined
-// into it, so each loop gets its own.) SAFETY, for each: AVX2 is only chosen on CPUs that have
-// it (`Path::detect`; tests check `available`).
+// the copy the path asks for. (One AVX2 function taking a closure could serve all three, but
+// whether the closure is inlined into it, and so compiled for AVX2, would be the compiler's
+// choice.) SAFETY, for each: AVX2 is only chosen on CPUs that have it (`Path::detect`; tests
+// check `available`).
 
 /// [`add_weighted`] over the rows packed one after another in `packed`, each as long as `acc`.
 fn add_weighted_packed(path: Path, packed: &[f64], items: &[(usize, f64)], acc: &mut [f64]) {
