@@ -135,6 +135,11 @@ fn rules_checking_on_their_way_refuse_what_validate_refuses() {
                 {
                     assert_eq!(msg(rule, &v), expected, "{rule} d={d} ({i}, {k}) {bad}");
                 }
+                // Centered clipping from its other starts.
+                for start in ["start=zero", "start=average"] {
+                    let got = run("cc", &[start], &v, 2).unwrap_err().to_string();
+                    assert_eq!(got, expected, "cc {start} d={d} ({i}, {k}) {bad}");
+                }
             }
         }
         // Two bad values: the first vector's is named, as a scan in order would.

@@ -231,8 +231,9 @@ pub fn sum_each<T: Term>(path: Path, vectors: &[Vec<f64>], z: &[f64]) -> Vec<f64
 
 /// A vector z that `make(packed, start, panel)` computes a panel at a time from that panel of
 /// every vector (`packed`: the n panels one after another, from coordinate `start`; z a
-/// weighted sum of them, say), and Σ_k T(x_i[k], z[k]) for every vector x_i, each with the
-/// bits of `sum_each::<T>(vectors, z)`. Each panel of the input is read from memory once, into a contiguous buffer that stays in
+/// weighted sum of them, say), adding into `panel`, which comes zeroed as the blocks of
+/// `weighted_sum` do; and Σ_k T(x_i[k], z[k]) for every vector x_i, each with the bits of
+/// `sum_each::<T>(vectors, z)`. Each panel of the input is read from memory once, into a contiguous buffer that stays in
 /// cache for both z and the sums (vectors whose allocations share an alignment would evict
 /// each other's panels): an iteration that moves a point and then measures every vector
 /// against it reads the input once, not twice.
@@ -244,14 +245,15 @@ pub fn make_and_sum_each<T: Term>(
     let (n, d) = (vectors.len(), vectors.first().map_or(0, Vec::len));
     let mut z = vec![0.0; d];
     let chunk = |packed: &mut Vec<f64>, (c, made): (usize, &mut [f64])| {
-        let mut sums = vec![0.0; n];
+        let (mut sums, end) = (vec![0.0; n], c * CHUNK + made.len());
         for (q, panel) in made.chunks_mut(PANEL).enumerate() {
             let (p, len) = (c * CHUNK + q * PANEL, panel.len());
             packed.resize(n * len, 0.0);
             for (i, v) in vectors.iter().enumerate() {
                 packed[i * len..(i + 1) * len].copy_from_slice(&v[p..p + len]);
-                // The vector's next panel, asked for now so that it is in cache by its turn.
-                prefetch(&v[(p + PANEL).min(d)..(p + 2 * PANEL).min(d)]);
+                // The vector's next panel in this chunk, asked for now so that it is in cache
+                // by its turn.
+                prefetch(&v[(p + PANEL).min(end)..(p + 2 * PANEL).min(end)]);
             }
             make(packed, p, panel);
             add_panel_sums::<T>(path, n, |i| &packed[i * len..(i + 1) * len], panel, &mut sums);
@@ -267,7 +269,8 @@ pub fn make_and_sum_each<T: Term>(
     (z, in_chunk_order(n, chunks))
 }
 
-/// Asks the memory for every cache line of `x`. A hint; it changes no result.
+/// Asks the memory for `x`, a 64-byte stretch at a time (from `x`'s start, so the line holding
+/// its last values may be left out when `x` is not aligned to one). A hint; it changes no result.
 #[inline(always)]
 fn prefetch(x: &[f64]) {
     #[cfg(target_arch = "x86_64")]

@@ -429,11 +429,13 @@ mod tests {
         let same = |a: &[f64], b: &[f64]| {
             a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits())
         };
-        // Lengths that end mid-panel, mid-chunk and past several chunks (the parallel path).
-        for d in [1, 300, kernel::CHUNK, 3 * kernel::CHUNK + kernel::PANEL + 5] {
+        // Lengths that end mid-panel, at a chunk's end, and mid-chunk past several chunks (the
+        // parallel path); counts that are and are not multiples of the four summed at once.
+        for (n, d) in [(7, 1), (3, 300), (7, kernel::CHUNK), (7, 3 * kernel::CHUNK + kernel::PANEL + 5)] {
             let v: Vec<Vec<f64>> =
-                (0..7).map(|_| (0..d).map(|_| rng.random::<f64>() - 0.5).collect()).collect();
-            let items: Vec<(usize, f64)> = [3, 0, 6, 1, 5, 2].map(|i| (i, 1.0 / (i + 3) as f64)).to_vec();
+                (0..n).map(|_| (0..d).map(|_| rng.random::<f64>() - 0.5).collect()).collect();
+            let items: Vec<(usize, f64)> =
+                [3, 0, 6, 1, 5, 2].iter().filter(|&&i| i < n).map(|&i| (i, 1.0 / (i + 3) as f64)).collect();
             let from: Vec<f64> = (0..d).map(|_| rng.random::<f64>()).collect();
             let sum = weighted_sum(&v, &items);
             let step = step_towards(&v, &items, &from);
@@ -441,7 +443,7 @@ mod tests {
             for &path in Path::ALL.iter().filter(|p| p.available()) {
                 for threads in [1, 2, 3] {
                     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                    let at = format!("d={d} {path:?} threads={threads}");
+                    let at = format!("n={n} d={d} {path:?} threads={threads}");
                     let (made, distances) = pool.install(|| weighted_sum_and_dist2_on(path, &v, &items));
                     assert!(same(&made, &sum) && same(&distances, &to_sum), "weighted sum, {at}");
                     let (made, distances) =

@@ -1,24 +1,13 @@
 //! Rules that move a point towards the inputs: the geometric median (smoothed Weiszfeld) and
 //! centered clipping.
 
-use crate::linalg::{dist2, dist2_to_each, step_towards, step_towards_and_dist2, weighted_sum_and_dist2};
+use crate::linalg::{dist2, step_towards, step_towards_and_dist2, weighted_sum, weighted_sum_and_dist2};
 
 /// Smoothed Weiszfeld (Pillutla et al., RFA): z ← Σ β_i x_i / Σ β_i with β_i = 1 / max(ν, ‖x_i − z‖),
-/// from `start`, until a step moves z by at most `tolerance` × max(1, ‖z‖) or after `iterations`.
+/// from `start` (`distances`: the vectors' squared distances to it), until a step moves z by at
+/// most `tolerance` × max(1, ‖z‖) or after `iterations`. Each step but a last one makes the next
+/// point and measures the vectors against it in one pass over the input.
 pub fn geometric_median(
-    vectors: &[Vec<f64>],
-    start: Vec<f64>,
-    iterations: usize,
-    tolerance: f64,
-    nu: f64,
-) -> Vec<f64> {
-    let distances = dist2_to_each(vectors, &start);
-    geometric_median_from(vectors, start, distances, iterations, tolerance, nu)
-}
-
-/// [`geometric_median`] from `start` and the squared distances of the vectors to it. Each step
-/// makes the next point and measures the vectors against it in one pass over the input.
-pub fn geometric_median_from(
     vectors: &[Vec<f64>],
     start: Vec<f64>,
     distances: Vec<f64>,
@@ -27,17 +16,23 @@ pub fn geometric_median_from(
     nu: f64,
 ) -> Vec<f64> {
     let (mut z, mut distances) = (start, distances);
-    for _ in 0..iterations {
+    for step in 0..iterations {
         let betas: Vec<f64> = distances.iter().map(|d| 1.0 / d.sqrt().max(nu)).collect();
         let total: f64 = betas.iter().sum();
         if total == 0.0 || !total.is_finite() {
             break;
         }
         let items: Vec<(usize, f64)> = betas.iter().enumerate().map(|(i, b)| (i, b / total)).collect();
-        let (next, to_next) = weighted_sum_and_dist2(vectors, &items);
+        let next = if step + 1 == iterations {
+            weighted_sum(vectors, &items)
+        } else {
+            let (next, to_next) = weighted_sum_and_dist2(vectors, &items);
+            distances = to_next;
+            next
+        };
         let moved = dist2(&next, &z).sqrt();
         let size = next.iter().map(|x| x * x).sum::<f64>().sqrt().max(1.0);
-        (z, distances) = (next, to_next);
+        z = next;
         if moved <= tolerance * size {
             break;
         }
@@ -46,18 +41,9 @@ pub fn geometric_median_from(
 }
 
 /// Centered clipping (Karimireddy et al. 2021): v ← v + (1/n) Σ (x_i − v) · min(1, τ / ‖x_i − v‖),
-/// `iterations` times from `start`.
-pub fn centered_clipping(vectors: &[Vec<f64>], start: Vec<f64>, radius: f64, iterations: usize) -> Vec<f64> {
-    if iterations == 0 {
-        return start;
-    }
-    let distances = dist2_to_each(vectors, &start);
-    centered_clipping_from(vectors, start, distances, radius, iterations)
-}
-
-/// [`centered_clipping`] from `start` and the squared distances of the vectors to it. Each step
-/// but the last also measures the vectors against where it lands, in the same pass.
-pub fn centered_clipping_from(
+/// `iterations` times from `start` (`distances`: the vectors' squared distances to it). Each
+/// step but the last also measures the vectors against where it lands, in the same pass.
+pub fn centered_clipping(
     vectors: &[Vec<f64>],
     start: Vec<f64>,
     distances: Vec<f64>,
@@ -86,16 +72,32 @@ pub fn centered_clipping_from(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::linalg::dist2_to_each;
+
+    /// The rules from a start, the distances to it measured here.
+    fn gm(v: &[Vec<f64>], start: Vec<f64>, iterations: usize, tolerance: f64, nu: f64) -> Vec<f64> {
+        let distances = dist2_to_each(v, &start);
+        geometric_median(v, start, distances, iterations, tolerance, nu)
+    }
+
+    fn cc(v: &[Vec<f64>], start: Vec<f64>, radius: f64, iterations: usize) -> Vec<f64> {
+        let distances = dist2_to_each(v, &start);
+        centered_clipping(v, start, distances, radius, iterations)
+    }
+
+    fn same(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits())
+    }
 
     #[test]
     fn geometric_median_of_a_triangle_vertex_case() {
         // For (0,0), (1,0), (0,1) and a far outlier (100,100) the geometric median stays near
         // the cluster: it is not pulled a quarter of the way to the outlier like the mean is.
         let v = vec![vec![0.0, 0.0], vec![1.0, 0.0], vec![0.0, 1.0], vec![100.0, 100.0]];
-        let z = geometric_median(&v, vec![0.0, 0.0], 1000, 1e-12, 1e-9);
+        let z = gm(&v, vec![0.0, 0.0], 1000, 1e-12, 1e-9);
         assert!(z[0] < 0.6 && z[1] < 0.6, "{z:?}");
         // Collinear points 0, 1, 10: the geometric median is the median, 1.
-        let z = geometric_median(&[vec![0.0], vec![1.0], vec![10.0]], vec![5.0], 1000, 1e-14, 1e-12);
+        let z = gm(&[vec![0.0], vec![1.0], vec![10.0]], vec![5.0], 1000, 1e-14, 1e-12);
         assert!((z[0] - 1.0).abs() < 1e-6, "{z:?}");
     }
 
@@ -109,24 +111,24 @@ mod tests {
                 let total: f64 = betas.iter().sum();
                 let items: Vec<(usize, f64)> =
                     betas.iter().enumerate().map(|(i, b)| (i, b / total)).collect();
-                z = crate::linalg::weighted_sum(vectors, &items);
+                z = weighted_sum(vectors, &items);
             }
             z
         }
         let d = 40_000;
         let v: Vec<Vec<f64>> =
             (0..9).map(|i| (0..d).map(|k| ((i * d + k) as f64 * 0.61).sin()).collect()).collect();
-        for iterations in [1, 2, 5] {
-            let fused = geometric_median(&v, vec![0.25; d], iterations, 0.0, 1e-6);
+        for iterations in [0, 1, 2, 5] {
+            let fused = gm(&v, vec![0.25; d], iterations, 0.0, 1e-6);
             let reference = two_passes(&v, vec![0.25; d], iterations);
-            assert!(fused.iter().zip(&reference).all(|(a, b)| a.to_bits() == b.to_bits()), "{iterations}");
+            assert!(same(&fused, &reference), "{iterations}");
         }
     }
 
     #[test]
     fn one_weiszfeld_step_by_hand() {
         // From z = 0 with points 1 and 3 (in 1-d): β = 1/1 and 1/3 → z = (1·1 + 3·1/3)/(4/3) = 1.5.
-        let z = geometric_median(&[vec![1.0], vec![3.0]], vec![0.0], 1, 0.0, 1e-9);
+        let z = gm(&[vec![1.0], vec![3.0]], vec![0.0], 1, 0.0, 1e-9);
         assert!((z[0] - 1.5).abs() < 1e-12);
     }
 
@@ -150,12 +152,9 @@ mod tests {
             (0..9).map(|i| (0..d).map(|k| ((i * d + k) as f64 * 0.61).sin()).collect()).collect();
         for iterations in [0, 1, 2, 5] {
             for radius in [1.0, 1e9] {
-                let fused = centered_clipping(&v, vec![0.25; d], radius, iterations);
+                let fused = cc(&v, vec![0.25; d], radius, iterations);
                 let reference = two_passes(&v, vec![0.25; d], radius, iterations);
-                assert!(
-                    fused.iter().zip(&reference).all(|(a, b)| a.to_bits() == b.to_bits()),
-                    "{iterations} {radius}"
-                );
+                assert!(same(&fused, &reference), "{iterations} {radius}");
             }
         }
     }
@@ -163,10 +162,10 @@ mod tests {
     #[test]
     fn centered_clipping_by_hand() {
         // From 0 with radius 1: x = 0.5 moves fully (0.5), x = 4 is clipped to 1; v = (0.5 + 1)/2.
-        let v = centered_clipping(&[vec![0.5], vec![4.0]], vec![0.0], 1.0, 1);
+        let v = cc(&[vec![0.5], vec![4.0]], vec![0.0], 1.0, 1);
         assert_eq!(v, vec![0.75]);
         // A huge radius makes one step the mean.
-        let v = centered_clipping(&[vec![1.0], vec![5.0]], vec![0.0], 1e9, 1);
+        let v = cc(&[vec![1.0], vec![5.0]], vec![0.0], 1e9, 1);
         assert_eq!(v, vec![3.0]);
     }
 }

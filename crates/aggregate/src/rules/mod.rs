@@ -181,11 +181,11 @@ impl Rule {
     }
 
     /// For the rules whose first pass meets every input value (the average, the trimmed mean,
-    /// and those that start from distances or norms, the geometric median's and centered
-    /// clipping's to their start), the aggregate of vectors of one
-    /// dimension not yet checked for finiteness: None if the rule is another, or that pass met
-    /// a value that is not finite (or overflowed on finite ones: the caller then checks the
-    /// input and applies the rule as ever).
+    /// those that start from distances or norms, and those that move a point from a start,
+    /// which measure every vector against it first), the aggregate of vectors of one dimension
+    /// not yet checked for finiteness: None if the rule is another, or that pass met a value
+    /// that is not finite (or overflowed on finite ones: the caller then checks the input and
+    /// applies the rule as ever).
     pub fn apply_checking(&self, vectors: &[Vec<f64>], f: usize) -> Option<Aggregate> {
         self.check(vectors.len(), f).ok()?;
         // Each of these sums runs over every coordinate of its vectors, with terms w·x (w > 0),
@@ -199,22 +199,12 @@ impl Rule {
                 d.iter().try_for_each(|row| finite(row))?;
                 self.finish_by_distances(vectors, f, &d)
             }
-            Rule::GeometricMedian { iterations, tolerance, nu } => {
+            Rule::GeometricMedian { .. } | Rule::CenteredClipping { .. } => {
                 // Finite distances to a start mean finite vectors, whatever the start.
-                let start = coordinate::median(vectors);
+                let start = self.start(vectors).ok()?;
                 let distances = dist2_to_each(vectors, &start);
                 finite(&distances)?;
-                let vector =
-                    geometric::geometric_median_from(vectors, start, distances, *iterations, *tolerance, *nu);
-                Aggregate { vector, kept: None }
-            }
-            Rule::CenteredClipping { radius, iterations, start } if *iterations > 0 => {
-                let start = start.point(vectors).ok()?;
-                let distances = dist2_to_each(vectors, &start);
-                finite(&distances)?;
-                let vector =
-                    geometric::centered_clipping_from(vectors, start, distances, *radius, *iterations);
-                Aggregate { vector, kept: None }
+                Aggregate { vector: self.finish_from_start(vectors, start, distances), kept: None }
             }
             Rule::Monna { pivot } => {
                 let distances = dist2_to_each(vectors, &vectors[*pivot]);
@@ -230,6 +220,30 @@ impl Rule {
         };
         finite(&out.vector)?;
         Some(out)
+    }
+
+    /// Where the rules that move a point start: the geometric median from the coordinate-wise
+    /// median, centered clipping from its `start`.
+    fn start(&self, vectors: &[Vec<f64>]) -> Result<Vec<f64>> {
+        match self {
+            Rule::GeometricMedian { .. } => Ok(coordinate::median(vectors)),
+            Rule::CenteredClipping { start, .. } => start.point(vectors),
+            _ => unreachable!("{} does not move a point", self.name()),
+        }
+    }
+
+    /// Finishes the rules that move a point, from their start and the squared distances of
+    /// the vectors to it.
+    fn finish_from_start(&self, vectors: &[Vec<f64>], start: Vec<f64>, distances: Vec<f64>) -> Vec<f64> {
+        match self {
+            Rule::GeometricMedian { iterations, tolerance, nu } => {
+                geometric::geometric_median(vectors, start, distances, *iterations, *tolerance, *nu)
+            }
+            Rule::CenteredClipping { radius, iterations, .. } => {
+                geometric::centered_clipping(vectors, start, distances, *radius, *iterations)
+            }
+            _ => unreachable!("{} does not move a point", self.name()),
+        }
     }
 
     /// Finishes the rules that start from distances: all pairs' (Krum, Multi-Krum, MDA), or
@@ -268,15 +282,10 @@ impl Rule {
                 None => Err(crate::validate(vectors).err().unwrap_or(Error::Overflow("trimmed mean"))),
             },
             Rule::Meamed => plain(coordinate::meamed(vectors, f)),
-            Rule::GeometricMedian { iterations, tolerance, nu } => plain(geometric::geometric_median(
-                vectors,
-                coordinate::median(vectors),
-                *iterations,
-                *tolerance,
-                *nu,
-            )),
-            Rule::CenteredClipping { radius, iterations, start } => {
-                plain(geometric::centered_clipping(vectors, start.point(vectors)?, *radius, *iterations))
+            Rule::GeometricMedian { .. } | Rule::CenteredClipping { .. } => {
+                let start = self.start(vectors)?;
+                let distances = dist2_to_each(vectors, &start);
+                plain(self.finish_from_start(vectors, start, distances))
             }
             Rule::Krum { .. } | Rule::MultiKrum { .. } | Rule::Mda { .. } => {
                 Ok(self.finish_by_distances(vectors, f, &pairwise_dist2(vectors)))
