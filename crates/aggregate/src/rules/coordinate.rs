@@ -1,30 +1,15 @@
 //! Coordinate-wise rules: each coordinate of the aggregate depends only on that coordinate of the
 //! inputs.
 
+use super::median::median_of;
 use crate::linalg::kernel::Path;
 use crate::linalg::lanes::{Lanes, MAX_WIDTH};
-use crate::linalg::{PARALLEL_FROM, from_ordered, ordered, per_column, per_column_with};
+use crate::linalg::{PARALLEL_FROM, from_ordered, ordered, per_column_with};
 use rayon::prelude::*;
 use std::ops::Range;
 
-/// The middle value of a column of [`ordered`] keys; for an even count, the mean of the two
-/// middle values.
-pub fn median_of(keys: &mut [i64]) -> f64 {
-    let n = keys.len();
-    let (lower, mid, _) = keys.select_nth_unstable(n / 2);
-    let mid = from_ordered(*mid);
-    match lower.iter().max() {
-        Some(&below) if n.is_multiple_of(2) => from_ordered(below) / 2.0 + mid / 2.0,
-        _ => mid,
-    }
-}
-
-pub fn median(vectors: &[Vec<f64>]) -> Vec<f64> {
-    per_column(vectors, median_of)
-}
-
 /// Coordinates the trimmed mean copies out of the vectors together.
-const STRIP: usize = 256;
+pub(super) const STRIP: usize = 256;
 /// Up to this many values a side (f + 1), the trimmed mean finds its bounds with a merging
 /// network vectorised across coordinates (12 min or max per value and end for f = 10, 19.5 at
 /// the largest list); beyond, by selection.
@@ -50,10 +35,30 @@ pub fn trimmed_mean(vectors: &[Vec<f64>], f: usize) -> Option<Vec<f64>> {
     trimmed_mean_by(vectors, f, bounds, Path::detect())
 }
 
+fn trimmed_mean_by(vectors: &[Vec<f64>], f: usize, bounds: Bounds, path: Path) -> Option<Vec<f64>> {
+    by_strips(vectors, |rows, out, next| match path {
+        Path::Portable => trimmed_strip::<[f64; 2]>(rows, f, bounds, out, next),
+        // SAFETY: the path is AVX2 only on CPUs that have it (`Path::detect`, tests check
+        // `available`).
+        #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
+        Path::Avx2 => unsafe { trimmed_strip_avx2(rows, f, bounds, out, next) },
+        // SAFETY: likewise for AVX-512.
+        #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
+        Path::Avx512 => unsafe { trimmed_strip_avx512(rows, f, bounds, out, next) },
+    })
+}
+
 /// Strips a thread takes at once, sharing one buffer.
 const STRIPS_PER_TASK: usize = 16;
 
-fn trimmed_mean_by(vectors: &[Vec<f64>], f: usize, bounds: Bounds, path: Path) -> Option<Vec<f64>> {
+/// Computes a coordinate-wise rule a strip of [`STRIP`] coordinates at a time: `strip` gets
+/// that strip of every vector as rows (one per vector), the outputs to fill, and where the next
+/// strip starts. None if a value is not finite: the check rides on the copy every value goes
+/// through anyway, so the input needs no pass of its own (see `Pipeline::aggregate`).
+pub(super) fn by_strips(
+    vectors: &[Vec<f64>],
+    strip: impl Fn(&[Strip], &mut [f64], NextStrip) + Sync,
+) -> Option<Vec<f64>> {
     let d = vectors.first().map_or(0, Vec::len);
     let task = |rows: &mut Vec<Strip>, (t, out): (usize, &mut [f64])| {
         rows.resize(vectors.len(), [0.0; ROW]);
@@ -72,17 +77,7 @@ fn trimmed_mean_by(vectors: &[Vec<f64>], f: usize, bounds: Bounds, path: Path) -
             if !finite {
                 return None;
             }
-            let ahead = |share| prefetch_next_strip(vectors, start + STRIP, share);
-            match path {
-                Path::Portable => trimmed_strip::<[f64; 2]>(rows, f, bounds, out, ahead),
-                // SAFETY: the path is AVX2 only on CPUs that have it (`Path::detect`, tests
-                // check `available`).
-                #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
-                Path::Avx2 => unsafe { trimmed_strip_avx2(rows, f, bounds, out, ahead) },
-                // SAFETY: likewise for AVX-512.
-                #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
-                Path::Avx512 => unsafe { trimmed_strip_avx512(rows, f, bounds, out, ahead) },
-            }
+            strip(rows, out, NextStrip { vectors, start: start + STRIP });
         }
         Some(())
     };
@@ -97,75 +92,65 @@ fn trimmed_mean_by(vectors: &[Vec<f64>], f: usize, bounds: Bounds, path: Path) -
     Some(out)
 }
 
-/// Asks the memory for a share of the strip that starts at `next` while the current one is
-/// computed, so that its copy finds it in cache: the share that the coordinates `share` are of
-/// a strip, so that the groups of any register width cover the strip between them. A hint; it
-/// changes no result.
-#[inline(always)]
-fn prefetch_next_strip(vectors: &[Vec<f64>], next: usize, share: Range<usize>) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        const LINE: usize = 8;
-        let lines = vectors.len() * STRIP / LINE;
-        for line in lines * share.start / STRIP..lines * share.end / STRIP {
-            let (i, at) = (line / (STRIP / LINE), next + line % (STRIP / LINE) * LINE);
-            if let Some(x) = vectors[i].get(at) {
-                // SAFETY: a prefetch only hints; the address is inside the vector.
-                unsafe {
-                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
-                        (x as *const f64).cast(),
-                    )
+/// The strip after the one being computed, which may be asked of the memory meanwhile.
+#[derive(Clone, Copy)]
+pub(super) struct NextStrip<'a> {
+    vectors: &'a [Vec<f64>],
+    start: usize,
+}
+
+impl NextStrip<'_> {
+    /// Asks the memory for a share of the strip, so that its copy finds it in cache: the
+    /// share that the coordinates `share` are of a strip, so that the groups of any register
+    /// width cover the strip between them. A hint; it changes no result.
+    #[inline(always)]
+    pub(super) fn prefetch(self, share: Range<usize>) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            const LINE: usize = 8;
+            let lines = self.vectors.len() * STRIP / LINE;
+            for line in lines * share.start / STRIP..lines * share.end / STRIP {
+                let (i, at) = (line / (STRIP / LINE), self.start + line % (STRIP / LINE) * LINE);
+                if let Some(x) = self.vectors[i].get(at) {
+                    // SAFETY: a prefetch only hints; the address is inside the vector.
+                    unsafe {
+                        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
+                            (x as *const f64).cast(),
+                        )
+                    }
                 }
             }
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = share;
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (vectors, next, share);
 }
 
 /// The same code with AVX2 registers of four coordinates.
 #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
 #[target_feature(enable = "avx2")]
-fn trimmed_strip_avx2(
-    rows: &[Strip],
-    f: usize,
-    bounds: Bounds,
-    out: &mut [f64],
-    ahead: impl Fn(Range<usize>),
-) {
-    trimmed_strip::<std::arch::x86_64::__m256d>(rows, f, bounds, out, ahead)
+fn trimmed_strip_avx2(rows: &[Strip], f: usize, bounds: Bounds, out: &mut [f64], next: NextStrip) {
+    trimmed_strip::<std::arch::x86_64::__m256d>(rows, f, bounds, out, next)
 }
 
 /// And compiled for AVX-512, eight to a register.
 #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
 #[target_feature(enable = "avx512f")]
-fn trimmed_strip_avx512(
-    rows: &[Strip],
-    f: usize,
-    bounds: Bounds,
-    out: &mut [f64],
-    ahead: impl Fn(Range<usize>),
-) {
-    trimmed_strip::<[f64; 8]>(rows, f, bounds, out, ahead)
+fn trimmed_strip_avx512(rows: &[Strip], f: usize, bounds: Bounds, out: &mut [f64], next: NextStrip) {
+    trimmed_strip::<[f64; 8]>(rows, f, bounds, out, next)
 }
 
 /// The trimmed means of one strip of coordinates (`out.len()` of them), one row per vector,
 /// a register of coordinates at a time: the group's bounds, then its sums, while its rows are
 /// still in the first-level cache.
 #[inline(always)]
-fn trimmed_strip<L: Lanes>(
-    rows: &[Strip],
-    f: usize,
-    bounds: Bounds,
-    out: &mut [f64],
-    ahead: impl Fn(Range<usize>),
-) {
+fn trimmed_strip<L: Lanes>(rows: &[Strip], f: usize, bounds: Bounds, out: &mut [f64], next: NextStrip) {
     let n = rows.len();
     let w = 1.0 / (n - 2 * f) as f64;
     let w_lanes = L::splat(w);
     let selected = (bounds == Bounds::Selection).then(|| bounds_by_selection(rows, f, out.len()));
     for (g, out) in (0..STRIP).step_by(L::WIDTH).zip(out.chunks_mut(L::WIDTH)) {
-        ahead(g..g + L::WIDTH);
+        next.prefetch(g..g + L::WIDTH);
         let (lo, hi) = match &selected {
             Some((lo, hi)) => (L::load(&lo[g..]), L::load(&hi[g..])),
             None => bounds_by_network::<L>(rows, g, f),
@@ -200,7 +185,7 @@ fn trimmed_strip<L: Lanes>(
 
 /// One vector's strip, padded by a cache line: rows a power of two apart would share a few sets
 /// of the first-level cache and evict each other before the group's second pass.
-type Strip = [f64; ROW];
+pub(super) type Strip = [f64; ROW];
 const ROW: usize = STRIP + 8;
 
 /// Values a bounds network takes in at a time.
@@ -350,14 +335,6 @@ mod tests {
         // Input given column-major for readability: one slice per coordinate.
         let n = cols[0].len();
         (0..n).map(|i| cols.iter().map(|c| c[i]).collect()).collect()
-    }
-
-    #[test]
-    fn median_odd_even_and_outliers() {
-        assert_eq!(median(&rows(&[&[3.0, 1.0, 2.0]])), vec![2.0]);
-        assert_eq!(median(&rows(&[&[4.0, 1.0, 3.0, 2.0]])), vec![2.5]);
-        assert_eq!(median(&rows(&[&[1.0, 2.0, 1e300], &[-5.0, 0.0, 5.0]])), vec![2.0, 0.0]);
-        assert_eq!(median(&rows(&[&[f64::MAX, f64::MAX]])), vec![f64::MAX]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod coordinate;
 mod distance;
 mod geometric;
+mod median;
 mod spectral;
 mod subsets;
 
@@ -37,6 +38,12 @@ pub const SMEA_MAX_SUBSETS: usize = 20_000;
 /// reference implementation computes in seconds, fits.
 pub const SMEA_MAX_SUBSETS_INTERACTIVE: u128 = 250_000;
 
+/// The result of a rule that checks finiteness as it goes (None when it met a value that is not
+/// finite), as an error that names what is wrong with the input.
+fn checked(rule: &'static str, vectors: &[Vec<f64>], out: Option<Vec<f64>>) -> Result<Vec<f64>> {
+    out.ok_or_else(|| crate::validate(vectors).err().unwrap_or(Error::Overflow(rule)))
+}
+
 /// Where centered clipping starts.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Start {
@@ -54,7 +61,7 @@ impl Start {
         Ok(match self {
             Start::Zero => vec![0.0; d],
             Start::Average => mean(vectors),
-            Start::Median => coordinate::median(vectors),
+            Start::Median => checked("median", vectors, median::median(vectors))?,
             Start::Point(p) if p.len() == d => p.clone(),
             Start::Point(p) => {
                 return Err(bad("start", format!("has {} coordinates, the vectors {d}", p.len())));
@@ -180,7 +187,7 @@ impl Rule {
         }
     }
 
-    /// For the rules whose first pass meets every input value (the average, the trimmed mean,
+    /// For the rules whose first pass meets every input value (the average, the median, the trimmed mean,
     /// those that start from distances or norms, and those that move a point from a start,
     /// which measure every vector against it first), the aggregate of vectors of one dimension
     /// not yet checked for finiteness: None if the rule is another, or that pass met a value
@@ -193,6 +200,7 @@ impl Rule {
         let finite = |sums: &[f64]| sums.iter().all(|x| x.is_finite()).then_some(());
         let out = match self {
             Rule::Average => Aggregate { vector: mean(vectors), kept: None },
+            Rule::Median => Aggregate { vector: median::median(vectors)?, kept: None },
             Rule::TrimmedMean => Aggregate { vector: coordinate::trimmed_mean(vectors, f)?, kept: None },
             Rule::Krum { .. } | Rule::MultiKrum { .. } | Rule::Mda { .. } => {
                 let d = pairwise_dist2(vectors);
@@ -226,7 +234,7 @@ impl Rule {
     /// median, centered clipping from its `start`.
     fn start(&self, vectors: &[Vec<f64>]) -> Result<Vec<f64>> {
         match self {
-            Rule::GeometricMedian { .. } => Ok(coordinate::median(vectors)),
+            Rule::GeometricMedian { .. } => checked("median", vectors, median::median(vectors)),
             Rule::CenteredClipping { start, .. } => start.point(vectors),
             _ => unreachable!("{} does not move a point", self.name()),
         }
@@ -275,12 +283,10 @@ impl Rule {
         let chosen = |(vector, kept)| Ok(Aggregate { vector, kept: Some(kept) });
         match self {
             Rule::Average => plain(mean(vectors)),
-            Rule::Median => plain(coordinate::median(vectors)),
-            Rule::TrimmedMean => match coordinate::trimmed_mean(vectors, f) {
-                Some(vector) => plain(vector),
-                // Only for input that skipped `validate`: say what is wrong with it.
-                None => Err(crate::validate(vectors).err().unwrap_or(Error::Overflow("trimmed mean"))),
-            },
+            Rule::Median => plain(checked("median", vectors, median::median(vectors))?),
+            Rule::TrimmedMean => {
+                plain(checked("trimmed mean", vectors, coordinate::trimmed_mean(vectors, f))?)
+            }
             Rule::Meamed => plain(coordinate::meamed(vectors, f)),
             Rule::GeometricMedian { .. } | Rule::CenteredClipping { .. } => {
                 let start = self.start(vectors)?;
