@@ -196,12 +196,13 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     pub fn panel<T: Term, const W: usize>(a: &[f64], b: [&[f64]; W]) -> [f64; W] {
         let len = a.len();
-        let b = b.map(|v| &v[..len]);
+        // Checked once here, not resliced through an array map (a call per panel).
+        assert!(b.iter().all(|v| v.len() >= len), "a panel's rows are as long as its first");
         let full = len - len % LANES;
         let mut low = [_mm256_setzero_pd(); W];
         let mut high = [_mm256_setzero_pd(); W];
         for k in (0..full).step_by(LANES) {
-            // SAFETY: k + LANES ≤ len, and every slice here has len elements.
+            // SAFETY: k + LANES ≤ len, and every slice here has at least len elements.
             unsafe {
                 let x0 = _mm256_loadu_pd(a.as_ptr().add(k));
                 let x1 = _mm256_loadu_pd(a.as_ptr().add(k + 4));
@@ -213,34 +214,41 @@ mod avx2 {
                 }
             }
         }
-        std::array::from_fn(|w| finish::<T>(low[w], high[w], a, b[w], full))
+        let mut out = [0.0; W];
+        for w in 0..W {
+            out[w] = finish::<T>(low[w], high[w], a, b[w], full);
+        }
+        out
     }
 
     /// Two rows against two: eight accumulators, and each of the four loads per step serves
-    /// two sums.
+    /// two sums. Written out, without array maps: a tile is only 32 steps long, and calls
+    /// around it would cost as much as its loop.
     #[target_feature(enable = "avx2,fma")]
     pub fn tile<T: Term>(a: [&[f64]; 2], b: [&[f64]; 2]) -> [[f64; 2]; 2] {
         let len = a[0].len();
-        let (a, b) = (a.map(|v| &v[..len]), b.map(|v| &v[..len]));
+        let (a0, a1, b0, b1) = (&a[0][..len], &a[1][..len], &b[0][..len], &b[1][..len]);
         let full = len - len % LANES;
-        let mut low = [[_mm256_setzero_pd(); 2]; 2];
-        let mut high = [[_mm256_setzero_pd(); 2]; 2];
+        let z = _mm256_setzero_pd();
+        let (mut l00, mut h00, mut l01, mut h01) = (z, z, z, z);
+        let (mut l10, mut h10, mut l11, mut h11) = (z, z, z, z);
         for k in (0..full).step_by(LANES) {
             // SAFETY: k + LANES ≤ len, and every slice here has len elements.
             unsafe {
-                let x =
-                    a.map(|v| [_mm256_loadu_pd(v.as_ptr().add(k)), _mm256_loadu_pd(v.as_ptr().add(k + 4))]);
-                for c in 0..2 {
-                    let y0 = _mm256_loadu_pd(b[c].as_ptr().add(k));
-                    let y1 = _mm256_loadu_pd(b[c].as_ptr().add(k + 4));
-                    for r in 0..2 {
-                        low[r][c] = accumulate::<T>(low[r][c], x[r][0], y0);
-                        high[r][c] = accumulate::<T>(high[r][c], x[r][1], y1);
-                    }
-                }
+                let load = |v: &[f64], at: usize| _mm256_loadu_pd(v.as_ptr().add(at));
+                let (x0, x1, u0, u1) = (load(a0, k), load(a0, k + 4), load(a1, k), load(a1, k + 4));
+                let (y0, y1) = (load(b0, k), load(b0, k + 4));
+                (l00, h00) = (accumulate::<T>(l00, x0, y0), accumulate::<T>(h00, x1, y1));
+                (l10, h10) = (accumulate::<T>(l10, u0, y0), accumulate::<T>(h10, u1, y1));
+                let (y0, y1) = (load(b1, k), load(b1, k + 4));
+                (l01, h01) = (accumulate::<T>(l01, x0, y0), accumulate::<T>(h01, x1, y1));
+                (l11, h11) = (accumulate::<T>(l11, u0, y0), accumulate::<T>(h11, u1, y1));
             }
         }
-        std::array::from_fn(|r| std::array::from_fn(|c| finish::<T>(low[r][c], high[r][c], a[r], b[c], full)))
+        [
+            [finish::<T>(l00, h00, a0, b0, full), finish::<T>(l01, h01, a0, b1, full)],
+            [finish::<T>(l10, h10, a1, b0, full), finish::<T>(l11, h11, a1, b1, full)],
+        ]
     }
 }
 
