@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use std::ops::Range;
 
 /// Coordinates the trimmed mean copies out of the vectors together.
-pub(super) const STRIP: usize = 256;
+const STRIP: usize = 256;
 /// Up to this many values a side (f + 1), the trimmed mean finds its bounds with a merging
 /// network vectorised across coordinates (12 min or max per value and end for f = 10, 19.5 at
 /// the largest list); beyond, by selection.
@@ -122,7 +122,7 @@ impl NextStrip<'_> {
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = share;
+        let _ = (self.vectors, self.start, share);
     }
 }
 
