@@ -61,13 +61,24 @@ impl Term for Dot {
 impl Term for Dist2 {
     const DIFFERENCE: bool = true;
     /// One rounding fewer than d·d then +, and on x86 one instruction on the multipliers,
-    /// which leaves the adders only the difference: the all-pairs kernel runs at twice the
-    /// terms per cycle.
+    /// which leaves the adders only the difference: that lifts the adders' bound on the
+    /// all-pairs kernel.
     #[inline(always)]
     fn accumulate(sum: f64, a: f64, b: f64) -> f64 {
         let d = a - b;
-        d.mul_add(d, sum)
+        fused_multiply_add(d, d, sum)
     }
+}
+
+/// x·y + z rounded once: the CPU's instruction where the build targets one, elsewhere the
+/// libm crate's correctly rounded software (not the platform C library's, which some round
+/// wrongly). Either way, the same bits.
+#[inline(always)]
+fn fused_multiply_add(x: f64, y: f64, z: f64) -> f64 {
+    #[cfg(any(target_arch = "aarch64", target_feature = "fma"))]
+    return x.mul_add(y, z);
+    #[cfg(not(any(target_arch = "aarch64", target_feature = "fma")))]
+    return libm::fma(x, y, z);
 }
 
 /// Which compiled copy of the kernels runs. Every path gives the same bits.
@@ -141,7 +152,7 @@ fn panel<T: Term, const W: usize>(path: Path, a: &[f64], b: [&[f64]; W]) -> [f64
     match path {
         Path::Portable => b.map(|b| panel_portable::<T>(a, b)),
         // SAFETY: `Avx2` and `Avx512` are only chosen (by `detect`, or by tests after
-        // `available`) on CPUs that have AVX2.
+        // `available`) on CPUs that have AVX2 and FMA (`available` checks both).
         #[cfg(all(target_arch = "x86_64", not(feature = "portable")))]
         Path::Avx2 | Path::Avx512 => unsafe { avx2::panel::<T, W>(a, b) },
     }
@@ -221,8 +232,7 @@ mod avx2 {
         out
     }
 
-    /// Two rows against two: eight accumulators, and each of the four loads per step serves
-    /// two sums. Written out, without array maps: a tile is only 32 steps long, and calls
+    /// Two rows against two: eight accumulators, and each row's loads serve two sums. Written out, without array maps: a tile is only 32 steps long, and calls
     /// around it would cost as much as its loop.
     #[target_feature(enable = "avx2,fma")]
     pub fn tile<T: Term>(a: [&[f64]; 2], b: [&[f64]; 2]) -> [[f64; 2]; 2] {
@@ -502,6 +512,26 @@ mod tests {
             total += chunk;
         }
         total
+    }
+
+    #[test]
+    fn a_squared_distance_is_added_with_one_rounding() {
+        // d = 1 + 2⁻²⁷: d² = 1 + 2⁻²⁶ + 2⁻⁵⁴, whose last term a rounded product drops. Fused,
+        // s + d² for s = −(1 + 2⁻²⁶) is exactly 2⁻⁵⁴; unfused it would be 0.
+        let d = 1.0 + 2f64.powi(-27);
+        let s = -(1.0 + 2f64.powi(-26));
+        assert_eq!(Dist2::accumulate(s, d, 0.0), 2f64.powi(-54));
+        assert_eq!(Dot::accumulate(s, d, d), 0.0);
+        // And on every path's lanes: each lane adds x², x², d² with x = 2⁻²⁷, so 2⁻⁵³ then
+        // d². 1 + 2⁻²⁶ + 2⁻⁵³ is a tie that rounds to even (down) but for d²'s 2⁻⁵⁴, which
+        // only a fused add sees: each lane is 1 + 2⁻²⁶ + 2⁻⁵², and the tree adds eight of them.
+        let x = 2f64.powi(-27);
+        let a: Vec<f64> = [x, x, d].iter().flat_map(|&v| [v; LANES]).collect();
+        let lane = 1.0 + 2f64.powi(-26) + 2f64.powi(-52);
+        for &path in Path::ALL.iter().filter(|p| p.available()) {
+            let got = sum::<Dist2>(path, &a, &vec![0.0; a.len()]);
+            assert_eq!(got, 8.0 * lane, "{path:?}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use super::coordinate::{NextStrip, Strip, by_strips};
 use crate::linalg::kernel::Path;
 use crate::linalg::lanes::Lanes;
 use crate::linalg::{from_ordered, per_column};
+use rayon::prelude::*;
 
 /// Up to this many vectors, the median is taken by a network (whose wires then fit in a byte);
 /// beyond, by selection in each column.
@@ -35,8 +36,10 @@ fn median_by_network(vectors: &[Vec<f64>], path: Path) -> Option<Vec<f64>> {
     })
 }
 
+/// Beyond the network's size: a pass of its own checks finiteness, then each column is selected.
 fn median_by_selection(vectors: &[Vec<f64>]) -> Option<Vec<f64>> {
-    vectors.iter().flatten().all(|x| x.is_finite()).then(|| per_column(vectors, |c| median_of(c) + 0.0))
+    let finite = vectors.par_iter().all(|v| v.iter().all(|x| x.is_finite()));
+    finite.then(|| per_column(vectors, |c| median_of(c) + 0.0))
 }
 
 /// The middle value of a column of [`ordered`](crate::linalg::ordered) keys; for an even
@@ -84,9 +87,13 @@ fn median_strip<L: Lanes>(rows: &[Strip], network: &Middle, out: &mut [f64], nex
             wires[usize::from(b)] = x.max(y);
         }
         let (lower, upper) = (wires[usize::from(network.lower)], wires[usize::from(network.upper)]);
-        // x/2 and x·0.5 are the same correctly rounded value.
-        let median =
-            if network.lower == network.upper { upper } else { lower.mul(half).add(upper.mul(half)) };
+        // x/2 and x·0.5 are the same correctly rounded value; + 0.0 again, as two halves of
+        // −5e-324 round to −0.0.
+        let median = if network.lower == network.upper {
+            upper
+        } else {
+            lower.mul(half).add(upper.mul(half)).add(zero)
+        };
         let mut lanes = [0.0; crate::linalg::lanes::MAX_WIDTH];
         median.store(&mut lanes);
         out.copy_from_slice(&lanes[..out.len()]);
@@ -210,7 +217,7 @@ mod tests {
                 assert!(w.is_sorted(), "size {size} input {bits:b}");
             }
         }
-        // 63·8 + 24·4... the known count for 16 wires is 63, for 128 it is 1471.
+        // The known counts: 63 exchanges for 16 wires, 1,471 for 128.
         assert_eq!(odd_even_merge_sort(16).len(), 63);
         assert_eq!(odd_even_merge_sort(128).len(), 1471);
     }
@@ -250,7 +257,7 @@ mod tests {
     /// Columns with many exact ties, ±0 and outliers.
     fn awkward(n: usize, d: usize, seed: u64) -> Vec<Vec<f64>> {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let pick = [0.0, -0.0, 1.0, -1.0, 2.5, 1e300, -1e300, f64::MAX, 5e-324];
+        let pick = [0.0, -0.0, 1.0, -1.0, 2.5, 1e300, -1e300, f64::MAX, 5e-324, -5e-324];
         let value = |rng: &mut rand_chacha::ChaCha8Rng| {
             if rng.random::<bool>() { pick[rng.random_range(0..pick.len())] } else { rng.random() }
         };
@@ -259,14 +266,18 @@ mod tests {
 
     #[test]
     fn network_and_selection_give_the_same_bits_on_every_path() {
-        // Odd and even n, strips cut short, a column of −0.0 only (whose median is +0.0).
+        // Odd and even n, strips cut short.
         for (n, d) in [(1, 3), (2, 9), (3, 300), (4, 257), (7, 64), (10, 513), (100, 270), (256, 37)] {
             let mut v = awkward(n, d, (n * 1000 + d) as u64);
+            // A column of −0.0, and one of −5e-324, whose halves round to −0.0.
             for x in &mut v {
                 x[0] = -0.0;
+                x[d - 1] = -5e-324;
             }
             let selected = median_by_selection(&v).expect("finite");
             assert_eq!(selected[0].to_bits(), 0.0f64.to_bits());
+            let tiny: f64 = if n % 2 == 0 { 0.0 } else { -5e-324 };
+            assert_eq!(selected[d - 1].to_bits(), tiny.to_bits(), "n={n}");
             for path in Path::ALL.iter().filter(|p| p.available()) {
                 let network = median_by_network(&v, *path).expect("finite");
                 let same = network.len() == d

@@ -195,8 +195,9 @@ impl Rule {
     /// applies the rule as ever).
     pub fn apply_checking(&self, vectors: &[Vec<f64>], f: usize) -> Option<Aggregate> {
         self.check(vectors.len(), f).ok()?;
-        // Each of these sums runs over every coordinate of its vectors, with terms w·x (w > 0),
-        // (x − y)² or x²; with every vector in some sum, all are finite only if the input is.
+        // The median and the trimmed mean check each value as they copy it. Each of the other
+        // sums runs over every coordinate of its vectors, with terms w·x (w > 0), (x − y)² or
+        // x²; with every vector in some sum, all are finite only if the input is.
         let finite = |sums: &[f64]| sums.iter().all(|x| x.is_finite()).then_some(());
         let out = match self {
             Rule::Average => Aggregate { vector: mean(vectors), kept: None },
