@@ -232,8 +232,9 @@ mod avx2 {
         out
     }
 
-    /// Two rows against two: eight accumulators, and each row's loads serve two sums. Written out, without array maps: a tile is only 32 steps long, and calls
-    /// around it would cost as much as its loop.
+    /// Two rows against two: eight accumulators, and each row's loads serve two sums. Written
+    /// out, without array maps: a tile is only 32 steps long, and calls around it would cost
+    /// as much as its loop.
     #[target_feature(enable = "avx2,fma")]
     pub fn tile<T: Term>(a: [&[f64]; 2], b: [&[f64]; 2]) -> [[f64; 2]; 2] {
         let len = a[0].len();

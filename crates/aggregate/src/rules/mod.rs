@@ -44,6 +44,12 @@ fn checked(rule: &'static str, vectors: &[Vec<f64>], out: Option<Vec<f64>>) -> R
     out.ok_or_else(|| crate::validate(vectors).err().unwrap_or(Error::Overflow(rule)))
 }
 
+/// The coordinate-wise median, or what is wrong with the input: the median rule and the start
+/// of geomed and centered clipping.
+fn checked_median(vectors: &[Vec<f64>]) -> Result<Vec<f64>> {
+    checked("median", vectors, median::median(vectors))
+}
+
 /// Where centered clipping starts.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Start {
@@ -61,7 +67,7 @@ impl Start {
         Ok(match self {
             Start::Zero => vec![0.0; d],
             Start::Average => mean(vectors),
-            Start::Median => checked("median", vectors, median::median(vectors))?,
+            Start::Median => checked_median(vectors)?,
             Start::Point(p) if p.len() == d => p.clone(),
             Start::Point(p) => {
                 return Err(bad("start", format!("has {} coordinates, the vectors {d}", p.len())));
@@ -187,9 +193,9 @@ impl Rule {
         }
     }
 
-    /// For the rules whose first pass meets every input value (the average, the median, the trimmed mean,
-    /// those that start from distances or norms, and those that move a point from a start,
-    /// which measure every vector against it first), the aggregate of vectors of one dimension
+    /// For the rules whose first pass meets every input value (the average, the median, the
+    /// trimmed mean, those that start from distances or norms, and those that move a point from
+    /// a start, which measure every vector against it first), the aggregate of vectors of one dimension
     /// not yet checked for finiteness: None if the rule is another, or that pass met a value
     /// that is not finite (or overflowed on finite ones: the caller then checks the input and
     /// applies the rule as ever).
@@ -235,7 +241,7 @@ impl Rule {
     /// median, centered clipping from its `start`.
     fn start(&self, vectors: &[Vec<f64>]) -> Result<Vec<f64>> {
         match self {
-            Rule::GeometricMedian { .. } => checked("median", vectors, median::median(vectors)),
+            Rule::GeometricMedian { .. } => checked_median(vectors),
             Rule::CenteredClipping { start, .. } => start.point(vectors),
             _ => unreachable!("{} does not move a point", self.name()),
         }
@@ -284,7 +290,7 @@ impl Rule {
         let chosen = |(vector, kept)| Ok(Aggregate { vector, kept: Some(kept) });
         match self {
             Rule::Average => plain(mean(vectors)),
-            Rule::Median => plain(checked("median", vectors, median::median(vectors))?),
+            Rule::Median => plain(checked_median(vectors)?),
             Rule::TrimmedMean => {
                 plain(checked("trimmed mean", vectors, coordinate::trimmed_mean(vectors, f))?)
             }
